@@ -1,0 +1,1 @@
+"""fgrad internals; the public API lives in the modules one level up."""

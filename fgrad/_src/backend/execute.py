@@ -1,0 +1,17 @@
+"""Run a closed jaxpr on concrete arrays with the configured backend.
+
+``reference`` evaluates equation by equation with the NumPy implementations;
+``numba`` lowers the jaxpr to a ``Program`` and runs it in the interpreter.
+"""
+
+from fgrad._src import config, core
+
+
+def run_closed_jaxpr(closed, args):
+    """Evaluate ``closed`` on concrete ``args``; returns a list of arrays."""
+    if config.flags.backend == "numba":
+        from fgrad._src.backend import interp
+
+        if interp.AVAILABLE:
+            return interp.run(closed, args)
+    return core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))

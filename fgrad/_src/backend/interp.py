@@ -1,0 +1,7 @@
+"""The numba interpreter (not built yet: the reference executor runs instead)."""
+
+AVAILABLE = False
+
+
+def run(closed, args):
+    raise NotImplementedError

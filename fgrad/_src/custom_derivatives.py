@@ -1,0 +1,207 @@
+"""``fg.custom_vjp``: user-defined reverse-mode rules.
+
+A call under a transform binds ``custom_vjp_call`` (its body staged as a
+jaxpr). Its JVP rule runs the user's ``fwd`` on the primals and emits the
+linear primitive ``custom_lin``, whose transpose calls the user's ``bwd``.
+So ``grad``, ``jit`` and higher-order reverse mode all see the custom rule.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from fgrad._src import core
+from fgrad._src.core import Tracer, get_aval
+from fgrad._src.interpreters import ad
+from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+from fgrad._src.lax.utils import primitive
+from fgrad._src.tree import tree_flatten, tree_unflatten
+
+# --------------------------------------------------------------------------- custom_vjp_call
+
+
+def _custom_vjp_call_impl(*args, call_jaxpr, fwd, bwd, name):
+    return core.eval_jaxpr(call_jaxpr.jaxpr, call_jaxpr.consts, list(args))
+
+
+def _custom_vjp_call_abstract(*avals, call_jaxpr, fwd, bwd, name):
+    return call_jaxpr.out_avals
+
+
+custom_vjp_call_p = primitive(
+    "custom_vjp_call",
+    _custom_vjp_call_abstract,
+    _custom_vjp_call_impl,
+    multiple_results=True,
+    pp=lambda params: {"name": params["name"]},
+)
+
+
+def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name):
+    outs, residuals = fwd(*primals)
+    out_avals = [ad.tangent_aval(get_aval(x)) for x in outs]
+    if all(isinstance(t, ad.Zero) for t in tangents):
+        return outs, [ad.Zero(aval) for aval in out_avals]
+    tangents_in = [ad.instantiate_zeros(t) for t in tangents]
+    tangents_out = custom_lin_p.bind(
+        *residuals, *tangents_in, num_res=len(residuals), bwd=bwd, out_avals=tuple(out_avals)
+    )
+    return outs, tangents_out
+
+
+ad.jvp_rules[custom_vjp_call_p] = _custom_vjp_call_jvp
+
+# --------------------------------------------------------------------------- custom_lin
+
+
+def _custom_lin_impl(*args, num_res, bwd, out_avals):
+    raise TypeError(
+        "can't apply forward-mode autodiff (jvp, jacfwd) to a custom_vjp function: it only "
+        "defines a reverse-mode rule. Use fg.grad, fg.vjp or fg.jacrev instead."
+    )
+
+
+def _custom_lin_abstract(*avals, num_res, bwd, out_avals):
+    return list(out_avals)
+
+
+custom_lin_p = primitive(
+    "custom_lin",
+    _custom_lin_abstract,
+    _custom_lin_impl,
+    multiple_results=True,
+    pp=lambda params: {"num_res": params["num_res"]},
+)
+
+
+def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
+    residuals = args[:num_res]
+    cts = [ad.instantiate_zeros(ct) for ct in cts]
+    return [None] * num_res + list(bwd(residuals, cts))
+
+
+ad.deftranspose(custom_lin_p, _custom_lin_transpose)
+ad.jvp_rules[custom_lin_p] = lambda primals, tangents, **params: _custom_lin_impl()
+
+# --------------------------------------------------------------------------- the decorator
+
+
+class custom_vjp:
+    """Give a function a custom vector-Jacobian product.
+
+    >>> import fgrad as fg
+    >>> @fg.custom_vjp
+    ... def clip_gradient(x):
+    ...     return x
+    >>> def fwd(x):
+    ...     return x, None
+    >>> def bwd(res, g):
+    ...     return (np.clip(g, -1.0, 1.0),)
+    >>> clip_gradient.defvjp(fwd, bwd)
+    >>> float(fg.grad(lambda x: 5.0 * clip_gradient(x))(2.0))
+    1.0
+    """
+
+    def __init__(self, fun):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.fwd = None
+        self.bwd = None
+        self._jaxpr_cache: dict = {}
+
+    def defvjp(self, fwd, bwd):
+        """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, ct) -> tuple``."""
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args):
+        if self.fwd is None:
+            raise TypeError(
+                f"no VJP defined for custom_vjp function {self.__name__}; "
+                "call .defvjp(fwd, bwd) first."
+            )
+        leaves, in_tree = tree_flatten(args)
+        if not any(isinstance(x, Tracer) for x in leaves):
+            return self.fun(*args)
+        in_avals = [get_aval(x) for x in leaves]
+        call_jaxpr, out_tree = self._trace(in_tree, in_avals)
+        fwd_flat, bwd_flat = self._flat_rules(in_tree, in_avals, out_tree)
+        outs = custom_vjp_call_p.bind(
+            *leaves, call_jaxpr=call_jaxpr, fwd=fwd_flat, bwd=bwd_flat, name=self.__name__
+        )
+        return tree_unflatten(out_tree, outs)
+
+    def _trace(self, in_tree, in_avals):
+        key = (in_tree, tuple(in_avals))
+        if key not in self._jaxpr_cache:
+            store = {}
+
+            def fun_flat(*leaves):
+                out = self.fun(*tree_unflatten(in_tree, leaves))
+                out_leaves, store["tree"] = tree_flatten(out)
+                return out_leaves
+
+            call_jaxpr = trace_to_jaxpr(fun_flat, in_avals)
+            self._jaxpr_cache[key] = (call_jaxpr, store["tree"])
+        return self._jaxpr_cache[key]
+
+    def _flat_rules(self, in_tree, in_avals, out_tree):
+        res_tree_cell = {}
+        name = self.__name__
+
+        def fwd_flat(*leaves):
+            result = self.fwd(*tree_unflatten(in_tree, leaves))
+            if not (isinstance(result, tuple) and len(result) == 2):
+                raise TypeError(
+                    f"custom_vjp fwd of {name} must return a pair (output, residuals), "
+                    f"got {type(result).__name__}"
+                )
+            out, residuals = result
+            out_leaves, fwd_out_tree = tree_flatten(out)
+            if fwd_out_tree != out_tree:
+                raise TypeError(
+                    f"custom_vjp fwd of {name} returned output structure {fwd_out_tree}, "
+                    f"but the function returns {out_tree}"
+                )
+            res_leaves, res_tree_cell["tree"] = tree_flatten(residuals)
+            return out_leaves, res_leaves
+
+        def bwd_flat(res_leaves, cts):
+            residuals = tree_unflatten(res_tree_cell["tree"], res_leaves)
+            result = self.bwd(residuals, tree_unflatten(out_tree, cts))
+            n_args = len(in_tree.children)
+            if not isinstance(result, tuple) or len(result) != n_args:
+                raise TypeError(
+                    f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
+                    f"argument ({n_args}), got {type(result).__name__}"
+                    + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
+                )
+            ct_leaves, ct_tree = tree_flatten(result, is_leaf=lambda x: x is None)
+            if len(ct_leaves) != len(in_avals):
+                raise TypeError(
+                    f"custom_vjp bwd of {name} returned structure {ct_tree}, "
+                    f"which does not match the arguments' structure {in_tree}"
+                )
+            return [_check_ct(name, i, ct, aval) for i, (ct, aval) in
+                    enumerate(zip(ct_leaves, in_avals))]
+
+        return fwd_flat, bwd_flat
+
+
+def _check_ct(name, i, ct, aval):
+    if ct is None:
+        return ad.Zero(ad.tangent_aval(aval))
+    ct_aval = get_aval(ct)
+    if ct_aval.shape != aval.shape:
+        raise ValueError(
+            f"custom_vjp bwd of {name} returned a cotangent of shape {ct_aval.shape} for "
+            f"input {i}, which has shape {aval.shape}"
+        )
+    if not isinstance(ct, Tracer):
+        ct = np.asarray(ct, dtype=aval.dtype)
+    elif ct_aval.dtype != aval.dtype:
+        from fgrad._src.lax import lax
+
+        ct = lax.convert_element_type(ct, aval.dtype)
+    return ct

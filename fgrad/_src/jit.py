@@ -1,0 +1,127 @@
+"""``fg.jit``: trace once per abstract signature, then run the staged program.
+
+The cache key is the pytree structure, each leaf's shape, dtype and
+weak-typedness, and the static arguments by value. Under another transform
+the cached jaxpr is evaluated through ``bind``, so ``grad(jit(f))`` composes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import OrderedDict
+
+from fgrad._src import config, core
+from fgrad._src.api import _check_leaves, flatten_fun
+from fgrad._src.core import Tracer, get_aval
+from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+from fgrad._src.tree import tree_flatten, tree_unflatten
+
+logger = logging.getLogger("fgrad")
+
+
+def _static_key(value, index):
+    try:
+        hash(value)
+    except TypeError:
+        raise ValueError(
+            f"jit: static argument {index} has unhashable type {type(value).__name__}; "
+            "static arguments are cached by value, so pass a hashable one (a tuple "
+            "instead of a list, for example), or make it a regular traced argument."
+        ) from None
+    return (type(value), value)
+
+
+def _describe_miss(key, cache):
+    if not cache:
+        return "first call"
+    tree, avals, statics = key
+    for old_tree, old_avals, old_statics in cache:
+        if old_tree != tree:
+            continue
+        if old_statics != statics:
+            return f"static arguments changed to {statics}"
+        diffs = [
+            f"argument leaf {i}: {a.str_short()} -> {b.str_short()}"
+            for i, (a, b) in enumerate(zip(old_avals, avals))
+            if a != b
+        ]
+        if diffs:
+            return "new shapes/dtypes (" + "; ".join(diffs) + ")"
+    return f"new argument structure {tree}"
+
+
+class JittedFunction:
+    """The callable returned by ``fg.jit``."""
+
+    def __init__(self, fun, static_argnums):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = static_argnums
+        self._cache: OrderedDict = OrderedDict()
+
+    def _signature(self, args):
+        statics = tuple(
+            _static_key(args[i], i) for i in self.static_argnums if i < len(args)
+        )
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        leaves, tree = tree_flatten(dynamic)
+        _check_leaves(leaves, "jit arguments")
+        avals = tuple(get_aval(x) for x in leaves)
+        return (tree, avals, statics), leaves
+
+    def lower(self, *args):
+        """The ``ClosedJaxpr`` (and output tree) for these arguments, traced at most once."""
+        key, leaves = self._signature(args)
+        entry = self._cache.get(key)
+        if entry is not None:
+            self._cache.move_to_end(key)
+            return entry, leaves
+        if config.flags.log_compiles:
+            logger.warning(
+                "fgrad.jit: tracing %s (%s)",
+                getattr(self.fun, "__name__", "fun"),
+                _describe_miss(key, self._cache),
+            )
+
+        def f_dynamic(*dyn):
+            it = iter(dyn)
+            full = [args[i] if i in self.static_argnums else next(it) for i in range(len(args))]
+            return self.fun(*full)
+
+        tree = key[0]
+        f_flat, store = flatten_fun(f_dynamic, tree)
+        closed = trace_to_jaxpr(f_flat, list(key[1]))
+        entry = (closed, store["tree"])
+        self._cache[key] = entry
+        while len(self._cache) > config.flags.jit_cache_size:
+            self._cache.popitem(last=False)
+        return entry, leaves
+
+    def __call__(self, *args):
+        (closed, out_tree), leaves = self.lower(*args)
+        if _is_top_level(leaves):
+            from fgrad._src.backend import execute
+
+            outs = execute.run_closed_jaxpr(closed, leaves)
+        else:
+            outs = core.eval_jaxpr(closed.jaxpr, closed.consts, leaves)
+        return tree_unflatten(out_tree, outs)
+
+
+def _is_top_level(leaves) -> bool:
+    return core.current_level() == 0 and not any(isinstance(x, Tracer) for x in leaves)
+
+
+def jit(fun, static_argnums=()):
+    """Compile ``fun``: trace it once per abstract signature and run the staged program.
+
+    >>> import fgrad.numpy as fnp
+    >>> f = jit(lambda x: fnp.sum(x * 2.0))
+    >>> float(f(np.ones(3)))
+    6.0
+    """
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+    return JittedFunction(fun, tuple(static_argnums))
+

@@ -1,0 +1,1 @@
+"""Primitives, one block per primitive with all its rules (see ``lax.py``)."""

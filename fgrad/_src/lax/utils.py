@@ -1,0 +1,94 @@
+"""Helpers that register a primitive's abstract-eval and NumPy rules in one call."""
+
+import numpy as np
+
+from fgrad._src import core, dtypes
+from fgrad._src.core import Primitive, ShapedArray
+from fgrad._src.pretty_print import pp_rules
+
+FLOAT = "float"
+NUMERIC = "numeric"
+ANY = "any"
+
+
+def _check_dtype(name, aval, accepted):
+    kind = aval.dtype.kind
+    if accepted == FLOAT and kind != "f":
+        raise TypeError(f"{name} requires a floating-point operand, got {aval.str_short()}")
+    if accepted == NUMERIC and kind == "b":
+        raise TypeError(f"{name} does not accept boolean operands, got {aval.str_short()}")
+
+
+def _as_dtype(impl, dtype_of):
+    # NB: NumPy may return a different dtype than the abstract rule promises
+    # (e.g. for 0-d inputs); the reference casts so both executors agree.
+    def impl_cast(*args, **params):
+        out = impl(*args, **params)
+        dtype = dtype_of(*args, **params)
+        if isinstance(out, (np.ndarray, np.generic)) and out.dtype == dtype:
+            return out
+        return np.asarray(out, dtype)
+
+    return impl_cast
+
+
+def unop(name, impl, accepted=FLOAT, result_dtype=None) -> Primitive:
+    """A shape-preserving unary primitive with NumPy implementation ``impl``."""
+    prim = Primitive(name)
+
+    def abstract(x):
+        _check_dtype(name, x, accepted)
+        dtype = x.dtype if result_dtype is None else result_dtype
+        return ShapedArray(x.shape, dtype, x.weak_type and result_dtype is None)
+
+    core.abstract_eval_rules[prim] = abstract
+    out_dtype = (lambda x: np.asarray(x).dtype) if result_dtype is None else (
+        lambda x: result_dtype
+    )
+    core.impl_rules[prim] = _as_dtype(impl, out_dtype)
+    pp_rules[prim] = None
+    return prim
+
+
+def binop(name, impl, accepted=NUMERIC, result_dtype=None) -> Primitive:
+    """An elementwise binary primitive: equal shapes and dtypes, no broadcasting."""
+    prim = Primitive(name)
+
+    def abstract(x, y):
+        if x.shape != y.shape:
+            raise ValueError(
+                f"{name} requires equal shapes, got {x.str_short()} and {y.str_short()}"
+            )
+        if x.dtype != y.dtype:
+            raise TypeError(
+                f"{name} requires equal dtypes, got {x.str_short()} and {y.str_short()}"
+            )
+        _check_dtype(name, x, accepted)
+        dtype = x.dtype if result_dtype is None else result_dtype
+        return ShapedArray(x.shape, dtype, x.weak_type and y.weak_type and result_dtype is None)
+
+    core.abstract_eval_rules[prim] = abstract
+    out_dtype = (lambda x, y: np.asarray(x).dtype) if result_dtype is None else (
+        lambda x, y: result_dtype
+    )
+    core.impl_rules[prim] = _as_dtype(impl, out_dtype)
+    pp_rules[prim] = None
+    return prim
+
+
+def primitive(name, abstract, impl, multiple_results=False, pp=None) -> Primitive:
+    """A primitive with explicit abstract-eval and implementation rules."""
+    prim = Primitive(name, multiple_results)
+    core.abstract_eval_rules[prim] = abstract
+    core.impl_rules[prim] = impl
+    pp_rules[prim] = pp
+    return prim
+
+
+def scalar_like(value, like):
+    """``value`` as a 0-d NumPy array with the dtype of ``like``."""
+    return np.asarray(value, dtype=core.get_aval(like).dtype)
+
+
+def canonical_dtype(dtype) -> np.dtype:
+    return dtypes.check_supported(dtype)

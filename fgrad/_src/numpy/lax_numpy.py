@@ -1,0 +1,1072 @@
+"""``fgrad.numpy``: NumPy's API over fgrad primitives.
+
+Every function accepts NumPy arrays, Python scalars and tracers. Binary
+functions promote dtypes as NumPy 2 does (NEP 50: Python scalars are weak)
+and insert ``broadcast_in_dim`` explicitly, so primitives never broadcast.
+Shape errors name the user-level function and the user's shapes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import numpy as np
+
+from fgrad._src import core, dtypes
+from fgrad._src.core import Tracer, get_aval
+from fgrad._src.lax import lax
+
+ndarray = np.ndarray
+float32, float64, int32, int64, bool_ = (
+    np.float32, np.float64, np.int32, np.int64, np.bool_,
+)
+inf, nan, pi, e, newaxis = np.inf, np.nan, np.pi, np.e, None
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _is_traced(*xs) -> bool:
+    return builtins.any(isinstance(x, Tracer) for x in xs)
+
+
+def asarray(x, dtype=None):
+    """Like ``np.asarray``; tracers pass through (converted to ``dtype`` if given).
+
+    >>> asarray([1.0, 2.0])
+    array([1., 2.])
+    """
+    if isinstance(x, Tracer):
+        return x if dtype is None else lax.convert_element_type(x, np.dtype(dtype))
+    if isinstance(x, (list, tuple)) and _contains_tracer(x):
+        return stack([asarray(item, dtype) for item in x])
+    out = np.asarray(x, dtype=dtype)
+    dtypes.check_supported(out.dtype)
+    return out
+
+
+def array(x, dtype=None, copy=True):
+    """Like ``np.array``; lists of tracers are stacked.
+
+    >>> array([[1, 2], [3, 4]]).shape
+    (2, 2)
+    """
+    if isinstance(x, Tracer) or (isinstance(x, (list, tuple)) and _contains_tracer(x)):
+        return asarray(x, dtype)
+    out = np.array(x, dtype=dtype, copy=copy)
+    dtypes.check_supported(out.dtype)
+    return out
+
+
+def _contains_tracer(seq) -> bool:
+    for item in seq:
+        if isinstance(item, Tracer):
+            return True
+        if isinstance(item, (list, tuple)) and _contains_tracer(item):
+            return True
+    return False
+
+
+def _operand(x):
+    """Accept arrays, scalars, tracers; turn lists into arrays."""
+    if isinstance(x, (Tracer, np.ndarray, np.generic, bool, int, float)):
+        return x
+    return asarray(x)
+
+
+def _promote(*args):
+    """Convert operands to their NumPy 2 result dtype (Python scalars are weak)."""
+    args = [_operand(a) for a in args]
+    avals = [get_aval(a) for a in args]
+    dtype, _ = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
+    return [_cast(a, dtype) for a in args]
+
+
+def _cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, dtype)
+    return np.asarray(x, dtype=dtype)
+
+
+def _to_float(x):
+    """Integer and bool operands of float functions become float64, as in NumPy."""
+    x = _operand(x)
+    aval = get_aval(x)
+    if dtypes.is_float(aval.dtype):
+        return x if isinstance(x, Tracer) or not aval.weak_type else np.asarray(x)
+    return _cast(x, np.float64)
+
+
+def _broadcast_shapes(name, *shapes):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ValueError(
+            f"{name}: operands could not be broadcast together with shapes {listed}"
+        ) from None
+
+
+def _broadcast_to(x, shape):
+    aval = get_aval(x)
+    if aval.shape == tuple(shape):
+        return x
+    lead = len(shape) - aval.ndim
+    dims = tuple(range(lead, len(shape)))
+    return lax.broadcast_in_dim(x, tuple(shape), dims)
+
+
+def _promote_broadcast(name, *args):
+    args = _promote(*args)
+    shape = _broadcast_shapes(name, *[get_aval(a).shape for a in args])
+    return [_broadcast_to(a, shape) for a in args]
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+def _binary(name, lax_fn, to_float=False):
+    def fn(x, y):
+        if to_float:
+            x, y = _promote(x, y)
+            x, y = _to_float(x), _to_float(y)
+        x, y = _promote_broadcast(name, x, y)
+        return lax_fn(x, y)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` with NumPy broadcasting and promotion (``np.{name}``)."
+    return fn
+
+
+def _unary(name, lax_fn, to_float=True):
+    def fn(x):
+        x = _to_float(x) if to_float else _operand(x)
+        return lax_fn(x)
+
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` (``np.{name}``)."
+    return fn
+
+
+add = _binary("add", lax.add)
+subtract = _binary("subtract", lax.sub)
+multiply = _binary("multiply", lax.mul)
+divide = true_divide = _binary("divide", lax.div, to_float=True)
+maximum = _binary("maximum", lax.max)
+minimum = _binary("minimum", lax.min)
+arctan2 = _binary("arctan2", lax.atan2, to_float=True)
+remainder_trunc = _binary("fmod", lax.rem)
+fmod = remainder_trunc
+
+equal = _binary("equal", lax.eq)
+not_equal = _binary("not_equal", lax.ne)
+less = _binary("less", lax.lt)
+less_equal = _binary("less_equal", lax.le)
+greater = _binary("greater", lax.gt)
+greater_equal = _binary("greater_equal", lax.ge)
+
+exp = _unary("exp", lax.exp)
+log = _unary("log", lax.log)
+log1p = _unary("log1p", lax.log1p)
+expm1 = _unary("expm1", lax.expm1)
+sin = _unary("sin", lax.sin)
+cos = _unary("cos", lax.cos)
+tan = _unary("tan", lax.tan)
+tanh = _unary("tanh", lax.tanh)
+sinh = _unary("sinh", lax.sinh)
+cosh = _unary("cosh", lax.cosh)
+arcsin = _unary("arcsin", lax.asin)
+arccos = _unary("arccos", lax.acos)
+arctan = _unary("arctan", lax.atan)
+arcsinh = _unary("arcsinh", lax.asinh)
+arccosh = _unary("arccosh", lax.acosh)
+arctanh = _unary("arctanh", lax.atanh)
+sqrt = _unary("sqrt", lax.sqrt)
+floor = _unary("floor", lax.floor)
+ceil = _unary("ceil", lax.ceil)
+isfinite_float = _unary("isfinite", lax.is_finite)
+
+
+def negative(x):
+    """``-x`` (``np.negative``).
+
+    >>> negative(np.array([1, -2]))
+    array([-1,  2])
+    """
+    x = _operand(x)
+    if get_aval(x).dtype == bool:
+        raise TypeError("negative is not supported for boolean arrays; use logical_not")
+    return lax.neg(x)
+
+
+def abs(x):  # noqa: A001  (NumPy name)
+    """Absolute value; its gradient at 0 is 0 (see docs/kinks.md).
+
+    >>> abs(np.array([-1.5, 2.0]))
+    array([1.5, 2. ])
+    """
+    x = _operand(x)
+    return x if get_aval(x).dtype == bool else lax.abs(x)
+
+
+absolute = abs
+
+
+def sign(x):
+    """Sign of each element (``np.sign``); 0 at 0.
+
+    >>> sign(np.array([-2.0, 0.0, 3.0]))
+    array([-1.,  0.,  1.])
+    """
+    x = _operand(x)
+    if get_aval(x).dtype == bool:
+        raise TypeError("sign is not supported for boolean arrays")
+    return lax.sign(x)
+
+
+def square(x):
+    """``x * x`` (``np.square``).
+
+    >>> square(np.array([3]))
+    array([9])
+    """
+    x = _operand(x)
+    if get_aval(x).dtype == bool:
+        return logical_and(x, x)
+    return lax.square(x)
+
+
+def reciprocal(x):
+    """``1 / x`` (``np.reciprocal``; floats only here, as integer reciprocals truncate).
+
+    >>> reciprocal(np.array([2.0, 4.0]))
+    array([0.5 , 0.25])
+    """
+    x = _to_float(x)
+    return lax.div(lax.full_like(x, 1), x)
+
+
+def power(x, y):
+    """``x ** y`` with NumPy promotion; integer powers of arrays use ``integer_pow``.
+
+    >>> power(np.array([2.0, 3.0]), 2)
+    array([4., 9.])
+    """
+    if isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float)):
+        x = _operand(x)
+        if get_aval(x).dtype.kind in "iu" and y < 0:
+            raise ValueError("Integers to negative integer powers are not allowed.")
+        if y == 2:
+            return lax.square(x)
+        return lax.integer_pow(x, y)
+    x, y = _promote_broadcast("power", x, y)
+    if get_aval(x).dtype.kind != "f":
+        y_val = core.concrete_value_of(y)
+        if y_val is None:
+            raise TypeError("power: integer bases need a concrete exponent; cast to float")
+        if np.any(np.asarray(y_val) < 0):
+            raise ValueError("Integers to negative integer powers are not allowed.")
+        return _integer_power_array(x, y)
+    return lax.pow(x, y)
+
+
+def _integer_power_array(x, y):
+    # Integer ** integer with array exponents: evaluate concretely (no gradient).
+    x_val = core.concrete_value_of(x)
+    if x_val is None:
+        raise TypeError("power: integer bases with array exponents need concrete values")
+    return np.power(x_val, core.concrete_value_of(y))
+
+
+def where(condition, x=None, y=None):
+    """Choose ``x`` where ``condition`` holds, else ``y`` (``np.where``).
+
+    >>> where(np.array([True, False]), 1.0, np.array([5.0, 6.0]))
+    array([1., 6.])
+    """
+    if x is None and y is None:
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError("where takes either one argument or three")
+    condition = _operand(condition)
+    if get_aval(condition).dtype != bool:
+        condition = lax.ne(condition, 0)
+    x, y = _promote(x, y)
+    shape = _broadcast_shapes(
+        "where", get_aval(condition).shape, get_aval(x).shape, get_aval(y).shape
+    )
+    condition, x, y = (_broadcast_to(a, shape) for a in (condition, x, y))
+    return lax.select_n(condition, y, x)
+
+
+def nonzero(x):
+    """Indices of non-zero elements; needs a concrete array (the output shape depends on it).
+
+    >>> nonzero(np.array([0, 3, 4]))
+    (array([1, 2]),)
+    """
+    return np.nonzero(np.asarray(core.concrete_or_error(_operand(x), "nonzero()")))
+
+
+def clip(x, a_min=None, a_max=None):
+    """Clip to ``[a_min, a_max]``; gradient 0 outside and at the bounds (docs/kinks.md).
+
+    >>> clip(np.array([-2.0, 0.5, 3.0]), 0.0, 1.0)
+    array([0. , 0.5, 1. ])
+    """
+    if a_min is not None:
+        x = maximum(x, a_min)
+    if a_max is not None:
+        x = minimum(x, a_max)
+    return x
+
+
+def logaddexp(x, y):
+    """``log(exp(x) + exp(y))`` computed stably; finite for inputs of any magnitude.
+
+    >>> float(logaddexp(1000.0, 1000.0))
+    1000.6931471805599
+    """
+    x, y = _promote_broadcast("logaddexp", _to_float(x), _to_float(y))
+    x_wins = lax.ge(x, y)
+    high = lax.select_n(x_wins, y, x)
+    # t = -|x - y| <= 0, chosen branch-wise so the gradient at x == y is 1/2 each.
+    t = lax.select_n(x_wins, lax.sub(x, y), lax.sub(y, x))
+    t = lax.select_n(lax.ne(t, t), t, lax.full_like(t, 0))  # both infinite: t is NaN
+    return lax.add(high, lax.log1p(lax.exp(t)))
+
+
+def logical_and(x, y):
+    """Elementwise logical and (``np.logical_and``).
+
+    >>> logical_and(np.array([True, False]), True)
+    array([ True, False])
+    """
+    x, y = _promote_broadcast("logical_and", _to_bool(x), _to_bool(y))
+    return lax.bitwise_and(x, y)
+
+
+def logical_or(x, y):
+    """Elementwise logical or (``np.logical_or``).
+
+    >>> logical_or(np.array([True, False]), False)
+    array([ True, False])
+    """
+    x, y = _promote_broadcast("logical_or", _to_bool(x), _to_bool(y))
+    return lax.bitwise_or(x, y)
+
+
+def logical_xor(x, y):
+    """Elementwise logical xor (``np.logical_xor``).
+
+    >>> logical_xor(np.array([True, False]), True)
+    array([False,  True])
+    """
+    x, y = _promote_broadcast("logical_xor", _to_bool(x), _to_bool(y))
+    return lax.bitwise_xor(x, y)
+
+
+def logical_not(x):
+    """Elementwise logical not (``np.logical_not``).
+
+    >>> logical_not(np.array([True, False]))
+    array([False,  True])
+    """
+    return lax.bitwise_not(_to_bool(x))
+
+
+def _to_bool(x):
+    x = _operand(x)
+    if get_aval(x).dtype == bool:
+        return x if isinstance(x, Tracer) else np.asarray(x)
+    return lax.ne(x, 0) if isinstance(x, Tracer) else np.asarray(x).astype(bool)
+
+
+def isfinite(x):
+    """True where ``x`` is neither infinite nor NaN (``np.isfinite``).
+
+    >>> isfinite(np.array([1.0, np.inf, np.nan]))
+    array([ True, False, False])
+    """
+    x = _operand(x)
+    if not dtypes.is_float(get_aval(x).dtype):
+        return full_like(x, True, dtype=bool)
+    return lax.is_finite(x)
+
+
+def isnan(x):
+    """True where ``x`` is NaN (``np.isnan``).
+
+    >>> isnan(np.array([1.0, np.nan]))
+    array([False,  True])
+    """
+    x = _operand(x)
+    return not_equal(x, x)
+
+
+def isinf(x):
+    """True where ``x`` is ±inf (``np.isinf``).
+
+    >>> isinf(np.array([1.0, -np.inf]))
+    array([False,  True])
+    """
+    x = _operand(x)
+    return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def zeros(shape, dtype=float):
+    """``np.zeros``.
+
+    >>> zeros(2)
+    array([0., 0.])
+    """
+    return np.zeros(shape, dtype)
+
+
+def ones(shape, dtype=float):
+    """``np.ones``.
+
+    >>> ones((1, 2), dtype=np.float32)
+    array([[1., 1.]], dtype=float32)
+    """
+    return np.ones(shape, dtype)
+
+
+def full(shape, fill_value, dtype=None):
+    """``np.full``; a traced fill value is broadcast.
+
+    >>> full(2, 7.0)
+    array([7., 7.])
+    """
+    if isinstance(fill_value, Tracer):
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        value = fill_value if dtype is None else _cast(fill_value, dtype)
+        return _broadcast_to(value, shape)
+    return np.full(shape, fill_value, dtype)
+
+
+def zeros_like(x, dtype=None):
+    """Zeros with the shape and dtype of ``x``.
+
+    >>> zeros_like(np.ones(2, np.float32))
+    array([0., 0.], dtype=float32)
+    """
+    return full_like(x, 0, dtype)
+
+
+def ones_like(x, dtype=None):
+    """Ones with the shape and dtype of ``x``.
+
+    >>> ones_like(np.zeros(2))
+    array([1., 1.])
+    """
+    return full_like(x, 1, dtype)
+
+
+def full_like(x, fill_value, dtype=None):
+    """An array shaped like ``x`` filled with ``fill_value``.
+
+    >>> full_like(np.zeros(2), 3.0)
+    array([3., 3.])
+    """
+    aval = get_aval(_operand(x))
+    dtype = aval.dtype if dtype is None else np.dtype(dtype)
+    if isinstance(x, Tracer) or isinstance(fill_value, Tracer):
+        return full(aval.shape, _cast(fill_value, dtype), dtype)
+    return np.full(aval.shape, fill_value, dtype)
+
+
+def arange(start, stop=None, step=None, dtype=None):
+    """``np.arange`` (concrete bounds only).
+
+    >>> arange(3)
+    array([0, 1, 2])
+    """
+    args = [core.concrete_or_error(a, "arange()") for a in (start, stop, step) if a is not None]
+    return np.arange(*args, dtype=dtype)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None):
+    """``np.linspace``; traced endpoints are supported.
+
+    >>> linspace(0.0, 1.0, 3)
+    array([0. , 0.5, 1. ])
+    """
+    if not _is_traced(start, stop):
+        return np.linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
+    steps = np.linspace(0.0, 1.0, num, endpoint=endpoint)
+    out = add(start, multiply(subtract(stop, start), steps))
+    return out if dtype is None else asarray(out, dtype)
+
+
+def eye(n, m=None, k=0, dtype=float):
+    """``np.eye``.
+
+    >>> eye(2)
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    return np.eye(n, m, k, dtype=dtype)
+
+
+def identity(n, dtype=float):
+    """``np.identity``.
+
+    >>> identity(1)
+    array([[1.]])
+    """
+    return np.identity(n, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _canonical_axis(axis, ndim, name="axis"):
+    """Normalize ``axis`` (None, int, negative, tuple) to a sorted tuple of dims."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = operator.index(a)
+        if not -ndim <= a < builtins.max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise np.exceptions.AxisError(
+                f"{name} {a} is out of bounds for array of dimension {ndim}"
+            )
+        a = a % ndim if ndim else 0
+        if a in out:
+            raise ValueError("duplicate value in 'axis'")
+        out.append(a)
+    return tuple(sorted(out)) if ndim else ()
+
+
+def _keepdims(out, shape, axes):
+    kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
+    return lax.reshape(out, kept)
+
+
+def _sum_dtype(dtype):
+    return np.dtype(np.int64) if dtype.kind in "biu" else dtype
+
+
+def _reduce(x, axis, keepdims, lax_fn, dtype=None):
+    x = _operand(x)
+    aval = get_aval(x)
+    axes = _canonical_axis(axis, aval.ndim)
+    if dtype is not None:
+        x = _cast(x, dtype)
+    out = lax_fn(x, axes)
+    return _keepdims(out, aval.shape, axes) if keepdims else out
+
+
+def sum(x, axis=None, dtype=None, keepdims=False):  # noqa: A001
+    """Sum over ``axis`` (``np.sum``); bools and ints sum as int64.
+
+    >>> sum(np.array([[1.0, 2.0], [3.0, 4.0]]), axis=0)
+    array([4., 6.])
+    """
+    x = _operand(x)
+    dtype = _sum_dtype(get_aval(x).dtype) if dtype is None else np.dtype(dtype)
+    return _reduce(x, axis, keepdims, lax.reduce_sum, dtype)
+
+
+def prod(x, axis=None, dtype=None, keepdims=False):
+    """Product over ``axis`` (``np.prod``).
+
+    >>> prod(np.array([2.0, 3.0]))
+    np.float64(6.0)
+    """
+    x = _operand(x)
+    dtype = _sum_dtype(get_aval(x).dtype) if dtype is None else np.dtype(dtype)
+    return _reduce(x, axis, keepdims, lax.reduce_prod, dtype)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over ``axis``; ties share the gradient (docs/kinks.md).
+
+    >>> max(np.array([1.0, 3.0]))
+    np.float64(3.0)
+    """
+    _check_nonempty(x, axis, "max")
+    return _reduce(x, axis, keepdims, lax.reduce_max)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Minimum over ``axis``; ties share the gradient.
+
+    >>> min(np.array([1.0, 3.0]))
+    np.float64(1.0)
+    """
+    _check_nonempty(x, axis, "min")
+    return _reduce(x, axis, keepdims, lax.reduce_min)
+
+
+amax, amin = max, min
+
+
+def _check_nonempty(x, axis, name):
+    aval = get_aval(_operand(x))
+    axes = _canonical_axis(axis, aval.ndim)
+    if builtins.any(aval.shape[a] == 0 for a in axes) or (aval.size == 0 and not axes):
+        raise ValueError(
+            f"zero-size array to reduction operation {name} which has no identity "
+            f"(shape {aval.shape}, axis={axis})"
+        )
+
+
+def mean(x, axis=None, dtype=None, keepdims=False):
+    """Mean over ``axis`` (``np.mean``); integers average as float64.
+
+    >>> mean(np.array([1, 2]))
+    np.float64(1.5)
+    """
+    x = _operand(x)
+    aval = get_aval(x)
+    axes = _canonical_axis(axis, aval.ndim)
+    if dtype is None:
+        dtype = aval.dtype if dtypes.is_float(aval.dtype) else np.dtype(np.float64)
+    total = sum(_cast(x, dtype), axis=axes, keepdims=keepdims)
+    count = math.prod(aval.shape[a] for a in axes)
+    return lax.div(total, lax.full_like(total, count))
+
+
+def var(x, axis=None, dtype=None, ddof=0, keepdims=False):
+    """Variance over ``axis`` (``np.var``; ``ddof`` as in NumPy).
+
+    >>> var(np.array([1.0, 3.0]))
+    np.float64(1.0)
+    """
+    x = _operand(x)
+    aval = get_aval(x)
+    axes = _canonical_axis(axis, aval.ndim)
+    if dtype is None:
+        dtype = aval.dtype if dtypes.is_float(aval.dtype) else np.dtype(np.float64)
+    x = _cast(x, dtype)
+    centered = subtract(x, mean(x, axis=axes, keepdims=True))
+    total = sum(lax.square(centered), axis=axes, keepdims=keepdims)
+    count = math.prod(aval.shape[a] for a in axes) - ddof
+    return lax.div(total, lax.full_like(total, builtins.max(count, 0)))
+
+
+def std(x, axis=None, dtype=None, ddof=0, keepdims=False):
+    """Standard deviation over ``axis`` (``np.std``).
+
+    >>> std(np.array([1.0, 3.0]))
+    np.float64(1.0)
+    """
+    return sqrt(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+
+
+def all(x, axis=None, keepdims=False):  # noqa: A001
+    """True where all elements along ``axis`` are true (``np.all``).
+
+    >>> all(np.array([True, False]))
+    np.False_
+    """
+    return _reduce(_to_bool(x), axis, keepdims, lax.reduce_min)
+
+
+def any(x, axis=None, keepdims=False):  # noqa: A001
+    """True where any element along ``axis`` is true (``np.any``).
+
+    >>> any(np.array([True, False]))
+    np.True_
+    """
+    return _reduce(_to_bool(x), axis, keepdims, lax.reduce_max)
+
+
+def _all_any_identity(lax_fn):
+    return lax_fn
+
+
+def argmax(x, axis=None, keepdims=False):
+    """Index of the maximum along ``axis`` (flattened when None).
+
+    >>> argmax(np.array([1.0, 5.0, 2.0]))
+    np.int64(1)
+    """
+    return _arg_reduce(x, axis, keepdims, lax.argmax, "argmax")
+
+
+def argmin(x, axis=None, keepdims=False):
+    """Index of the minimum along ``axis`` (flattened when None).
+
+    >>> argmin(np.array([1.0, 5.0, 2.0]))
+    np.int64(0)
+    """
+    return _arg_reduce(x, axis, keepdims, lax.argmin, "argmin")
+
+
+def _arg_reduce(x, axis, keepdims, lax_fn, name):
+    x = _operand(x)
+    aval = get_aval(x)
+    if aval.size == 0:
+        raise ValueError(f"attempt to get {name} of an empty sequence")
+    if axis is None:
+        out = lax_fn(ravel(x), 0)
+        return lax.reshape(out, (1,) * aval.ndim) if keepdims else out
+    (a,) = _canonical_axis(axis, aval.ndim) or (0,)
+    if aval.ndim == 0:
+        return lax_fn(ravel(x), 0)
+    out = lax_fn(x, a)
+    return _keepdims(out, aval.shape, (a,)) if keepdims else out
+
+
+def cumsum(x, axis=None, dtype=None):
+    """Cumulative sum along ``axis`` (flattened when None).
+
+    >>> cumsum(np.array([1.0, 2.0, 3.0]))
+    array([1., 3., 6.])
+    """
+    x = _operand(x)
+    if axis is None:
+        x, axis = ravel(x), 0
+    aval = get_aval(x)
+    (a,) = _canonical_axis(axis, aval.ndim)
+    dtype = _sum_dtype(aval.dtype) if dtype is None else np.dtype(dtype)
+    return lax.cumsum(_cast(x, dtype), a)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def reshape(x, newshape, order="C"):
+    """``np.reshape`` (C order; one ``-1`` allowed).
+
+    >>> reshape(np.arange(6), (2, -1)).shape
+    (2, 3)
+    """
+    if order != "C":
+        raise NotImplementedError("reshape supports order='C' only")
+    x = _operand(x)
+    aval = get_aval(x)
+    shape = (newshape,) if isinstance(newshape, (int, np.integer)) else tuple(newshape)
+    shape = tuple(operator.index(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise ValueError("reshape: can only specify one unknown dimension (-1)")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or aval.size % known:
+            raise ValueError(f"reshape: cannot reshape array of shape {aval.shape} into {newshape}")
+        shape = tuple(aval.size // known if d == -1 else d for d in shape)
+    if math.prod(shape) != aval.size:
+        raise ValueError(
+            f"reshape: cannot reshape array of shape {aval.shape} (size {aval.size}) "
+            f"into shape {tuple(newshape) if not isinstance(newshape, int) else (newshape,)}"
+        )
+    return lax.reshape(x, shape)
+
+
+def ravel(x):
+    """Flatten to 1-D (``np.ravel``).
+
+    >>> ravel(np.ones((2, 2))).shape
+    (4,)
+    """
+    return reshape(x, (-1,))
+
+
+def transpose(x, axes=None):
+    """Permute axes (reverse them when ``axes`` is None).
+
+    >>> transpose(np.ones((2, 3))).shape
+    (3, 2)
+    """
+    x = _operand(x)
+    ndim = get_aval(x).ndim
+    if axes is None:
+        axes = tuple(reversed(range(ndim)))
+    axes = tuple(operator.index(a) % ndim if ndim else 0 for a in axes)
+    if sorted(axes) != list(range(ndim)):
+        raise ValueError(f"transpose: axes {axes} don't match array of dimension {ndim}")
+    return lax.transpose(x, axes)
+
+
+def swapaxes(x, axis1, axis2):
+    """Swap two axes (``np.swapaxes``).
+
+    >>> swapaxes(np.ones((2, 3)), 0, 1).shape
+    (3, 2)
+    """
+    x = _operand(x)
+    ndim = get_aval(x).ndim
+    perm = list(range(ndim))
+    a, b = _canonical_axis(axis1, ndim)[0], _canonical_axis(axis2, ndim)[0]
+    perm[a], perm[b] = perm[b], perm[a]
+    return lax.transpose(x, perm)
+
+
+def moveaxis(x, source, destination):
+    """Move axes to new positions (``np.moveaxis``).
+
+    >>> moveaxis(np.ones((2, 3, 4)), 0, -1).shape
+    (3, 4, 2)
+    """
+    x = _operand(x)
+    ndim = get_aval(x).ndim
+    src = [operator.index(s) % ndim for s in np.atleast_1d(source)]
+    dst = [operator.index(d) % ndim for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: source and destination must have the same length")
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return lax.transpose(x, order)
+
+
+def expand_dims(x, axis):
+    """Insert size-1 axes at ``axis`` (``np.expand_dims``).
+
+    >>> expand_dims(np.ones(3), 0).shape
+    (1, 3)
+    """
+    x = _operand(x)
+    out_ndim = get_aval(x).ndim + (1 if isinstance(axis, (int, np.integer)) else len(axis))
+    axes = _canonical_axis(axis, out_ndim)
+    return lax.expand_dims(x, axes)
+
+
+def squeeze(x, axis=None):
+    """Remove size-1 axes (``np.squeeze``).
+
+    >>> squeeze(np.ones((1, 3, 1))).shape
+    (3,)
+    """
+    x = _operand(x)
+    aval = get_aval(x)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(aval.shape) if s == 1)
+    else:
+        axes = _canonical_axis(axis, aval.ndim)
+        for a in axes:
+            if aval.shape[a] != 1:
+                raise ValueError(
+                    f"squeeze: cannot select an axis to squeeze out which has size not equal "
+                    f"to one (axis {a} of shape {aval.shape})"
+                )
+    return lax.squeeze(x, axes)
+
+
+def broadcast_to(x, shape):
+    """Broadcast ``x`` to ``shape`` (``np.broadcast_to``).
+
+    >>> broadcast_to(np.ones(3), (2, 3)).shape
+    (2, 3)
+    """
+    x = _operand(x)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    source = get_aval(x).shape
+    if _broadcast_shapes("broadcast_to", source, shape) != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {source} to {shape}")
+    return _broadcast_to(x, shape)
+
+
+def broadcast_arrays(*args):
+    """Broadcast arrays against each other (``np.broadcast_arrays``).
+
+    >>> [a.shape for a in broadcast_arrays(np.ones(3), np.ones((2, 1)))]
+    [(2, 3), (2, 3)]
+    """
+    args = [_operand(a) for a in args]
+    shape = _broadcast_shapes("broadcast_arrays", *[get_aval(a).shape for a in args])
+    return [_broadcast_to(a, shape) for a in args]
+
+
+def concatenate(arrays, axis=0):
+    """Join arrays along an existing axis (``np.concatenate``; ``axis=None`` flattens).
+
+    >>> concatenate([np.ones(2), np.zeros(1)])
+    array([1., 1., 0.])
+    """
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("need at least one array to concatenate")
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    arrays = _promote(*arrays)
+    avals = [get_aval(a) for a in arrays]
+    ndim = avals[0].ndim
+    if ndim == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    (a,) = _canonical_axis(axis, ndim)
+    for aval in avals[1:]:
+        if aval.ndim != ndim or builtins.any(
+            s != t for i, (s, t) in enumerate(zip(aval.shape, avals[0].shape)) if i != a
+        ):
+            raise ValueError(
+                f"concatenate: all the input array dimensions except for the concatenation "
+                f"axis must match exactly, got shapes {avals[0].shape} and {aval.shape}"
+            )
+    return lax.concatenate(arrays, a)
+
+
+def stack(arrays, axis=0):
+    """Join arrays along a new axis (``np.stack``).
+
+    >>> stack([np.ones(2), np.zeros(2)]).shape
+    (2, 2)
+    """
+    arrays = [_operand(a) for a in arrays]
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    shapes = {get_aval(a).shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all input arrays must have the same shape, got {sorted(shapes)}")
+    ndim = get_aval(arrays[0]).ndim + 1
+    (a,) = _canonical_axis(axis, ndim)
+    return concatenate([lax.expand_dims(x, (a,)) for x in _promote(*arrays)], axis=a)
+
+
+def hstack(arrays):
+    """Stack horizontally (``np.hstack``).
+
+    >>> hstack([np.ones(2), np.ones(1)]).shape
+    (3,)
+    """
+    arrays = [_operand(a) for a in arrays]
+    axis = 0 if get_aval(arrays[0]).ndim == 1 else 1
+    return concatenate(arrays, axis)
+
+
+def vstack(arrays):
+    """Stack vertically (``np.vstack``).
+
+    >>> vstack([np.ones(2), np.ones(2)]).shape
+    (2, 2)
+    """
+    arrays = [_operand(a) for a in arrays]
+    arrays = [reshape(a, (1, -1)) if get_aval(a).ndim <= 1 else a for a in arrays]
+    return concatenate(arrays, 0)
+
+
+def split(x, indices_or_sections, axis=0):
+    """Split into sub-arrays along ``axis`` (``np.split``).
+
+    >>> [p.shape for p in split(np.arange(6), 3)]
+    [(2,), (2,), (2,)]
+    """
+    x = _operand(x)
+    aval = get_aval(x)
+    (a,) = _canonical_axis(axis, aval.ndim)
+    n = aval.shape[a]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0 or n % sections:
+            raise ValueError("array split does not result in an equal division")
+        bounds = [i * (n // sections) for i in range(sections + 1)]
+    else:
+        bounds = [0] + [builtins.min(builtins.max(int(i), 0), n) for i in indices_or_sections]
+        bounds.append(n)
+    pieces = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        starts = [0] * aval.ndim
+        limits = list(aval.shape)
+        starts[a], limits[a] = start, builtins.max(start, stop)
+        pieces.append(lax.slice(x, starts, limits))
+    return pieces
+
+
+def tile(x, reps):
+    """Repeat the whole array ``reps`` times (``np.tile``).
+
+    >>> tile(np.array([1, 2]), 2)
+    array([1, 2, 1, 2])
+    """
+    x = _operand(x)
+    reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
+    aval = get_aval(x)
+    ndim = builtins.max(aval.ndim, len(reps))
+    reps = (1,) * (ndim - len(reps)) + reps
+    x = reshape(x, (1,) * (ndim - aval.ndim) + aval.shape)
+    shape = get_aval(x).shape
+    # Broadcast to (r0, s0, r1, s1, ...) then merge each pair.
+    interleaved = tuple(v for r, s in zip(reps, shape) for v in (r, s))
+    dims = tuple(range(1, 2 * ndim, 2))
+    out = lax.broadcast_in_dim(x, interleaved, dims)
+    return lax.reshape(out, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(x, repeats, axis=None):
+    """Repeat each element ``repeats`` times (``np.repeat``; int ``repeats``).
+
+    >>> repeat(np.array([1, 2]), 2)
+    array([1, 1, 2, 2])
+    """
+    x = _operand(x)
+    if axis is None:
+        x, axis = ravel(x), 0
+    aval = get_aval(x)
+    (a,) = _canonical_axis(axis, aval.ndim)
+    if not isinstance(repeats, (int, np.integer)):
+        counts = np.asarray(core.concrete_or_error(repeats, "repeat()"))
+        index = np.repeat(np.arange(aval.shape[a]), counts)
+        return lax.gather(x, index, a)
+    repeats = int(repeats)
+    shape = aval.shape[: a + 1] + (repeats,) + aval.shape[a + 1:]
+    dims = tuple(range(a + 1)) + tuple(range(a + 2, aval.ndim + 1))
+    out = lax.broadcast_in_dim(x, shape, dims)
+    new = aval.shape[:a] + (aval.shape[a] * repeats,) + aval.shape[a + 1:]
+    return lax.reshape(out, new)
+
+
+def flip(x, axis=None):
+    """Reverse the order of elements along ``axis`` (``np.flip``).
+
+    >>> flip(np.array([1, 2, 3]))
+    array([3, 2, 1])
+    """
+    x = _operand(x)
+    return lax.rev(x, _canonical_axis(axis, get_aval(x).ndim))
+
+
+def atleast_1d(x):
+    """``np.atleast_1d`` for one array.
+
+    >>> atleast_1d(1.0).shape
+    (1,)
+    """
+    x = _operand(x)
+    return reshape(x, (1,)) if get_aval(x).ndim == 0 else x
+
+
+def shape(x):
+    """``np.shape``.
+
+    >>> shape(np.ones((2, 3)))
+    (2, 3)
+    """
+    return get_aval(_operand(x)).shape
+
+
+def ndim(x):
+    """``np.ndim``.
+
+    >>> ndim(np.ones((2, 3)))
+    2
+    """
+    return get_aval(_operand(x)).ndim
+
+
+def size(x):
+    """``np.size``.
+
+    >>> size(np.ones((2, 3)))
+    6
+    """
+    return get_aval(_operand(x)).size
+
+
+def astype(x, dtype):
+    """Cast to ``dtype``.
+
+    >>> astype(np.array([1.5]), np.int64)
+    array([1])
+    """
+    return _cast(_operand(x), dtypes.check_supported(dtype))

@@ -1,0 +1,259 @@
+"""Linear algebra for ``fgrad.numpy``: dot, matmul, outer, inner, tensordot, einsum, norm.
+
+Everything lowers to ``dot_general`` (plus reshapes/transposes), whose
+transpose rule gives the gradients.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from fgrad._src.core import get_aval
+from fgrad._src.lax import lax
+from fgrad._src.numpy import lax_numpy as fnp
+
+
+def _shape_error(name, a, b, detail):
+    return ValueError(
+        f"{name}: shapes {get_aval(a).shape} and {get_aval(b).shape} are not aligned: {detail}"
+    )
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's broadcasting of batch dimensions (``a @ b``).
+
+    >>> matmul(np.ones((2, 3)), np.ones((3, 4))).shape
+    (2, 4)
+    """
+    a, b = fnp._promote(fnp._operand(a), fnp._operand(b))
+    a_aval, b_aval = get_aval(a), get_aval(b)
+    if a_aval.ndim == 0 or b_aval.ndim == 0:
+        raise ValueError(
+            "matmul: input operand does not have enough dimensions (scalars are not "
+            f"allowed; got shapes {a_aval.shape} and {b_aval.shape}); use multiply or *"
+        )
+    a2 = lax.expand_dims(a, (0,)) if a_aval.ndim == 1 else a
+    b2 = lax.expand_dims(b, (1,)) if b_aval.ndim == 1 else b
+    a_shape, b_shape = get_aval(a2).shape, get_aval(b2).shape
+    if a_shape[-1] != b_shape[-2]:
+        raise _shape_error(
+            "matmul", a, b,
+            f"size {a_shape[-1]} (last dim of the first) != size {b_shape[-2]} "
+            "(second-to-last dim of the second)",
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+    except ValueError:
+        raise _shape_error("matmul", a, b, "batch dimensions do not broadcast") from None
+    a3 = fnp._broadcast_to(a2, batch + a_shape[-2:])
+    b3 = fnp._broadcast_to(b2, batch + b_shape[-2:])
+    nb = len(batch)
+    dims = (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    out = lax.dot_general(a3, b3, dims)
+    squeeze = []
+    if a_aval.ndim == 1:
+        squeeze.append(nb)
+    if b_aval.ndim == 1:
+        squeeze.append(nb + 1)
+    return lax.squeeze(out, squeeze)
+
+
+def dot(a, b):
+    """``np.dot``: products for scalars, inner for vectors, matmul for matrices,
+    and for N-D a sum over the last axis of ``a`` and the second-to-last of ``b``.
+
+    >>> dot(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    np.float64(11.0)
+    """
+    a, b = fnp._operand(a), fnp._operand(b)
+    a_ndim, b_ndim = get_aval(a).ndim, get_aval(b).ndim
+    if a_ndim == 0 or b_ndim == 0:
+        return fnp.multiply(a, b)
+    if b_ndim <= 2 and a_ndim <= 2:
+        return matmul(a, b)
+    b_axis = 0 if b_ndim == 1 else b_ndim - 2
+    return tensordot(a, b, ((a_ndim - 1,), (b_axis,)), name="dot")
+
+
+def outer(a, b):
+    """Outer product of the flattened inputs (``np.outer``).
+
+    >>> outer(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    array([[3., 4.],
+           [6., 8.]])
+    """
+    a, b = fnp.ravel(a), fnp.ravel(b)
+    return fnp.multiply(fnp.reshape(a, (-1, 1)), fnp.reshape(b, (1, -1)))
+
+
+def inner(a, b):
+    """Sum product over the last axes (``np.inner``).
+
+    >>> inner(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    np.float64(11.0)
+    """
+    a, b = fnp._operand(a), fnp._operand(b)
+    if get_aval(a).ndim == 0 or get_aval(b).ndim == 0:
+        return fnp.multiply(a, b)
+    return tensordot(a, b, ((-1,), (-1,)), name="inner")
+
+
+def tensordot(a, b, axes=2, name="tensordot"):
+    """Sum products over the given axes (``np.tensordot``).
+
+    >>> tensordot(np.ones((2, 3)), np.ones((3, 4)), axes=1).shape
+    (2, 4)
+    """
+    a, b = fnp._promote(fnp._operand(a), fnp._operand(b))
+    a_aval, b_aval = get_aval(a), get_aval(b)
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        a_axes = tuple(range(a_aval.ndim - n, a_aval.ndim))
+        b_axes = tuple(range(n))
+    else:
+        a_axes, b_axes = axes
+        a_axes = (a_axes,) if isinstance(a_axes, (int, np.integer)) else tuple(a_axes)
+        b_axes = (b_axes,) if isinstance(b_axes, (int, np.integer)) else tuple(b_axes)
+    try:
+        a_axes = tuple(int(x) % a_aval.ndim for x in a_axes)
+        b_axes = tuple(int(x) % b_aval.ndim for x in b_axes)
+    except ZeroDivisionError:
+        raise _shape_error(name, a, b, "cannot contract a 0-d array") from None
+    if len(a_axes) != len(b_axes) or builtins.any(
+        a_aval.shape[i] != b_aval.shape[j] for i, j in zip(a_axes, b_axes)
+    ):
+        sizes_a = [a_aval.shape[i] for i in a_axes]
+        sizes_b = [b_aval.shape[j] for j in b_axes]
+        raise _shape_error(name, a, b, f"contracted sizes {sizes_a} != {sizes_b}")
+    return lax.dot_general(a, b, ((a_axes, b_axes), ((), ())))
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Vector/Frobenius norm (``np.linalg.norm``); gradient 0 at 0 (docs/kinks.md).
+
+    >>> float(norm(np.array([3.0, 4.0])))
+    5.0
+    """
+    x = fnp._to_float(x)
+    aval = get_aval(x)
+    if axis is None and ord is not None and aval.ndim > 1:
+        raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
+    axes = fnp._canonical_axis(axis, aval.ndim)
+    if ord is None or ord == 2 or ord == "fro":
+        if ord == 2 and len(axes) == 2:
+            raise NotImplementedError("norm: the matrix 2-norm (largest singular value)")
+        squares = fnp.sum(lax.square(x), axis=axes, keepdims=keepdims)
+        # NB: the double select keeps the gradient at 0 finite (and equal to 0).
+        is_zero = lax.eq(squares, 0)
+        safe = lax.select_n(is_zero, squares, lax.full_like(squares, 1))
+        return lax.select_n(is_zero, lax.sqrt(safe), lax.full_like(squares, 0))
+    if ord == 1:
+        return fnp.sum(fnp.abs(x), axis=axes, keepdims=keepdims)
+    if ord == np.inf:
+        return fnp.max(fnp.abs(x), axis=axes, keepdims=keepdims)
+    if ord == -np.inf:
+        return fnp.min(fnp.abs(x), axis=axes, keepdims=keepdims)
+    if isinstance(ord, (int, float)) and ord > 0:
+        total = fnp.sum(fnp.power(fnp.abs(x), float(ord)), axis=axes, keepdims=keepdims)
+        return fnp.power(total, 1.0 / ord)
+    raise ValueError(f"norm: unsupported ord={ord!r}")
+
+
+# --------------------------------------------------------------------------- einsum
+
+
+def _parse_einsum(subscripts, n_operands):
+    subscripts = subscripts.replace(" ", "")
+    if "." in subscripts:
+        raise NotImplementedError("einsum: ellipsis ('...') is not supported yet")
+    if "->" in subscripts:
+        inputs, output = subscripts.split("->")
+    else:
+        inputs = subscripts
+        letters = inputs.replace(",", "")
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    inputs = inputs.split(",")
+    if len(inputs) != n_operands:
+        raise ValueError(
+            f"einsum: {len(inputs)} subscript groups for {n_operands} operands in {subscripts!r}"
+        )
+    return inputs, output
+
+
+def _take_diagonals(x, labels):
+    """Collapse repeated labels within one operand to their diagonal."""
+    while True:
+        repeated = next((c for c in labels if labels.count(c) > 1), None)
+        if repeated is None:
+            return x, labels
+        i = labels.index(repeated)
+        j = labels.index(repeated, i + 1)
+        x = _diagonal(x, i, j)
+        labels = labels[:i] + labels[i + 1: j] + labels[j + 1:] + repeated
+
+
+def _diagonal(x, axis1, axis2):
+    """Diagonal over two axes, moved to the end."""
+    shape = get_aval(x).shape
+    n = shape[axis1]
+    rest = [d for d in range(len(shape)) if d not in (axis1, axis2)]
+    moved = lax.transpose(x, rest + [axis1, axis2])
+    flat = lax.reshape(moved, tuple(shape[d] for d in rest) + (n * n,))
+    return lax.gather(flat, np.arange(n) * (n + 1), len(rest))
+
+
+def einsum(subscripts, *operands):
+    """Einstein summation (``np.einsum``) for explicit or implicit subscripts.
+
+    >>> einsum("ij,jk->ik", np.ones((2, 3)), np.ones((3, 4))).shape
+    (2, 4)
+    """
+    inputs, output = _parse_einsum(subscripts, len(operands))
+    operands = fnp._promote(*[fnp._operand(op) for op in operands])
+    terms = []
+    for op, labels in zip(operands, inputs):
+        if len(labels) != get_aval(op).ndim:
+            raise ValueError(
+                f"einsum: subscripts {labels!r} do not match operand of shape {get_aval(op).shape}"
+            )
+        terms.append(_take_diagonals(op, labels))
+    sizes: dict = {}
+    for op, labels in terms:
+        for c, s in zip(labels, get_aval(op).shape):
+            if sizes.setdefault(c, s) != s:
+                raise ValueError(f"einsum: label {c!r} has sizes {sizes[c]} and {s}")
+    x, x_labels = terms[0]
+    for k, (y, y_labels) in enumerate(terms[1:], start=1):
+        later = set(output) | {c for _, lab in terms[k + 1:] for c in lab}
+        x, x_labels = _sum_unneeded(x, x_labels, later | set(y_labels))
+        y, y_labels = _sum_unneeded(y, y_labels, later | set(x_labels))
+        x, x_labels = _contract_pair(x, x_labels, y, y_labels, later)
+    x, x_labels = _sum_unneeded(x, x_labels, set(output))
+    return lax.transpose(x, [x_labels.index(c) for c in output])
+
+
+def _sum_unneeded(x, labels, keep):
+    axes = [i for i, c in enumerate(labels) if c not in keep]
+    if not axes:
+        return x, labels
+    return lax.reduce_sum(x, axes), "".join(c for c in labels if c in keep)
+
+
+def _contract_pair(x, x_labels, y, y_labels, keep):
+    shared = [c for c in x_labels if c in y_labels]
+    batch = [c for c in shared if c in keep]
+    contract = [c for c in shared if c not in keep]
+    dims = (
+        (tuple(x_labels.index(c) for c in contract), tuple(y_labels.index(c) for c in contract)),
+        (tuple(x_labels.index(c) for c in batch), tuple(y_labels.index(c) for c in batch)),
+    )
+    out = lax.dot_general(x, y, dims)
+    x_free = [c for c in x_labels if c not in shared]
+    y_free = [c for c in y_labels if c not in shared]
+    return out, "".join(batch + x_free + y_free)
+
+
+math  # noqa: B018

@@ -1,0 +1,207 @@
+"""Pytrees: nested containers (tuple, list, dict, None, namedtuple, registered classes).
+
+``tree_flatten`` turns a pytree into its leaves and a ``PyTreeDef``;
+``tree_unflatten`` rebuilds it. Dict keys are visited in sorted order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+
+class _NodeType(NamedTuple):
+    to_iterable: Callable
+    from_iterable: Callable
+
+
+_registry: dict = {}
+
+
+def register_pytree_node(nodetype: type, flatten: Callable, unflatten: Callable):
+    """Teach fgrad to look inside ``nodetype``.
+
+    ``flatten(x) -> (children, aux)``; ``unflatten(aux, children) -> x``.
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Point:
+    ...     x: float
+    ...     y: float
+    >>> register_pytree_node(Point, lambda p: ((p.x, p.y), None),
+    ...                      lambda aux, ch: Point(*ch))
+    >>> tree_leaves(Point(1.0, 2.0))
+    [1.0, 2.0]
+    """
+    _registry[nodetype] = _NodeType(flatten, unflatten)
+
+
+def register_dataclass(cls):
+    """Register a dataclass as a pytree node whose children are all its fields.
+
+    >>> import dataclasses
+    >>> @register_dataclass
+    ... @dataclasses.dataclass
+    ... class Pair:
+    ...     a: float
+    ...     b: float
+    >>> tree_leaves(Pair(1.0, 2.0))
+    [1.0, 2.0]
+    """
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    register_pytree_node(
+        cls,
+        lambda obj: ([getattr(obj, n) for n in names], None),
+        lambda aux, children: cls(**dict(zip(names, children))),
+    )
+    return cls
+
+
+def _sorted_keys(d: dict):
+    try:
+        return sorted(d)
+    except TypeError as e:
+        raise TypeError(f"pytree dict keys must be sortable, got keys {list(d)!r}") from e
+
+
+register_pytree_node(tuple, lambda t: (t, None), lambda _, children: tuple(children))
+register_pytree_node(list, lambda lst: (lst, None), lambda _, children: list(children))
+register_pytree_node(
+    dict,
+    lambda d: ([d[k] for k in _sorted_keys(d)], tuple(_sorted_keys(d))),
+    lambda keys, children: dict(zip(keys, children)),
+)
+register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
+
+
+def _node_type(x):
+    t = type(x)
+    if t in _registry:
+        return t, _registry[t]
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
+        return t, _NodeType(lambda nt: (tuple(nt), None), lambda _, ch, t=t: t(*ch))
+    return t, None
+
+
+class PyTreeDef:
+    """The structure of a pytree, without its leaves. Hashable and comparable."""
+
+    __slots__ = ("node_type", "aux", "children", "num_leaves")
+
+    def __init__(self, node_type, aux, children):
+        self.node_type = node_type
+        self.aux = aux
+        self.children = tuple(children)
+        self.num_leaves = (
+            1 if node_type is None else sum(c.num_leaves for c in self.children)
+        )
+
+    def _key(self):
+        return (self.node_type, self.aux, self.children)
+
+    def __eq__(self, other):
+        return isinstance(other, PyTreeDef) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        if self.node_type is None:
+            return "*"
+        if self.node_type is type(None):
+            return "None"
+        inner = ", ".join(repr(c) for c in self.children)
+        if self.node_type is dict:
+            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.aux, self.children))
+            return f"PyTreeDef({{{inner}}})"
+        return f"PyTreeDef({self.node_type.__name__}({inner}))"
+
+
+LEAF = PyTreeDef(None, None, ())
+
+
+def tree_flatten(tree, is_leaf: Callable | None = None):
+    """Return ``(leaves, treedef)``.
+
+    >>> tree_flatten({"b": 2, "a": (1, None)})
+    ([1, 2], PyTreeDef({'a': PyTreeDef(tuple(*, None)), 'b': *}))
+    """
+    leaves: list = []
+    treedef = _flatten(tree, leaves, is_leaf)
+    return leaves, treedef
+
+
+def _flatten(tree, leaves, is_leaf):
+    if is_leaf is not None and is_leaf(tree):
+        leaves.append(tree)
+        return LEAF
+    node_type, handler = _node_type(tree)
+    if handler is None:
+        leaves.append(tree)
+        return LEAF
+    children, aux = handler.to_iterable(tree)
+    return PyTreeDef(node_type, aux, [_flatten(c, leaves, is_leaf) for c in children])
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves):
+    """Rebuild a pytree of structure ``treedef`` from ``leaves``.
+
+    >>> leaves, treedef = tree_flatten((1, [2, 3]))
+    >>> tree_unflatten(treedef, [10, 20, 30])
+    (10, [20, 30])
+    """
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"tree_unflatten: structure {treedef} has {treedef.num_leaves} leaves, "
+            f"got {len(leaves)}"
+        )
+    it = iter(leaves)
+    return _unflatten(treedef, it)
+
+
+def _unflatten(treedef, it):
+    if treedef.node_type is None:
+        return next(it)
+    children = [_unflatten(c, it) for c in treedef.children]
+    if treedef.node_type in _registry:
+        return _registry[treedef.node_type].from_iterable(treedef.aux, children)
+    return treedef.node_type(*children)  # namedtuple
+
+
+def tree_leaves(tree, is_leaf: Callable | None = None) -> list:
+    """The leaves of ``tree`` in flattening order.
+
+    >>> tree_leaves([1, {"x": 2}])
+    [1, 2]
+    """
+    return tree_flatten(tree, is_leaf)[0]
+
+
+def tree_structure(tree, is_leaf: Callable | None = None) -> PyTreeDef:
+    """The ``PyTreeDef`` of ``tree``.
+
+    >>> tree_structure((1, 2))
+    PyTreeDef(tuple(*, *))
+    """
+    return tree_flatten(tree, is_leaf)[1]
+
+
+def tree_map(f: Callable, tree, *rest, is_leaf: Callable | None = None):
+    """Apply ``f`` to every leaf (and the matching leaves of ``rest``).
+
+    >>> tree_map(lambda x: x * 2, {"a": 1, "b": (2, 3)})
+    {'a': 2, 'b': (4, 6)}
+    """
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    all_leaves = [leaves]
+    for other in rest:
+        other_leaves, other_def = tree_flatten(other, is_leaf)
+        if other_def != treedef:
+            raise ValueError(f"tree_map: structures differ: {treedef} vs {other_def}")
+        all_leaves.append(other_leaves)
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(*all_leaves)])
+
+

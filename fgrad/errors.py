@@ -1,0 +1,6 @@
+"""Exceptions raised by fgrad."""
+
+from fgrad._src.core import JaxprTypeError
+from fgrad._src.errors import ConcretizationError, UnexpectedTracerError
+
+__all__ = ["ConcretizationError", "JaxprTypeError", "UnexpectedTracerError"]
