@@ -1,0 +1,198 @@
+"""fg.jit: cache keys, retracing, static arguments, composition, errors, threads."""
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+import fgrad as fg
+import fgrad.numpy as fnp
+
+
+def counting(f):
+    """Wrap ``f`` so the number of Python traces is observable."""
+    calls = {"n": 0}
+
+    def wrapped(*args):
+        calls["n"] += 1
+        return f(*args)
+
+    return wrapped, calls
+
+
+def test_same_signature_traces_once():
+    f, calls = counting(lambda x: fnp.sum(fnp.tanh(x) * x))
+    jf = fg.jit(f)
+    x = np.linspace(-1, 1, 5)
+    np.testing.assert_allclose(jf(x), np.sum(np.tanh(x) * x))
+    jf(x + 1.0)
+    jf(np.zeros(5))
+    assert calls["n"] == 1
+
+
+@pytest.mark.parametrize(
+    "second",
+    [np.ones(4), np.ones(3, np.float32), np.ones((3, 1))],
+    ids=["new shape", "new dtype", "new rank"],
+)
+def test_new_shape_or_dtype_retraces(second):
+    f, calls = counting(lambda x: x * 2)
+    jf = fg.jit(f)
+    jf(np.ones(3))
+    out = jf(second)
+    assert calls["n"] == 2
+    assert out.dtype == second.dtype and out.shape == second.shape
+
+
+def test_new_structure_retraces():
+    f, calls = counting(lambda p: sum(fnp.sum(v) for v in fg.tree_util.tree_leaves(p)))
+    jf = fg.jit(f)
+    jf({"a": np.ones(2)})
+    jf({"a": np.ones(2), "b": np.ones(2)})
+    jf([np.ones(2)])
+    assert calls["n"] == 3
+
+
+def test_python_scalars_do_not_retrace_on_value():
+    f, calls = counting(lambda x, s: x * s)
+    jf = fg.jit(f)
+    jf(np.ones(2), 2.0)
+    np.testing.assert_allclose(jf(np.ones(2), 3.0), [3.0, 3.0])
+    assert calls["n"] == 1
+
+
+def test_static_args_are_hashed_by_value():
+    f, calls = counting(lambda x, n: x * n if n > 0 else -x)
+    jf = fg.jit(f, static_argnums=1)
+    np.testing.assert_allclose(jf(np.ones(2), 3), [3.0, 3.0])
+    np.testing.assert_allclose(jf(np.ones(2), 3), [3.0, 3.0])
+    np.testing.assert_allclose(jf(np.ones(2), -1), [-1.0, -1.0])
+    assert calls["n"] == 2
+
+
+def test_unhashable_static_arg_is_a_clear_error():
+    jf = fg.jit(lambda x, shape: x, static_argnums=1)
+    with pytest.raises(ValueError, match="unhashable.*tuple instead of a list"):
+        jf(np.ones(2), [1, 2])
+
+
+def test_concretization_error_names_line_and_fix():
+    def f(x):
+        if x > 0:  # the offending line
+            return x
+        return -x
+
+    with pytest.raises(fg.errors.ConcretizationError) as info:
+        fg.jit(f)(1.0)
+    message = str(info.value)
+    assert "if x > 0:  # the offending line" in message
+    assert "fnp.where" in message and "static_argnums" in message
+    assert isinstance(info.value, TypeError)
+
+
+def test_cache_is_bounded():
+    fg.config.update("jit_cache_size", 4)
+    try:
+        jf = fg.jit(lambda x: x + 1)
+        for n in range(10):
+            jf(np.ones(n))
+        assert len(jf._cache) == 4
+    finally:
+        fg.config.update("jit_cache_size", 256)
+
+
+def test_log_compiles_reports_the_reason(caplog):
+    fg.config.update("log_compiles", True)
+    try:
+        jf = fg.jit(lambda x: x + 1)
+        with caplog.at_level(logging.WARNING, logger="fgrad"):
+            jf(np.ones(2))
+            jf(np.ones(3))
+            jf(np.ones(3))
+    finally:
+        fg.config.update("log_compiles", False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "first call" in messages[0]
+    assert "f64[2] -> f64[3]" in messages[1]
+
+
+def f_compose(x):
+    return fnp.sum(fnp.sin(x) * x ** 2)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda f: fg.jit(fg.grad(f)),
+        lambda f: fg.grad(fg.jit(f)),
+        lambda f: fg.jit(fg.jit(fg.grad(f))),
+        lambda f: fg.grad(fg.jit(fg.jit(f))),
+        lambda f: fg.jit(fg.grad(fg.jit(f))),
+    ],
+    ids=["jit(grad)", "grad(jit)", "jit(jit(grad))", "grad(jit(jit))", "jit(grad(jit))"],
+)
+def test_jit_composes_with_grad(transform):
+    x = np.linspace(-2, 2, 7)
+    expected = np.cos(x) * x ** 2 + 2 * x * np.sin(x)
+    np.testing.assert_allclose(transform(f_compose)(x), expected, rtol=1e-12)
+
+
+def test_hessian_of_jit_and_jit_of_hessian_agree():
+    x = np.array([0.3, -0.7, 1.1])
+    h1 = fg.jit(fg.hessian(f_compose))(x)
+    h2 = fg.hessian(fg.jit(f_compose))(x)
+    np.testing.assert_allclose(h1, h2, rtol=1e-12)
+
+
+def test_jit_keeps_dtype_and_pytree_outputs():
+    jf = fg.jit(lambda p: {"y": p["x"] * 2, "z": (p["x"].sum(),)})
+    out = jf({"x": np.ones(3, np.float32)})
+    assert out["y"].dtype == np.float32 and out["z"][0].dtype == np.float32
+
+
+def test_closure_change_is_seen_by_ungjitted_grad():
+    scale = {"value": 2.0}
+
+    def f(x):
+        return fnp.sum(x * scale["value"])
+
+    g = fg.grad(f)
+    np.testing.assert_allclose(g(np.ones(2)), [2.0, 2.0])
+    scale["value"] = 5.0
+    np.testing.assert_allclose(g(np.ones(2)), [5.0, 5.0])
+
+
+def test_threads_share_one_jitted_program():
+    jf = fg.jit(fg.grad(f_compose))
+    xs = [np.linspace(-1, 1, 9) * (k + 1) for k in range(4)]
+    expected = [np.cos(x) * x ** 2 + 2 * x * np.sin(x) for x in xs]
+    errors = []
+
+    def worker(k):
+        try:
+            for _ in range(50):
+                np.testing.assert_allclose(jf(xs[k]), expected[k], rtol=1e-12)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_reference_backend_switch_gives_same_result():
+    x = np.linspace(-1, 1, 4)
+    jf = fg.jit(fg.grad(f_compose))
+    fast = jf(x)
+    fg.config.update("backend", "reference")
+    try:
+        np.testing.assert_allclose(jf(x), fast, rtol=1e-12)
+    finally:
+        fg.config.update("backend", "numba")
+    with pytest.raises(ValueError, match="backend"):
+        fg.config.update("backend", "gpu")
