@@ -69,7 +69,9 @@ def cold_start():
         "fg.jit(fg.grad(lambda x: fnp.sum(fnp.tanh(x) * x)))(np.ones(3)); "
         "print(time.perf_counter() - t)"
     )
-    import_only = "import time; t = time.perf_counter(); import fgrad; print(time.perf_counter() - t)"
+    import_only = (
+        "import time; t = time.perf_counter(); import fgrad; print(time.perf_counter() - t)"
+    )
 
     def run(code, env=None):
         out = subprocess.run([sys.executable, "-c", code], check=True, env=env,
