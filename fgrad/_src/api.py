@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from fgrad._src import core, dtypes
+from fgrad._src import core, dtypes, grad_cache
 from fgrad._src.core import Tracer, get_aval
 from fgrad._src.interpreters import ad
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
@@ -239,19 +239,30 @@ def value_and_grad(f, argnums=0, has_aux=False):
 
         f_aux = _split_aux(f_partial, has_aux, "grad")
         diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
-        out_flat, lin, out_tree, aux, n_out = _linearize_with_aux(f_aux, diff_flat, in_tree)
-        _check_scalar_output(out_flat, out_tree)
-        (out,) = out_flat
-        ct = np.ones((), get_aval(out).dtype)
-        cts_in = _transpose_linear(lin, [ct], n_out)
-        in_avals = [get_aval(x) for x in diff_flat]
-        grads_flat = [_cast_ct(_instantiate(g, a), a) for g, a in zip(cts_in, in_avals)]
+        if grad_cache.applicable(diff_flat):
+            out, aux, grads_flat = grad_cache.value_and_grad_recorded(
+                f_aux, diff_flat, in_tree, _check_scalar_output
+            )
+        else:
+            out, aux, grads_flat = _value_and_grad_traced(f_aux, diff_flat, in_tree)
         grads = tree_unflatten(in_tree, grads_flat)
         grads = grads[0] if single else grads
         value = (out, aux) if has_aux else out
         return value, grads
 
     return value_and_grad_f
+
+
+def _value_and_grad_traced(f_aux, diff_flat, in_tree):
+    """Linearize and transpose at the current trace (under other transforms)."""
+    out_flat, lin, out_tree, aux, n_out = _linearize_with_aux(f_aux, diff_flat, in_tree)
+    _check_scalar_output(out_flat, out_tree)
+    (out,) = out_flat
+    ct = np.ones((), get_aval(out).dtype)
+    cts_in = _transpose_linear(lin, [ct], n_out)
+    in_avals = [get_aval(x) for x in diff_flat]
+    grads_flat = [_cast_ct(_instantiate(g, a), a) for g, a in zip(cts_in, in_avals)]
+    return out, aux, grads_flat
 
 
 def _check_scalar_output(out_flat, out_tree):

@@ -34,6 +34,15 @@ class ShapedArray:
         self.dtype = np.dtype(dtype)
         self.weak_type = bool(weak_type)
 
+    @classmethod
+    def trusted(cls, shape: tuple, dtype: np.dtype, weak_type: bool = False) -> ShapedArray:
+        """Construct without normalising (``shape`` a tuple of ints, ``dtype`` a np.dtype)."""
+        aval = object.__new__(cls)
+        aval.shape = shape
+        aval.dtype = dtype
+        aval.weak_type = weak_type
+        return aval
+
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
 
@@ -71,18 +80,25 @@ def raise_to_shaped(aval: ShapedArray) -> ShapedArray:
     return aval
 
 
+_SUPPORTED: set = set()
+
+
 def get_aval(x) -> ShapedArray:
     """The abstract value of an array, a Python scalar or a tracer.
 
     >>> get_aval(1.0)
     ShapedArray(f64[], weak_type=True)
     """
+    if isinstance(x, (np.ndarray, np.generic)):
+        dtype = x.dtype
+        if dtype not in _SUPPORTED:
+            dtypes.check_supported(dtype)
+            _SUPPORTED.add(dtype)
+        return ShapedArray.trusted(x.shape, dtype)
     if isinstance(x, Tracer):
         return x.aval
-    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+    if isinstance(x, (bool, int, float)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), weak_type=True)
-    if isinstance(x, (np.ndarray, np.generic)):
-        return ShapedArray(np.shape(x), dtypes.check_supported(x.dtype))
     raise TypeError(
         f"fgrad cannot use a value of type {type(x).__name__} as an array; "
         "pass NumPy arrays, Python scalars, or pytrees (tuples, lists, dicts) of them."
