@@ -1,0 +1,113 @@
+"""Un-jitted grad at top level records the function and reuses gradient programs."""
+
+import numpy as np
+
+import fgrad as fg
+import fgrad.numpy as fnp
+from fgrad._src import grad_cache
+
+
+def fresh_cache():
+    grad_cache._programs.clear()
+
+
+def test_same_structure_reuses_one_program():
+    fresh_cache()
+    g = fg.grad(lambda x: fnp.sum(fnp.tanh(x) * x))
+    for k in range(5):
+        x = np.linspace(-1, 1, 4) * k
+        np.testing.assert_allclose(g(x), np.tanh(x) * x * 0 + (1 - np.tanh(x) ** 2) * x + np.tanh(x))
+    assert len(grad_cache._programs) == 1
+
+
+def test_control_flow_on_values_picks_the_right_program():
+    fresh_cache()
+
+    def f(x):
+        if x > 0:
+            return x ** 3
+        return fnp.sin(x)
+
+    g = fg.grad(f)
+    assert g(2.0) == 12.0
+    assert g(-1.0) == np.cos(-1.0)
+    assert g(3.0) == 27.0
+    assert len(grad_cache._programs) == 2
+
+
+def test_loop_count_depends_on_value():
+    def f(x):
+        y = x
+        while fnp.abs(y) < 100:
+            y = y * 2
+        return y
+
+    g = fg.grad(f)
+    assert g(3.0) == 64.0  # 3 * 2**6 = 192
+    assert g(30.0) == 4.0  # 30 * 2**2 = 120
+
+
+def test_changed_closure_constant_is_seen():
+    weights = np.array([1.0, 2.0])
+    g = fg.grad(lambda x: fnp.sum(x * weights))
+    np.testing.assert_allclose(g(np.ones(2)), [1.0, 2.0])
+    weights[:] = [5.0, 7.0]
+    np.testing.assert_allclose(g(np.ones(2)), [5.0, 7.0])
+
+
+def test_literals_are_inputs_not_baked_in():
+    fresh_cache()
+    for c in (2.0, 3.0):
+        g = fg.grad(lambda x, c=c: x * c)
+        assert g(1.0) == c
+
+
+def test_has_aux_and_pytrees_on_the_recorded_path():
+    def loss(params, x):
+        pred = params["w"] * x + params["b"]
+        return fnp.sum(pred ** 2), {"pred": pred}
+
+    params = {"w": np.float32(2.0), "b": np.float32(0.5)}
+    x = np.arange(3, dtype=np.float32)
+    (value, aux), grads = fg.value_and_grad(loss, has_aux=True)(params, x)
+    pred = 2.0 * x + 0.5
+    np.testing.assert_allclose(value, np.sum(pred ** 2), rtol=1e-6)
+    np.testing.assert_allclose(aux["pred"], pred)
+    np.testing.assert_allclose(grads["w"], np.sum(2 * pred * x), rtol=1e-6)
+    assert grads["w"].dtype == np.float32 and grads["b"].dtype == np.float32
+
+
+def test_custom_vjp_on_the_recorded_path():
+    @fg.custom_vjp
+    def scaled(x):
+        return x * 1.0
+
+    scaled.defvjp(lambda x: (x * 1.0, None), lambda res, g: (g * 10.0,))
+    assert fg.grad(lambda x: scaled(x) * 2.0)(3.0) == 20.0
+    assert fg.grad(lambda x: scaled(x) * 2.0)(4.0) == 20.0
+
+
+def test_recorded_and_traced_paths_agree():
+    def f(x):
+        return fnp.sum(fnp.logaddexp(x, 2 * x) * fnp.cos(x[::-1]))
+
+    x = np.linspace(-2, 2, 6)
+    recorded = fg.grad(f)(x)
+    fg.config.update("debug_nans", True)  # debug mode takes the traced path
+    try:
+        traced = fg.grad(f)(x)
+    finally:
+        fg.config.update("debug_nans", False)
+    np.testing.assert_allclose(recorded, traced, rtol=1e-12)
+
+
+def test_debug_nans_names_the_primitive_eagerly_and_under_jit():
+    import pytest
+
+    fg.config.update("debug_nans", True)
+    try:
+        for fn in (fg.grad(lambda x: fnp.sum(fnp.log(x))), fg.jit(lambda x: fnp.log(x))):
+            with pytest.raises(FloatingPointError, match="'log' produced a NaN"):
+                fn(np.array([-1.0, 1.0]))
+    finally:
+        fg.config.update("debug_nans", False)
