@@ -8,7 +8,7 @@ jaxpr-like IR, and a PyTorch-like ``Tensor`` on the same machinery.
 8.0
 """
 
-from fgrad import config, errors, nn, numpy, tree_util
+from fgrad import config, errors, nn, numpy, test_util, tree_util
 from fgrad._src.api import (
     grad,
     hessian,
