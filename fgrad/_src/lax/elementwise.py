@@ -15,14 +15,25 @@ from fgrad._src.lax import lax
 from fgrad._src.lax.utils import ANY, FLOAT, NUMERIC, binop, primitive, unop
 
 
+def _scalar_like(scalar, other):
+    aval = core.get_aval(other)
+    # NB: next to a weakly-typed tracer of its own dtype a Python scalar stays a
+    # Python scalar (a weak literal), so the result keeps the weak type.
+    if aval.weak_type and isinstance(other, core.Tracer) and (
+        np.asarray(scalar).dtype == aval.dtype
+    ):
+        return scalar
+    return np.asarray(scalar, aval.dtype)
+
+
 def _match(x, y):
     """Turn Python scalars into arrays of the other operand's dtype; broadcast 0-d."""
     x_scalar = not isinstance(x, (core.Tracer, np.ndarray, np.generic))
     y_scalar = not isinstance(y, (core.Tracer, np.ndarray, np.generic))
     if x_scalar and not y_scalar:
-        x = np.asarray(x, core.get_aval(y).dtype)
+        x = _scalar_like(x, y)
     elif y_scalar and not x_scalar:
-        y = np.asarray(y, core.get_aval(x).dtype)
+        y = _scalar_like(y, x)
     elif x_scalar and y_scalar:
         x, y = core.to_numpy(x), core.to_numpy(y)
     x_shape, y_shape = core.get_aval(x).shape, core.get_aval(y).shape

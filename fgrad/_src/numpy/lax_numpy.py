@@ -76,18 +76,32 @@ def _operand(x):
 
 
 def _promote(*args):
-    """Convert operands to their NumPy 2 result dtype (Python scalars are weak)."""
+    """Convert operands to their NumPy 2 result dtype (Python scalars are weak).
+
+    When every operand is weak (Python scalars, or traced Python-scalar arguments)
+    the result stays weak, so ``jit(lambda x, s: x * (s / 2))(f32_array, 2.0)`` is
+    float32 exactly like the eager computation.
+    """
     args = [_operand(a) for a in args]
     avals = [get_aval(a) for a in args]
-    dtype, _ = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
-    return [_cast(a, dtype) for a in args]
+    dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
+    return [_cast(a, dtype, weak) for a in args]
 
 
-def _cast(x, dtype):
+_PY_TYPES = {"b": bool, "i": int, "u": int, "f": float}
+
+
+def _cast(x, dtype, weak=False):
     dtype = np.dtype(dtype)
     if isinstance(x, Tracer):
-        return lax.convert_element_type(x, dtype)
+        return lax.convert_element_type(x, dtype, weak_type=weak)
+    if weak and _is_python_scalar(x):
+        return _PY_TYPES[dtype.kind](x)
     return np.asarray(x, dtype=dtype)
+
+
+def _is_python_scalar(x) -> bool:
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
 
 
 def _to_float(x):
@@ -95,8 +109,8 @@ def _to_float(x):
     x = _operand(x)
     aval = get_aval(x)
     if dtypes.is_float(aval.dtype):
-        return x if isinstance(x, Tracer) or not aval.weak_type else np.asarray(x)
-    return _cast(x, np.float64)
+        return x
+    return _cast(x, np.float64, aval.weak_type)
 
 
 def _broadcast_shapes(name, *shapes):
@@ -152,9 +166,39 @@ def _unary(name, lax_fn, to_float=True):
     return fn
 
 
-add = _binary("add", lax.add)
-subtract = _binary("subtract", lax.sub)
-multiply = _binary("multiply", lax.mul)
+def add(x, y):
+    """Elementwise ``x + y`` with NumPy broadcasting and promotion; ``or`` for bools.
+
+    >>> add(np.array([1.0, 2.0]), 3.0)
+    array([4., 5.])
+    """
+    x, y = _promote_broadcast("add", x, y)
+    return lax.bitwise_or(x, y) if get_aval(x).dtype == bool else lax.add(x, y)
+
+
+def subtract(x, y):
+    """Elementwise ``x - y`` with NumPy broadcasting and promotion (not for two bools).
+
+    >>> subtract(np.array([1.0, 2.0]), 3.0)
+    array([-2., -1.])
+    """
+    x, y = _promote_broadcast("subtract", x, y)
+    if get_aval(x).dtype == bool:
+        raise TypeError(
+            "numpy boolean subtract, the `-` operator, is not supported; "
+            "use logical_xor, or cast to an integer type first"
+        )
+    return lax.sub(x, y)
+
+
+def multiply(x, y):
+    """Elementwise ``x * y`` with NumPy broadcasting and promotion; ``and`` for bools.
+
+    >>> multiply(np.array([1.0, 2.0]), 3.0)
+    array([3., 6.])
+    """
+    x, y = _promote_broadcast("multiply", x, y)
+    return lax.bitwise_and(x, y) if get_aval(x).dtype == bool else lax.mul(x, y)
 divide = true_divide = _binary("divide", lax.div, to_float=True)
 maximum = _binary("maximum", lax.max)
 minimum = _binary("minimum", lax.min)
@@ -186,8 +230,28 @@ arcsinh = _unary("arcsinh", lax.asinh)
 arccosh = _unary("arccosh", lax.acosh)
 arctanh = _unary("arctanh", lax.atanh)
 sqrt = _unary("sqrt", lax.sqrt)
-floor = _unary("floor", lax.floor)
-ceil = _unary("ceil", lax.ceil)
+_floor = _unary("floor", lax.floor)
+_ceil = _unary("ceil", lax.ceil)
+
+
+def floor(x):
+    """Round down (``np.floor``); integers and bools are returned unchanged, as in NumPy 2.
+
+    >>> floor(np.array([-1.5, 2.5])), floor(np.array([3]))
+    (array([-2.,  2.]), array([3]))
+    """
+    x = _operand(x)
+    return _floor(x) if dtypes.is_float(get_aval(x).dtype) else x
+
+
+def ceil(x):
+    """Round up (``np.ceil``); integers and bools are returned unchanged, as in NumPy 2.
+
+    >>> ceil(np.array([-1.5, 2.5])), ceil(np.array([3]))
+    (array([-1.,  3.]), array([3]))
+    """
+    x = _operand(x)
+    return _ceil(x) if dtypes.is_float(get_aval(x).dtype) else x
 isfinite_float = _unary("isfinite", lax.is_finite)
 
 
@@ -258,28 +322,32 @@ def power(x, y):
     """
     if isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float)):
         x = _operand(x)
+        if get_aval(x).dtype == bool:
+            x = _cast(x, np.int64)  # bool ** Python int is int64 in NumPy
         if get_aval(x).dtype.kind in "iu" and y < 0:
             raise ValueError("Integers to negative integer powers are not allowed.")
         if y == 2:
             return lax.square(x)
         return lax.integer_pow(x, y)
     x, y = _promote_broadcast("power", x, y)
-    if get_aval(x).dtype.kind != "f":
+    dtype = get_aval(x).dtype
+    if dtype.kind != "f":
         y_val = core.concrete_value_of(y)
-        if y_val is None:
-            raise TypeError("power: integer bases need a concrete exponent; cast to float")
-        if np.any(np.asarray(y_val) < 0):
+        if y_val is not None and np.any(np.asarray(y_val) < 0):
             raise ValueError("Integers to negative integer powers are not allowed.")
-        return _integer_power_array(x, y)
+        if dtype.kind == "b":
+            # NumPy computes bool ** bool in int8: x or not y, as 0/1.
+            return _cast(logical_or(x, logical_not(y)), np.int8)
+        return _integer_power_array(x, y, dtype)
     return lax.pow(x, y)
 
 
-def _integer_power_array(x, y):
-    # Integer ** integer with array exponents: evaluate concretely (no gradient).
-    x_val = core.concrete_value_of(x)
-    if x_val is None:
-        raise TypeError("power: integer bases with array exponents need concrete values")
-    return np.power(x_val, core.concrete_value_of(y))
+def _integer_power_array(x, y, dtype):
+    # Integer ** integer array: computed in float64 and rounded, exact while the
+    # result fits in 53 bits. A traced negative exponent cannot raise as NumPy
+    # does; it gives the rounded float result (0 unless the base is 1 or -1).
+    out = lax.pow(_cast(x, np.float64), _cast(y, np.float64))
+    return _cast(lax.round(out), dtype)
 
 
 def where(condition, x=None, y=None):
@@ -501,7 +569,9 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None):
     """
     if not _is_traced(start, stop):
         return np.linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
-    steps = np.linspace(0.0, 1.0, num, endpoint=endpoint)
+    # NumPy's result dtype: start and stop promoted with a (weak) Python float.
+    start, stop, _ = _promote(start, stop, 1.0)
+    steps = np.linspace(0.0, 1.0, num, endpoint=endpoint).astype(get_aval(start).dtype)
     out = add(start, multiply(subtract(stop, start), steps))
     return out if dtype is None else asarray(out, dtype)
 
@@ -614,7 +684,7 @@ amax, amin = max, min
 def _check_nonempty(x, axis, name):
     aval = get_aval(_operand(x))
     axes = _canonical_axis(axis, aval.ndim)
-    if builtins.any(aval.shape[a] == 0 for a in axes) or (aval.size == 0 and not axes):
+    if builtins.any(aval.shape[a] == 0 for a in axes):
         raise ValueError(
             f"zero-size array to reduction operation {name} which has no identity "
             f"(shape {aval.shape}, axis={axis})"
@@ -670,7 +740,9 @@ def all(x, axis=None, keepdims=False):  # noqa: A001
     >>> all(np.array([True, False]))
     np.False_
     """
-    return _reduce(_to_bool(x), axis, keepdims, lax.reduce_min)
+    # NB: counted, not reduce_min, so an empty reduction is True as in NumPy.
+    falses = sum(logical_not(x), axis=axis, keepdims=keepdims)
+    return lax.eq(falses, lax.full_like(falses, 0))
 
 
 def any(x, axis=None, keepdims=False):  # noqa: A001
@@ -679,7 +751,8 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
     >>> any(np.array([True, False]))
     np.True_
     """
-    return _reduce(_to_bool(x), axis, keepdims, lax.reduce_max)
+    trues = sum(_to_bool(x), axis=axis, keepdims=keepdims)
+    return lax.ne(trues, lax.full_like(trues, 0))
 
 
 def _all_any_identity(lax_fn):
@@ -707,7 +780,8 @@ def argmin(x, axis=None, keepdims=False):
 def _arg_reduce(x, axis, keepdims, lax_fn, name):
     x = _operand(x)
     aval = get_aval(x)
-    if aval.size == 0:
+    axes = _canonical_axis(axis, aval.ndim) if axis is not None else None
+    if aval.size == 0 and (axis is None or aval.shape[axes[0]] == 0):
         raise ValueError(f"attempt to get {name} of an empty sequence")
     if axis is None:
         out = lax_fn(ravel(x), 0)

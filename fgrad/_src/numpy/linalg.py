@@ -213,6 +213,10 @@ def einsum(subscripts, *operands):
     """
     inputs, output = _parse_einsum(subscripts, len(operands))
     operands = fnp._promote(*[fnp._operand(op) for op in operands])
+    if operands and get_aval(operands[0]).dtype == bool:
+        # Bool einsum is an "or" of "and"s, as in NumPy: count in int64, test != 0.
+        out = einsum(subscripts, *[fnp._cast(op, np.int64) for op in operands])
+        return lax.ne(out, 0)
     terms = []
     for op, labels in zip(operands, inputs):
         if len(labels) != get_aval(op).ndim:
