@@ -193,6 +193,10 @@ def _cast_ct(ct, aval):
 
 def _normalize_argnums(argnums, nargs, name):
     single = isinstance(argnums, int)
+    is_int = lambda n: isinstance(n, int) and not isinstance(n, bool)  # noqa: E731
+    if not (is_int(argnums) or (isinstance(argnums, (tuple, list))
+                                and all(is_int(n) for n in argnums))):
+        raise TypeError(f"{name}: argnums must be an int or a tuple of ints, got {argnums!r}")
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
         raise ValueError(f"{name}: argnums must not be empty")

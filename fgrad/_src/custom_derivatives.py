@@ -83,7 +83,7 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
 
 
 ad.deftranspose(custom_lin_p, _custom_lin_transpose)
-ad.jvp_rules[custom_lin_p] = lambda primals, tangents, **params: _custom_lin_impl()
+ad.jvp_rules[custom_lin_p] = lambda primals, tangents, **params: _custom_lin_impl(**params)
 
 # --------------------------------------------------------------------------- the decorator
 
@@ -177,16 +177,40 @@ class custom_vjp:
                     f"argument ({n_args}), got {type(result).__name__}"
                     + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
                 )
-            ct_leaves, ct_tree = tree_flatten(result, is_leaf=lambda x: x is None)
-            if len(ct_leaves) != len(in_avals):
+            ct_leaves = _leaves_like(in_tree, result)
+            if ct_leaves is None:
+                ct_tree = tree_flatten(result, is_leaf=lambda x: x is None)[1]
                 raise TypeError(
-                    f"custom_vjp bwd of {name} returned structure {ct_tree}, "
-                    f"which does not match the arguments' structure {in_tree}"
+                    f"custom_vjp bwd of {name} returned structure {ct_tree}, which does "
+                    f"not match the arguments' structure {in_tree} (None may stand for "
+                    "a zero cotangent of any subtree)"
                 )
             return [_check_ct(name, i, ct, aval) for i, (ct, aval) in
                     enumerate(zip(ct_leaves, in_avals))]
 
         return fwd_flat, bwd_flat
+
+
+def _leaves_like(treedef, value):
+    """The leaves of ``value`` laid out as ``treedef``'s, a ``None`` in ``value``
+    standing for a whole subtree of zeros; None if the structures differ."""
+    leaves, value_tree = tree_flatten(value, is_leaf=lambda x: x is None)
+    out: list = []
+    it = iter(leaves)
+
+    def match(expected, actual):
+        if actual.node_type is None:  # an array leaf, or None
+            leaf = next(it)
+            if leaf is None:
+                out.extend([None] * expected.num_leaves)
+                return True
+            out.append(leaf)
+            return expected.node_type is None
+        same_node = (actual.node_type, actual.aux) == (expected.node_type, expected.aux)
+        return (same_node and len(actual.children) == len(expected.children)
+                and all(match(e, a) for e, a in zip(expected.children, actual.children)))
+
+    return out if match(treedef, value_tree) else None
 
 
 def _check_ct(name, i, ct, aval):

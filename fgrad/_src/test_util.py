@@ -185,7 +185,7 @@ def _perturb(x, t, step):
     if not _is_float_leaf(x):
         return x
     value = np.asarray(x, np.float64) + step * np.asarray(t, np.float64)
-    if isinstance(x, float):
+    if type(x) is float:
         return float(value)
     return value.astype(get_aval(x).dtype)
 

@@ -209,21 +209,26 @@ def _zero_tangents_for(primals_out):
     return [Zero(tangent_aval(get_aval(p))) for p in primals_out]
 
 
+def _sum_contributions(out, contributions):
+    contributions = [c for c in contributions if c is not None]
+    if not contributions:
+        return [out], _zero_tangents_for([out])
+    return [out], [reduce(add_tangents, contributions)]
+
+
 def defjvp(prim, *jvp_fns):
     """Register a JVP built from one function per input: ``fn(g, *primals, **params)``
-    returns that input's contribution to the output tangent (None: not differentiable).
+    returns that input's contribution to the output tangent. A ``None`` function, or a
+    function returning ``None`` (e.g. for a non-float dtype), contributes nothing.
     """
 
     def rule(primals, tangents, **params):
         out = prim.bind(*primals, **params)
-        contributions = [
+        return _sum_contributions(out, [
             fn(t, *primals, **params)
             for fn, t in zip(jvp_fns, tangents)
             if fn is not None and not isinstance(t, Zero)
-        ]
-        if not contributions:
-            return [out], _zero_tangents_for([out])
-        return [out], [reduce(add_tangents, contributions)]
+        ])
 
     jvp_rules[prim] = rule
 
@@ -235,14 +240,11 @@ def defjvp2(prim, *jvp_fns):
 
     def rule(primals, tangents, **params):
         out = prim.bind(*primals, **params)
-        contributions = [
+        return _sum_contributions(out, [
             fn(t, out, *primals, **params)
             for fn, t in zip(jvp_fns, tangents)
             if fn is not None and not isinstance(t, Zero)
-        ]
-        if not contributions:
-            return [out], _zero_tangents_for([out])
-        return [out], [reduce(add_tangents, contributions)]
+        ])
 
     jvp_rules[prim] = rule
 
@@ -257,9 +259,10 @@ def defjvp_zero(prim):
     jvp_rules[prim] = rule
 
 
-def deflinear(prim, transpose_rule, linear_argnums=None):
-    """Register a primitive that is linear in its array inputs (all of them, or
-    those in ``linear_argnums``; the others, such as indices, are held fixed).
+def deflinear(prim, transpose_rule, linear_argnums=None, nonlinear_argnums=()):
+    """Register a primitive that is linear in its array inputs (all of them, those in
+    ``linear_argnums``, or all but ``nonlinear_argnums``; the others, such as indices
+    or a predicate, are held fixed).
 
     Its JVP applies the primitive to the tangents; ``transpose_rule(ct, *invals,
     **params)`` returns one cotangent per input (None for non-linear inputs).
@@ -267,7 +270,9 @@ def deflinear(prim, transpose_rule, linear_argnums=None):
 
     def rule(primals, tangents, **params):
         outs = prim.bind_list(*primals, **params)
-        linear = range(len(primals)) if linear_argnums is None else linear_argnums
+        linear = linear_argnums
+        if linear is None:
+            linear = [i for i in range(len(primals)) if i not in nonlinear_argnums]
         if all(isinstance(tangents[i], Zero) for i in linear):
             return outs, _zero_tangents_for(outs)
         args = list(primals)

@@ -192,6 +192,7 @@ ad.defjvp(square_p, lambda g, x: mul(g, mul(x, 2)))
 
 
 def _integer_pow_impl(x, *, y):
+    x = np.asarray(x)  # NB: a Python float primal (under jvp) reaches here as is
     return np.power(x, y) if y >= 0 else np.power(x.astype(np.result_type(x, 1.0)), y)
 
 
@@ -209,9 +210,7 @@ def integer_pow(x, y: int):
 
 
 def _integer_pow_jvp(g, x, *, y):
-    if y == 0:
-        return mul(g, 0)
-    return mul(g, mul(integer_pow(x, y - 1), y))
+    return None if y == 0 else mul(g, mul(integer_pow(x, y - 1), y))
 
 
 ad.defjvp(integer_pow_p, _integer_pow_jvp)
@@ -535,15 +534,6 @@ def select_n(which, *cases):
     return select_n_p.bind(which, *cases)
 
 
-def _select_n_jvp(primals, tangents):
-    which, *cases = primals
-    out = select_n(which, *cases)
-    case_tangents = tangents[1:]
-    if all(isinstance(t, ad.Zero) for t in case_tangents):
-        return [out], [ad.Zero(ad.tangent_aval(core.get_aval(out)))]
-    return [out], [select_n(which, *[ad.instantiate_zeros(t) for t in case_tangents])]
-
-
 def _select_n_transpose(ct, which, *cases):
     zeros = lax.full_like(ct, 0)
     return [None] + [
@@ -554,8 +544,8 @@ def _select_n_transpose(ct, which, *cases):
     ]
 
 
-ad.jvp_rules[select_n_p] = _select_n_jvp
-ad.deftranspose(select_n_p, _select_n_transpose)
+# Linear in the cases, with the predicate held fixed.
+ad.deflinear(select_n_p, _select_n_transpose, nonlinear_argnums=(0,))
 
 # --------------------------------------------------------------------------- convert_element_type
 
@@ -586,20 +576,18 @@ def convert_element_type(x, new_dtype, weak_type=False):
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=bool(weak_type))
 
 
-def _convert_jvp(primals, tangents, *, new_dtype, weak_type):
-    (x,), (t,) = primals, tangents
-    out = convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
-    differentiable = core.get_aval(x).dtype.kind == "f" and new_dtype.kind == "f"
-    if isinstance(t, ad.Zero) or not differentiable:
-        return [out], [ad.Zero(ad.tangent_aval(core.get_aval(out)))]
-    return [out], [convert_element_type_p.bind(t, new_dtype=new_dtype, weak_type=False)]
+def _convert_jvp(g, x, *, new_dtype, weak_type):
+    # Only float -> float casts carry a tangent (casts to or from integers are constants).
+    if core.get_aval(x).dtype.kind != "f" or new_dtype.kind != "f":
+        return None
+    return convert_element_type_p.bind(g, new_dtype=new_dtype, weak_type=False)
 
 
 def _convert_transpose(ct, x, *, new_dtype, weak_type):
     return [convert_element_type(ct, x.aval.dtype)]
 
 
-ad.jvp_rules[convert_element_type_p] = _convert_jvp
+ad.defjvp(convert_element_type_p, _convert_jvp)
 ad.deftranspose(convert_element_type_p, _convert_transpose)
 
 # --------------------------------------------------------------------------- stop_gradient
@@ -611,10 +599,6 @@ def stop_gradient(x):
     return stop_gradient_p.bind(x)
 
 
-def _stop_gradient_jvp(primals, tangents):
-    # NB: re-applying stop_gradient to the primal keeps it stopped under nested grad.
-    out = stop_gradient(primals[0])
-    return [out], [ad.Zero(ad.tangent_aval(core.get_aval(out)))]
-
-
-ad.jvp_rules[stop_gradient_p] = _stop_gradient_jvp
+# NB: the zero rule binds stop_gradient on the primal again, so the primal stays stopped
+# for every outer transform (nested grad).
+ad.defjvp_zero(stop_gradient_p)
