@@ -373,7 +373,8 @@ NORMS = {
     "ordinf": ((4,), {"ord": np.inf}),
     "ord-inf": ((4,), {"ord": -np.inf}),
     "ord3": ((4,), {"ord": 3}),
-    "fro-str": ((2, 2), {"ord": "fro", "axis": (0, 1)}),
+    "fro-str": ((2, 2), {"ord": "fro"}),
+    "fro-axes": ((2, 3), {"ord": "fro", "axis": (1, 0)}),
 }
 for tag, (shape, kwargs) in NORMS.items():
     row(f"norm-{tag}", lambda x, k=kwargs: fnp.linalg.norm(x, **k), (shape, distinct(0.3, 2.0)),

@@ -139,9 +139,11 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """
     x = fnp._to_float(x)
     aval = get_aval(x)
-    if axis is None and ord is not None and aval.ndim > 1:
+    if axis is None and ord not in (None, "fro") and aval.ndim > 1:
         raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
     axes = fnp._canonical_axis(axis, aval.ndim)
+    if len(axes) == 2 and ord not in (None, "fro"):
+        raise NotImplementedError(f"norm: the matrix norm ord={ord!r} (only 'fro' for 2 axes)")
     if ord is None or ord == 2 or ord == "fro":
         if ord == 2 and len(axes) == 2:
             raise NotImplementedError("norm: the matrix 2-norm (largest singular value)")
@@ -158,7 +160,9 @@ def norm(x, ord=None, axis=None, keepdims=False):
         return fnp.min(fnp.abs(x), axis=axes, keepdims=keepdims)
     if isinstance(ord, (int, float)) and ord > 0:
         total = fnp.sum(fnp.power(fnp.abs(x), float(ord)), axis=axes, keepdims=keepdims)
-        return fnp.power(total, 1.0 / ord)
+        is_zero = lax.eq(total, 0)  # NB: double select, as above: gradient 0 at 0
+        safe = lax.select_n(is_zero, total, lax.full_like(total, 1))
+        return lax.select_n(is_zero, fnp.power(safe, 1.0 / ord), lax.full_like(total, 0))
     raise ValueError(f"norm: unsupported ord={ord!r}")
 
 
