@@ -35,30 +35,29 @@ def matmul(a, b):
             "matmul: input operand does not have enough dimensions (scalars are not "
             f"allowed; got shapes {a_aval.shape} and {b_aval.shape}); use multiply or *"
         )
-    a2 = lax.expand_dims(a, (0,)) if a_aval.ndim == 1 else a
-    b2 = lax.expand_dims(b, (1,)) if b_aval.ndim == 1 else b
-    a_shape, b_shape = get_aval(a2).shape, get_aval(b2).shape
+    a_shape = a_aval.shape if a_aval.ndim > 1 else (1,) + a_aval.shape
+    b_shape = b_aval.shape if b_aval.ndim > 1 else b_aval.shape + (1,)
     if a_shape[-1] != b_shape[-2]:
         raise _shape_error(
             "matmul", a, b,
             f"size {a_shape[-1]} (last dim of the first) != size {b_shape[-2]} "
             "(second-to-last dim of the second)",
         )
+    if a_aval.ndim == 1 or b_aval.ndim <= 2:
+        # A vector or matrix operand needs no batch broadcasting: contract directly
+        # (the output order of dot_general, a's free dims then b's, is matmul's).
+        a_axis = a_aval.ndim - 1
+        b_axis = 0 if b_aval.ndim == 1 else b_aval.ndim - 2
+        return lax.dot_general(a, b, (((a_axis,), (b_axis,)), ((), ())))
     try:
         batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
     except ValueError:
         raise _shape_error("matmul", a, b, "batch dimensions do not broadcast") from None
-    a3 = fnp._broadcast_to(a2, batch + a_shape[-2:])
-    b3 = fnp._broadcast_to(b2, batch + b_shape[-2:])
+    a3 = fnp._broadcast_to(a, batch + a_shape[-2:])
+    b3 = fnp._broadcast_to(b, batch + b_shape[-2:])
     nb = len(batch)
     dims = (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
-    out = lax.dot_general(a3, b3, dims)
-    squeeze = []
-    if a_aval.ndim == 1:
-        squeeze.append(nb)
-    if b_aval.ndim == 1:
-        squeeze.append(nb + 1)
-    return lax.squeeze(out, squeeze)
+    return lax.dot_general(a3, b3, dims)
 
 
 def dot(a, b):

@@ -8,6 +8,7 @@ broadcast_in_dim
 import numpy as np
 
 from fgrad._src.core import Tracer
+from fgrad._src.lax import lax
 from fgrad._src.numpy import indexing, linalg
 from fgrad._src.numpy import lax_numpy as fnp
 
@@ -23,6 +24,42 @@ def _floordiv(x, y):
     raise TypeError("floor division of integer tracers is not supported; cast to float")
 
 
+def _bitwise(name, lax_fn):
+    # NumPy's & | ^ are bitwise: on bools that is logical, on integers bitwise,
+    # and floats are rejected.
+    def fn(x, y):
+        x, y = fnp._promote_broadcast(name, x, y)
+        dtype = fnp.get_aval(x).dtype
+        if dtype.kind not in "biu":
+            raise TypeError(
+                f"{name} is only defined for integer and boolean arrays, got {dtype}; "
+                "use fnp.logical_and / logical_or / logical_xor on comparisons"
+            )
+        return lax_fn(x, y)
+
+    fn.__name__ = name
+    return fn
+
+
+def _invert(x):
+    dtype = fnp.get_aval(x).dtype
+    if dtype.kind not in "biu":
+        raise TypeError(
+            f"bitwise not (~) is only defined for integer and boolean arrays, got {dtype}"
+        )
+    return lax.bitwise_not(x)
+
+
+def _pos(x):
+    if fnp.get_aval(x).dtype.kind == "b":
+        raise TypeError("unary + is not supported for boolean arrays (as in NumPy)")
+    return x
+
+
+_and = _bitwise("bitwise_and", lax.bitwise_and)
+_or = _bitwise("bitwise_or", lax.bitwise_or)
+_xor = _bitwise("bitwise_xor", lax.bitwise_xor)
+
 _OPERATORS = {
     "__add__": fnp.add, "__radd__": _swap(fnp.add),
     "__sub__": fnp.subtract, "__rsub__": _swap(fnp.subtract),
@@ -34,10 +71,10 @@ _OPERATORS = {
     "__lt__": fnp.less, "__le__": fnp.less_equal,
     "__gt__": fnp.greater, "__ge__": fnp.greater_equal,
     "__eq__": fnp.equal, "__ne__": fnp.not_equal,
-    "__and__": fnp.logical_and, "__or__": fnp.logical_or, "__xor__": fnp.logical_xor,
-    "__rand__": _swap(fnp.logical_and), "__ror__": _swap(fnp.logical_or),
-    "__neg__": fnp.negative, "__pos__": lambda x: x, "__abs__": fnp.abs,
-    "__invert__": fnp.logical_not,
+    "__and__": _and, "__or__": _or, "__xor__": _xor,
+    "__rand__": _swap(_and), "__ror__": _swap(_or), "__rxor__": _swap(_xor),
+    "__neg__": fnp.negative, "__pos__": _pos, "__abs__": fnp.abs,
+    "__invert__": _invert,
     "__getitem__": indexing.getitem,
 }
 
