@@ -15,6 +15,7 @@ from fgrad._src.nn_ops import (
     softmax,
     softplus,
 )
+from fgrad.nn import functional  # Tensor-level, PyTorch's torch.nn.functional
 
 __all__ = [
     "binary_cross_entropy_with_logits", "log_sigmoid", "log_softmax", "logsumexp", "relu",

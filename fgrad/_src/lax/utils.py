@@ -29,6 +29,7 @@ def _as_dtype(impl, dtype_of):
             return out
         return np.asarray(out, dtype)
 
+    impl_cast.unchecked = impl  # the bare NumPy function (used by the Tensor facade)
     return impl_cast
 
 

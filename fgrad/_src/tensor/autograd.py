@@ -1,0 +1,139 @@
+"""``Tensor.backward`` and ``fg.autograd.grad``: argument checks, then the graph walk."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fgrad._src.tensor import graph
+from fgrad._src.tensor.tensor import Tensor
+
+
+def _as_tuple(x, what):
+    if isinstance(x, Tensor):
+        return (x,)
+    if x is None:
+        return ()
+    items = tuple(x)
+    for item in items:
+        if not isinstance(item, Tensor):
+            raise TypeError(f"{what} must be Tensors, got {type(item).__name__}")
+    return items
+
+
+def _per_output(grads, n):
+    if grads is None:
+        return (None,) * n
+    if isinstance(grads, (list, tuple)):
+        return tuple(grads)
+    return (grads,)
+
+
+def _root_edge(t):
+    return (t._grad_fn, t._output_nr) if t._grad_fn is not None else (t, None)
+
+
+def _root_cotangent(out, gradient, index, create_graph):
+    """The cotangent fed to ``out``: ``gradient`` checked, or ones for a scalar."""
+    if gradient is None:
+        if out._value.size != 1:
+            raise RuntimeError(
+                "grad can be implicitly created only for scalar outputs "
+                f"(fgrad: this output has shape {tuple(out.shape)}; pass gradient=, a tensor of "
+                "that shape, to get the vector-Jacobian product, or reduce the output first, "
+                "e.g. y.sum().backward())"
+            )
+        if out._value.dtype.kind != "f":
+            raise RuntimeError(
+                f"grad can be implicitly created only for real scalar outputs but got "
+                f"{out.dtype}")
+        ct = np.ones(out._value.shape, out._value.dtype)
+        return Tensor._wrap(ct) if create_graph else ct
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor._wrap(np.asarray(gradient))
+    if gradient.shape != out.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{index}] has a shape of {gradient.shape} and "
+            f"output[{index}] has a shape of {out.shape}."
+        )
+    if gradient._value.dtype != out._value.dtype:
+        gradient = gradient.to(out.dtype)
+    if create_graph:
+        return gradient
+    return gradient._value
+
+
+def _check_requires_grad(outputs):
+    for k, out in enumerate(outputs):
+        if not out._requires_grad:
+            raise RuntimeError(
+                f"element {k} of tensors does not require grad and does not have a grad_fn "
+                "(fgrad: no input of this computation has requires_grad=True, or it ran under "
+                "no_grad(); create the leaves with requires_grad=True)"
+            )
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``."""
+    outputs = _as_tuple(tensors, "tensors")
+    grads = _per_output(grad_tensors, len(outputs))
+    _check_requires_grad(outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = [_root_edge(t) for t in outputs]
+    cts = [_root_cotangent(t, g, k, create_graph) for k, (t, g) in enumerate(zip(outputs, grads))]
+    if inputs is None:
+        graph.run_backward(roots, cts, retain_graph, create_graph)
+        return
+    inputs = _as_tuple(inputs, "inputs")
+    captured = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=inputs,
+                                  accumulate=False)
+    for t, ct in zip(inputs, captured):
+        if ct is not None:
+            graph.accumulate_grad(t, ct, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``.
+
+    >>> import fgrad as fg
+    >>> x = fg.tensor(3.0, requires_grad=True)
+    >>> fg.autograd.grad(x ** 3, x)
+    (tensor(27.),)
+    """
+    outputs = _as_tuple(outputs, "outputs")
+    inputs = _as_tuple(inputs, "inputs")
+    grad_outputs = _per_output(grad_outputs, len(outputs))
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(
+            f"grad requires one grad_output per output: got {len(grad_outputs)} grad_outputs "
+            f"and {len(outputs)} outputs")
+    for t in inputs:
+        if not t._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    _check_requires_grad(outputs)
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = [_root_edge(t) for t in outputs]
+    cts = [_root_cotangent(t, g, k, create_graph)
+           for k, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    captured = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=inputs,
+                                  accumulate=False)
+    result = []
+    for t, ct in zip(inputs, captured):
+        if ct is None:
+            if materialize_grads:
+                result.append(Tensor._wrap(np.zeros_like(t._value)))
+                continue
+            if not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the "
+                    "graph. Set allow_unused=True if this is the desired behavior.")
+            result.append(None)
+        elif isinstance(ct, Tensor):
+            result.append(ct)
+        else:
+            result.append(Tensor._wrap(np.array(ct, dtype=t._value.dtype)))
+    return tuple(result)

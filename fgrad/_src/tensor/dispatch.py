@@ -1,0 +1,188 @@
+"""Running a Tensor op: look up (or stage) its programs, compute, record a node.
+
+``apply(op, args, params)`` is the single entry point of every Tensor op.
+``args`` holds Tensors and Python scalars; ``params`` (a hashable tuple) holds
+static arguments such as ``dim``. The cache key is the op, its params, each
+argument's shape and dtype (or Python type) and which inputs require grad, so
+a cached call costs one dict lookup plus the NumPy calls of its program.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from fgrad._src.tensor import grad_mode, names, program
+
+Tensor = None  # set by fgrad._src.tensor.tensor once the class exists
+_cache: dict = {}
+_state = grad_mode.state
+_ndarray = np.ndarray
+_asarray = np.asarray
+
+
+class Op:
+    """A Tensor op: ``fn(*arrays, *params)`` over ``fgrad.numpy``, and its node name.
+
+    ``name`` is a string or a function of ``(avals, params)``; ``view`` marks
+    ops whose result may share memory with an input (``view``, ``t``, ...).
+    """
+
+    __slots__ = ("name", "fn", "view")
+
+    def __init__(self, name, fn, view=False):
+        self.name, self.fn, self.view = name, fn, view
+
+    def __repr__(self):
+        return f"Op({self.name if isinstance(self.name, str) else self.fn.__name__})"
+
+
+def _stage(op, params, args, diff):
+    avals = [program.arg_aval(a._value if isinstance(a, Tensor) else a) for a in args]
+    fn = op.fn
+    if params:
+        def fn(*xs, _fn=op.fn, _params=params):
+            return _fn(*xs, *_params)
+
+    name = op.name if isinstance(op.name, str) else op.name(avals, params)
+    if diff:
+        entry = program.stage_vjp(fn, avals, diff, name, op.view)
+        if any(entry.out_diff):
+            entry.node_class = names.node_class(name)
+            return entry
+        entry = program.stage_primal(fn, avals, name, op.view)
+        entry.diff = ()  # no float output: nothing to record
+        return entry
+    entry = program.stage_primal(fn, avals, name, op.view)
+    entry.diff = ()
+    return entry
+
+
+def apply(op, args, params=()):
+    """Run ``op`` on ``args``; return a Tensor (or a tuple for multi-output ops)."""
+    # NB: this is the hot path of every Tensor op; keep it flat.
+    enabled = _state.enabled
+    grad = False
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        a = args[0]
+        v = a._value
+        vals = (v,)
+        if a._requires_grad and enabled:
+            grad = True
+            key = (op, params, v.shape, v.dtype, _DIFF_0)
+        else:
+            key = (op, params, v.shape, v.dtype)
+    elif len(args) == 2:
+        a, b = args
+        if isinstance(a, Tensor):
+            va = a._value
+            ka, kb = va.shape, va.dtype
+            ga = a._requires_grad
+        else:
+            va = a
+            ka = kb = type(a)
+            ga = False
+        if isinstance(b, Tensor):
+            vb = b._value
+            kc, kd = vb.shape, vb.dtype
+            gb = b._requires_grad
+        else:
+            vb = b
+            kc = kd = type(b)
+            gb = False
+        vals = (va, vb)
+        if (ga or gb) and enabled:
+            grad = True
+            key = (op, params, ka, kb, kc, kd, _DIFF_2[ga, gb])
+        else:
+            key = (op, params, ka, kb, kc, kd)
+    else:
+        sig = [op, params]
+        vals = []
+        for a in args:
+            if isinstance(a, Tensor):
+                v = a._value
+                vals.append(v)
+                sig.append(v.shape)
+                sig.append(v.dtype)
+                if a._requires_grad:
+                    grad = True
+            else:
+                vals.append(a)
+                sig.append(type(a))
+        if grad and enabled:
+            sig.append(tuple(
+                i for i, a in enumerate(args) if isinstance(a, Tensor) and a._requires_grad))
+        else:
+            grad = False
+        key = tuple(sig)
+    entry = _cache.get(key)
+    if entry is None:
+        if len(_cache) > _CACHE_LIMIT:
+            _cache.clear()
+        diff = key[-1] if grad else ()
+        entry = _cache[key] = _stage(op, params, args, diff)
+    outs = entry.forward(*vals)
+    if not entry.diff:
+        if not entry.multi:
+            v = outs[0]
+            return _wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
+        return tuple(_wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
+                     for v in outs)
+    # Record the node.
+    node = _new(entry.node_class)
+    node._entry = entry
+    node._seq = _next_seq()
+    if entry.n_res:
+        node._saved = outs[entry.n_out:]
+        node._args = args
+    else:
+        node._saved = ()
+        node._args = None
+    edges = []
+    for i in entry.diff:
+        a = args[i]
+        fn = a._grad_fn
+        edges.append((a, None) if fn is None else (fn, a._output_nr))
+    node._next = edges
+    if not entry.multi:
+        v = outs[0]
+        return _wrap(v if type(v) is _ndarray else _asarray(v), node, True, 0)
+    results = []
+    for j in range(entry.n_out):
+        v = outs[j]
+        v = v if type(v) is _ndarray else _asarray(v)
+        d = entry.out_diff[j]
+        results.append(_wrap(v, node if d else None, d, j))
+    return tuple(results)
+
+
+_DIFF_0 = (0,)
+_DIFF_2 = {(True, True): (0, 1), (True, False): (0,), (False, True): (1,)}
+_CACHE_LIMIT = 20000
+_new = object.__new__
+_next_seq = itertools.count().__next__
+_wrap = None  # set by fgrad._src.tensor.tensor
+
+
+# --------------------------------------------------------------------------- create_graph
+
+
+_backward_ops: dict = {}
+
+
+def apply_backward(node, entry, cts):
+    """A node's backward as a recorded Tensor op (for ``create_graph=True``)."""
+    op = _backward_ops.get(entry)
+    if op is None:
+        n_args = entry.n_in if entry.n_res else 0
+
+        def backward_fn(*vals):
+            return tuple(program.run_vjp_traceable(entry, vals[:n_args], vals[n_args:]))
+
+        op = _backward_ops[entry] = Op(names.double_backward_name(entry.name), backward_fn)
+    args = tuple(node._args) if entry.n_res else ()
+    cts = tuple(c if isinstance(c, Tensor) else _wrap(np.asarray(c)) for c in cts)
+    out = apply(op, args + cts)
+    return out if isinstance(out, tuple) else (out,)

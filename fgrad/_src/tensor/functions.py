@@ -1,0 +1,82 @@
+"""PyTorch-namespace functions on Tensors: ``fg.matmul``, ``fg.exp``, ``fg.cat``, ...
+
+Each forwards to the Tensor method of the same name after turning its first
+argument into a Tensor, so ``fg.exp(x)`` and ``x.exp()`` record the same node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fgrad._src.tensor import ops
+from fgrad._src.tensor.dispatch import apply
+from fgrad._src.tensor.tensor import Tensor, _operand
+
+
+def _tensor(x):
+    x = _operand(x)
+    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
+
+
+def _forward(method):
+    def fn(input, *args, **kwargs):  # noqa: A002  (PyTorch's argument name)
+        return getattr(_tensor(input), method)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = method
+    fn.__doc__ = f"``fg.{method}(x, ...)`` is ``x.{method}(...)``."
+    return fn
+
+
+_METHODS = (
+    "exp log log1p expm1 log2 log10 sin cos tan tanh sinh cosh asin acos atan asinh acosh "
+    "atanh arcsin arccos arctan sqrt rsqrt reciprocal sigmoid floor ceil round trunc neg "
+    "negative abs absolute sign square relu sum mean prod var std norm logsumexp cumsum "
+    "argmax argmin amax amin all any reshape flatten squeeze unsqueeze transpose permute t "
+    "flip narrow split chunk unbind clamp clip pow add sub subtract mul multiply div divide "
+    "true_divide remainder fmod atan2 maximum minimum lerp eq ne lt le gt ge greater less "
+    "greater_equal less_equal not_equal equal allclose isclose logical_and logical_or "
+    "logical_xor logical_not isnan isinf isfinite matmul mm mv dot bmm outer masked_fill "
+    "max min softmax log_softmax clone detach numel"
+).split()
+
+for _name in _METHODS:
+    globals()[_name] = _forward(_name)
+
+
+def cat(tensors, dim=0):
+    """Concatenate along ``dim`` (``CatBackward0``)."""
+    tensors = [_tensor(t) for t in tensors]
+    if not tensors:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    return apply(ops.cat, tuple(tensors), (int(dim),))
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Stack along a new ``dim`` (``StackBackward0``)."""
+    tensors = [_tensor(t) for t in tensors]
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    return apply(ops.stack, tuple(tensors), (int(dim),))
+
+
+def where(condition, input=None, other=None):  # noqa: A002
+    """``input`` where ``condition`` holds, else ``other`` (``WhereBackward0``)."""
+    condition = _tensor(condition)
+    if input is None and other is None:
+        return tuple(Tensor._wrap(i) for i in np.nonzero(condition._value))
+    return apply(ops.where, (condition, _operand(input), _operand(other)))
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(t):
+    return t.is_floating_point()
+
+
+__all__ = [*_METHODS, "cat", "concat", "concatenate", "stack", "where", "is_tensor",
+           "is_floating_point"]

@@ -1,0 +1,349 @@
+"""The recorded graph and the backward walk.
+
+A ``Node`` is one recorded Tensor op. It holds the op's cached programs
+(``program.Entry``), the residuals its forward program returned (the *saved
+values*), the op's arguments (kept only when there are residuals, so that
+``create_graph=True`` can record the backward as Tensor ops), and one edge per
+differentiable input: ``(node, output_nr)`` for an input made by another op,
+``(leaf_tensor, None)`` for a leaf.
+
+``run_backward`` orders the reachable nodes by an iterative depth-first
+search (no recursion: a 100k-node chain is fine), then runs each node's
+backward program once all its consumers have contributed, accumulating
+cotangents per output. Leaves receive the sum of their cotangents at the end.
+"""
+
+from __future__ import annotations
+
+import weakref
+from heapq import heappop, heappush
+
+import numpy as np
+
+from fgrad._src.tensor import grad_mode
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward."
+)
+
+
+class Node:
+    """A recorded op (``tensor.grad_fn``). Subclasses carry PyTorch's names."""
+
+    __slots__ = ("_entry", "_saved", "_args", "_next", "_seq", "__weakref__", "__dict__")
+    _retained = None  # [(output_nr, weakref to a retaining tensor or None, hook or None)]
+    _hooks = None
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self):
+        """``((node_or_AccumulateGrad, output_nr), ...)`` — one per differentiable input."""
+        out = []
+        for target, nr in self._next:
+            if nr is None:
+                out.append((AccumulateGrad(target), 0))
+            else:
+                out.append((target, nr))
+        return tuple(out)
+
+    def register_hook(self, hook):
+        """``hook(grad_inputs, grad_outputs)`` runs after this node's backward; it may
+        return replacement input gradients."""
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _RemovableHandle(self._hooks, hook)
+
+
+class AccumulateGrad:
+    """The sink PyTorch shows for a leaf in ``next_functions``."""
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.next_functions = ()
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+    def __eq__(self, other):
+        return isinstance(other, AccumulateGrad) and other.variable is self.variable
+
+    def __hash__(self):
+        return id(self.variable)
+
+
+class _RemovableHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def retain(node, output_nr, tensor=None, hook=None):
+    """Make ``tensor`` (output ``output_nr`` of ``node``) receive its ``.grad``, or
+    register ``hook`` on that output's gradient."""
+    if node._retained is None:
+        node._retained = []
+    ref = weakref.ref(tensor) if tensor is not None else None
+    node._retained.append((output_nr, ref, hook))
+    return _RemovableHandle(node._retained, node._retained[-1])
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+def topological_order(roots):
+    """Nodes reachable from ``roots``, every node before the nodes it feeds from."""
+    order = []
+    visited = set()
+    for root in roots:
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root._next))]
+        while stack:
+            node, edges = stack[-1]
+            for target, nr in edges:
+                if nr is not None and target not in visited:
+                    visited.add(target)
+                    stack.append((target, iter(target._next)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _prune(order, input_nodes, input_leaves):
+    """``(run, visit)``: nodes whose backward leads to a requested input, and those
+    plus the nodes whose outputs are requested inputs."""
+    run = set()
+    for node in reversed(order):
+        for target, nr in node._next:
+            if nr is None:
+                if id(target) in input_leaves:
+                    run.add(node)
+                    break
+            elif target in run or target in input_nodes:
+                run.add(node)
+                break
+    return run, run | input_nodes
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def _zeros_ct(aval, create_graph):
+    zeros = np.zeros(aval.shape, aval.dtype)
+    return _tensor_module().Tensor._wrap(zeros) if create_graph else zeros
+
+
+def _tensor_module():
+    from fgrad._src.tensor import tensor
+
+    return tensor
+
+
+def run_backward(roots, root_cts, retain_graph, create_graph, inputs=None, accumulate=True):
+    """Propagate ``root_cts`` from the edges ``roots`` through the graph.
+
+    With ``accumulate``, leaves (or only ``inputs``, when given) get their
+    ``.grad`` accumulated. Returns the cotangents reaching ``inputs`` (None for
+    an input no path reaches), which is what ``autograd.grad`` needs.
+    """
+    state = grad_mode.state
+    prev_mode = state.enabled
+    state.enabled = bool(create_graph)
+    try:
+        return _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate)
+    finally:
+        state.enabled = prev_mode
+
+
+def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
+    # Nodes are numbered in creation order, which is a topological order; a max-heap on
+    # that number runs each node after every consumer that can reach it (PyTorch's
+    # scheduling), with no separate sorting pass and no recursion.
+    only_inputs = inputs is not None
+    input_leaves: dict = {}
+    input_outputs: dict = {}  # (node, output_nr) -> input position
+    run = visit = None
+    if only_inputs:
+        for k, t in enumerate(inputs):
+            if t._grad_fn is None:
+                input_leaves[id(t)] = k
+            else:
+                input_outputs[(t._grad_fn, t._output_nr)] = k
+        order = topological_order([target for target, nr in roots if nr is not None])
+        run, visit = _prune(order, {n for n, _ in input_outputs}, input_leaves)
+    captured: list = [None] * (len(inputs) if only_inputs else 0)
+    buffers: dict = {}
+    leaf_cts: dict = {}
+    heap: list = []
+
+    def send_leaf(target, ct):
+        key = id(target)
+        if only_inputs and key not in input_leaves:
+            return
+        prev = leaf_cts.get(key)
+        leaf_cts[key] = (target, ct) if prev is None else (target, prev[1] + ct)
+
+    for (target, nr), ct in zip(roots, root_cts):
+        if nr is None:
+            send_leaf(target, ct)
+            continue
+        if only_inputs and target not in visit:
+            continue
+        buf = buffers.get(target)
+        if buf is None:
+            buf = buffers[target] = [None] * target._entry.n_out
+            heappush(heap, (-target._seq, target))
+        buf[nr] = ct if buf[nr] is None else buf[nr] + ct
+
+    while heap:
+        node = heappop(heap)[1]
+        cts = buffers.pop(node)
+        if node._retained is not None:
+            _tensor_hooks(node, cts, create_graph)
+        if only_inputs:
+            for nr, ct in enumerate(cts):
+                k = input_outputs.get((node, nr))
+                if k is not None and ct is not None:
+                    captured[k] = ct
+            if node not in run:
+                continue
+        entry = node._entry
+        # NB: inlined _node_backward for the common case (one output, no create_graph).
+        if entry.n_out == 1 and not create_graph:
+            if entry.n_res:
+                saved = node._saved
+                if saved is None:
+                    _raise_freed(node)
+                grads = entry.backward(*saved, cts[0])
+                if not retain_graph:
+                    node._saved = None
+                    node._args = None
+            else:
+                grads = entry.backward(cts[0])
+        else:
+            grads = _node_backward(node, entry, cts, create_graph)
+            if not retain_graph and entry.n_res:
+                node._saved = None
+                node._args = None
+        if node._hooks:
+            grads = _run_node_hooks(node, grads, cts)
+        nxt = node._next
+        for slot, g in zip(entry.ct_slots, grads):
+            target, nr = nxt[slot]
+            if nr is None:
+                send_leaf(target, g)
+                continue
+            buf = buffers.get(target)
+            if buf is None:
+                if only_inputs and target not in visit:
+                    continue
+                buf = buffers[target] = [None] * target._entry.n_out
+                heappush(heap, (-target._seq, target))
+                buf[nr] = g
+            else:
+                prev = buf[nr]
+                buf[nr] = g if prev is None else prev + g
+
+    for key, (leaf, ct) in leaf_cts.items():
+        if only_inputs:
+            captured[input_leaves[key]] = ct
+        if accumulate:
+            accumulate_grad(leaf, ct, create_graph)
+    return captured
+
+
+def _raise_freed(node):
+    raise RuntimeError(
+        f"{_FREED_MESSAGE} (fgrad: the saved values of {type(node).__name__} were freed by "
+        "an earlier backward; pass retain_graph=True to the first backward() or "
+        "autograd.grad() call that walks this graph.)"
+    )
+
+
+def _node_backward(node, entry, cts, create_graph):
+    if entry.n_res and node._saved is None:
+        _raise_freed(node)
+    full = []
+    for j, d in enumerate(entry.out_diff):
+        if d:
+            ct = cts[j]
+            full.append(_zeros_ct(entry.out_avals[j], create_graph) if ct is None else ct)
+    if create_graph:
+        from fgrad._src.tensor import dispatch
+
+        return dispatch.apply_backward(node, entry, full)
+    return entry.backward(*node._saved, *full) if entry.n_res else entry.backward(*full)
+
+
+def _run_node_hooks(node, grads, cts):
+    for hook in list(node._hooks):
+        out = hook(tuple(grads), tuple(cts))
+        if out is not None:
+            grads = list(out)
+    return grads
+
+
+def _tensor_hooks(node, cts, create_graph):
+    """Run hooks registered on the node's output tensors, then fill retained grads."""
+    Tensor = _tensor_module().Tensor
+    for nr, _, hook in node._retained:
+        if hook is None or cts[nr] is None:
+            continue
+        ct = cts[nr]
+        out = hook(ct if create_graph else Tensor._wrap(ct))
+        if out is not None:
+            cts[nr] = out if create_graph else out._value
+    for nr, ref, hook in node._retained:
+        t = ref() if ref is not None else None
+        if hook is not None or t is None or cts[nr] is None:
+            continue
+        ct = cts[nr]
+        if t._grad is None:
+            t._grad = ct if create_graph else Tensor._wrap(np.array(ct, dtype=t._value.dtype))
+        elif create_graph:
+            t._grad = t._grad + ct
+        else:
+            t._grad = Tensor._wrap(t._grad._value + ct)
+
+
+def accumulate_grad(leaf, ct, create_graph):
+    """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad)."""
+    Tensor = _tensor_module().Tensor
+    if leaf._hooks:
+        for hook in list(leaf._hooks):
+            wrapped = ct if isinstance(ct, Tensor) else Tensor._wrap(ct)
+            out = hook(wrapped)
+            if out is not None:
+                ct = out if create_graph else out._value
+    grad = leaf._grad
+    if create_graph:
+        leaf._grad = ct if grad is None else grad + ct
+        return
+    if isinstance(ct, Tensor):
+        ct = ct._value
+    if grad is None:
+        leaf._grad = Tensor._wrap(np.array(ct, dtype=leaf._value.dtype))
+    elif grad._requires_grad or not grad._value.flags.writeable:
+        leaf._grad = Tensor._wrap(grad._value + ct)
+    else:
+        np.add(grad._value, ct, out=grad._value, casting="unsafe")

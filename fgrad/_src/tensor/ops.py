@@ -1,0 +1,578 @@
+"""The Tensor ops: ``fgrad.numpy`` functions with PyTorch's semantics and node names.
+
+Each ``Op`` pairs a function over arrays/tracers with the name of the node it
+records. The functions run only while an op signature is being staged (see
+``program``), so they may be written for clarity: PyTorch's type promotion,
+``dim``/``keepdim`` and unbiased ``var`` are resolved here, once per signature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fgrad._src import nn_ops
+from fgrad._src.core import get_aval
+from fgrad._src.lax import lax
+from fgrad._src.numpy import indexing, linalg
+from fgrad._src.numpy import lax_numpy as fnp
+from fgrad._src.tensor import names
+from fgrad._src.tensor.dispatch import Op
+from fgrad._src.tensor.dtype import DEFAULT_FLOAT, result_type
+
+# --------------------------------------------------------------------------- promotion
+
+
+def _cast(x, dtype):
+    aval = get_aval(x)
+    if aval.weak_type or aval.dtype == dtype:
+        return x
+    return lax.convert_element_type(x, dtype)
+
+
+def promote(*xs, to_float=False):
+    """Cast operands to PyTorch's result dtype (float32 for ints when ``to_float``)."""
+    dtype = result_type([get_aval(x) for x in xs])
+    if to_float and dtype.kind != "f":
+        dtype = DEFAULT_FLOAT
+    out = []
+    for x in xs:
+        aval = get_aval(x)
+        if aval.weak_type and aval.dtype.kind != dtype.kind and dtype.kind != "f":
+            x = lax.convert_element_type(x, dtype)
+        out.append(_cast(x, dtype))
+    return out
+
+
+def _float(x):
+    """Integer inputs of float functions become float32 (PyTorch's default dtype)."""
+    aval = get_aval(x)
+    return x if aval.dtype.kind == "f" else lax.convert_element_type(x, DEFAULT_FLOAT)
+
+
+def _binary(fn, to_float=False):
+    def op(x, y):
+        x, y = promote(x, y, to_float=to_float)
+        return fn(x, y)
+
+    op.__name__ = fn.__name__
+    return op
+
+
+def _unary(fn):
+    def op(x):
+        return fn(_float(x))
+
+    op.__name__ = fn.__name__
+    return op
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+add = Op("AddBackward0", _binary(fnp.add))
+sub = Op("SubBackward0", _binary(fnp.subtract))
+rsub = Op("RsubBackward1", lambda x, y: _binary(fnp.subtract)(y, x))
+mul = Op("MulBackward0", _binary(fnp.multiply))
+div = Op("DivBackward0", _binary(fnp.divide, to_float=True))
+# PyTorch computes ``2 / x`` as ``reciprocal(x) * 2``, hence MulBackward0.
+rdiv = Op("MulBackward0", lambda x, y: _binary(fnp.divide, to_float=True)(y, x))
+maximum = Op("MaximumBackward0", _binary(fnp.maximum))
+minimum = Op("MinimumBackward0", _binary(fnp.minimum))
+atan2 = Op("Atan2Backward0", _binary(fnp.arctan2, to_float=True))
+fmod = Op("FmodBackward0", _binary(fnp.fmod))
+
+
+def _pow_scalar(x, exponent):
+    if isinstance(exponent, float) and get_aval(x).dtype.kind != "f":
+        x = _float(x)
+    if isinstance(exponent, int) and exponent < 0 and get_aval(x).dtype.kind != "f":
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return fnp.power(x, exponent)
+
+
+pow_scalar = Op("PowBackward0", _pow_scalar)
+pow_tensor = Op("PowBackward1", _binary(fnp.power))
+rpow = Op("PowBackward2", lambda x, base: _binary(fnp.power)(base, x))
+
+
+def _floor_divide(x, y):
+    x, y = promote(x, y)
+    if get_aval(x).dtype.kind == "f":
+        return fnp.floor(fnp.divide(x, y))
+    raise TypeError("floor division of integer tensors is not supported; cast to float first")
+
+
+floor_divide = Op("DivBackward2", _floor_divide)
+remainder = Op("RemainderBackward0", lambda x, y: _remainder(*promote(x, y)))
+
+
+def _remainder(x, y):
+    return fnp.subtract(x, fnp.multiply(fnp.floor(fnp.divide(x, y)), y))
+
+
+def _lerp(x, end, weight):
+    x, end = promote(x, end)
+    return fnp.add(x, fnp.multiply(weight, fnp.subtract(end, x)))
+
+
+lerp = Op("LerpBackward0", _lerp)
+
+# --------------------------------------------------------------------------- comparisons
+
+eq = Op("EqBackward0", _binary(fnp.equal))
+ne = Op("NeBackward0", _binary(fnp.not_equal))
+lt = Op("LtBackward0", _binary(fnp.less))
+le = Op("LeBackward0", _binary(fnp.less_equal))
+gt = Op("GtBackward0", _binary(fnp.greater))
+ge = Op("GeBackward0", _binary(fnp.greater_equal))
+logical_and = Op("LogicalAndBackward0", fnp.logical_and)
+logical_or = Op("LogicalOrBackward0", fnp.logical_or)
+logical_xor = Op("LogicalXorBackward0", fnp.logical_xor)
+logical_not = Op("LogicalNotBackward0", fnp.logical_not)
+isnan = Op("IsnanBackward0", fnp.isnan)
+isinf = Op("IsinfBackward0", fnp.isinf)
+isfinite = Op("IsfiniteBackward0", fnp.isfinite)
+
+
+def _bitwise(fn):
+    def op(x, y):
+        x, y = promote(x, y)
+        if get_aval(x).dtype.kind == "f":
+            raise TypeError("bitwise operations need integer or bool tensors")
+        return fn(x, y)
+
+    return op
+
+
+bitwise_and = Op("BitwiseAndBackward0", _bitwise(lambda x, y: lax.and_(x, y)))
+bitwise_or = Op("BitwiseOrBackward0", _bitwise(lambda x, y: lax.or_(x, y)))
+bitwise_xor = Op("BitwiseXorBackward0", _bitwise(lambda x, y: lax.xor(x, y)))
+bitwise_not = Op("BitwiseNotBackward0", lambda x: lax.not_(x))
+
+# --------------------------------------------------------------------------- unary math
+
+
+def _unary_op(name, fn):
+    return Op(name, _unary(fn))
+
+
+exp = _unary_op("ExpBackward0", fnp.exp)
+log = _unary_op("LogBackward0", fnp.log)
+log1p = _unary_op("Log1PBackward0", fnp.log1p)
+expm1 = _unary_op("Expm1Backward0", fnp.expm1)
+log2 = _unary_op("Log2Backward0", lambda x: fnp.divide(fnp.log(x), np.log(2.0)))
+log10 = _unary_op("Log10Backward0", lambda x: fnp.divide(fnp.log(x), np.log(10.0)))
+sin = _unary_op("SinBackward0", fnp.sin)
+cos = _unary_op("CosBackward0", fnp.cos)
+tan = _unary_op("TanBackward0", fnp.tan)
+tanh = _unary_op("TanhBackward0", fnp.tanh)
+sinh = _unary_op("SinhBackward0", fnp.sinh)
+cosh = _unary_op("CoshBackward0", fnp.cosh)
+asin = _unary_op("AsinBackward0", fnp.arcsin)
+acos = _unary_op("AcosBackward0", fnp.arccos)
+atan = _unary_op("AtanBackward0", fnp.arctan)
+asinh = _unary_op("AsinhBackward0", fnp.arcsinh)
+acosh = _unary_op("AcoshBackward0", fnp.arccosh)
+atanh = _unary_op("AtanhBackward0", fnp.arctanh)
+sqrt = _unary_op("SqrtBackward0", fnp.sqrt)
+rsqrt = _unary_op("RsqrtBackward0", lambda x: lax.rsqrt(x))
+reciprocal = _unary_op("ReciprocalBackward0", fnp.reciprocal)
+sigmoid = _unary_op("SigmoidBackward0", nn_ops.sigmoid)
+logsigmoid = _unary_op("LogSigmoidBackward0", nn_ops.log_sigmoid)
+softplus = _unary_op("SoftplusBackward0", nn_ops.softplus)
+floor = Op("FloorBackward0", fnp.floor)
+ceil = Op("CeilBackward0", fnp.ceil)
+round_ = Op("RoundBackward0", lambda x: lax.round(x) if get_aval(x).dtype.kind == "f" else x)
+trunc = Op("TruncBackward0", lambda x: fnp.where(fnp.less(x, 0), fnp.ceil(x), fnp.floor(x)))
+neg = Op("NegBackward0", fnp.negative)
+abs_ = Op("AbsBackward0", fnp.abs)
+sign = Op("SignBackward0", fnp.sign)
+square = Op("PowBackward0", fnp.square)
+relu = Op("ReluBackward0", lambda x: fnp.maximum(x, fnp.zeros_like(x)) if get_aval(
+    x).dtype.kind != "f" else nn_ops.relu(x))
+
+
+def _clamp(x, low, high):
+    if low is not None:
+        low = _bound(low, x)
+        x = fnp.where(fnp.less(x, low), low, x)
+    if high is not None:
+        high = _bound(high, x)
+        x = fnp.where(fnp.greater(x, high), high, x)
+    return x
+
+
+def _bound(value, x):
+    dtype = get_aval(x).dtype
+    return np.asarray(value, dtype)
+
+
+# NB: PyTorch's clamp passes the gradient where min <= x <= max (boundaries included).
+clamp = Op("ClampBackward1", _clamp)
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _sum(x, dim, keepdim, dtype):
+    if dtype is not None:
+        x = lax.convert_element_type(x, dtype)
+    return fnp.sum(x, axis=dim, keepdims=keepdim)
+
+
+sum_ = Op(lambda avals, p: names.reduction_name("Sum", p[0]), _sum)
+
+
+def _mean(x, dim, keepdim, dtype):
+    if dtype is not None:
+        x = lax.convert_element_type(x, dtype)
+    if get_aval(x).dtype.kind != "f":
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {_torch_name(get_aval(x).dtype)} (hint: call .float() first)"
+        )
+    return fnp.mean(x, axis=dim, keepdims=keepdim)
+
+
+def _torch_name(dtype):
+    return {"int64": "Long", "int32": "Int", "bool": "Bool", "int16": "Short", "int8": "Char",
+            "uint8": "Byte", "float64": "Double", "float32": "Float"}.get(dtype.name, dtype.name)
+
+
+mean = Op(lambda avals, p: names.reduction_name("Mean", p[0]), _mean)
+prod = Op(lambda avals, p: "ProdBackward0" if p[0] is None else "ProdBackward1",
+          lambda x, dim, keepdim: fnp.prod(x, axis=dim, keepdims=keepdim))
+amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims=keepdim))
+amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
+max_all = Op("MaxBackward1", lambda x: fnp.max(x))
+min_all = Op("MinBackward1", lambda x: fnp.min(x))
+max_dim = Op("MaxBackward0", lambda x, dim, keepdim: (
+    fnp.max(x, axis=dim, keepdims=keepdim), fnp.argmax(x, axis=dim, keepdims=keepdim)))
+min_dim = Op("MinBackward0", lambda x, dim, keepdim: (
+    fnp.min(x, axis=dim, keepdims=keepdim), fnp.argmin(x, axis=dim, keepdims=keepdim)))
+argmax = Op("ArgmaxBackward0", lambda x, dim, keepdim: fnp.argmax(x, axis=dim, keepdims=keepdim))
+argmin = Op("ArgminBackward0", lambda x, dim, keepdim: fnp.argmin(x, axis=dim, keepdims=keepdim))
+
+
+def _var(x, dim, correction, keepdim):
+    return fnp.var(_float(x), axis=dim, ddof=correction, keepdims=keepdim)
+
+
+var = Op("VarBackward0", _var)
+std = Op("StdBackward0", lambda x, dim, correction, keepdim: fnp.sqrt(
+    _var(x, dim, correction, keepdim)))
+all_ = Op("AllBackward0", lambda x, dim, keepdim: fnp.all(x, axis=dim, keepdims=keepdim))
+any_ = Op("AnyBackward0", lambda x, dim, keepdim: fnp.any(x, axis=dim, keepdims=keepdim))
+norm = Op("LinalgVectorNormBackward0", lambda x, p, dim, keepdim: _norm(x, p, dim, keepdim))
+logsumexp = Op("LogsumexpBackward0", lambda x, dim, keepdim: nn_ops.logsumexp(
+    _float(x), axis=dim, keepdims=keepdim))
+cumsum = Op("CumsumBackward0", lambda x, dim: fnp.cumsum(x, axis=dim))
+
+
+def _norm(x, p, dim, keepdim):
+    x = _float(x)
+    if dim is None:
+        x = fnp.reshape(x, (-1,))
+    if p == 2:
+        return linalg.norm(x, axis=dim, keepdims=keepdim)
+    if p == 1:
+        return fnp.sum(fnp.abs(x), axis=dim, keepdims=keepdim)
+    if p == np.inf:
+        return fnp.max(fnp.abs(x), axis=dim, keepdims=keepdim)
+    if p == 0:
+        return fnp.sum(fnp.not_equal(x, 0).astype(get_aval(x).dtype), axis=dim, keepdims=keepdim)
+    total = fnp.sum(fnp.power(fnp.abs(x), float(p)), axis=dim, keepdims=keepdim)
+    return fnp.power(total, 1.0 / p)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+view = Op("ViewBackward0", lambda x, shape: fnp.reshape(x, shape), view=True)
+reshape_copy = Op("UnsafeViewBackward0", lambda x, shape: fnp.reshape(x, shape))
+t = Op("TBackward0", lambda x: fnp.transpose(x), view=True)
+permute = Op("PermuteBackward0", lambda x, dims: fnp.transpose(x, dims), view=True)
+transpose = Op("TransposeBackward0", lambda x, d0, d1: fnp.swapaxes(x, d0, d1), view=True)
+squeeze_all = Op("SqueezeBackward0", lambda x: fnp.squeeze(x), view=True)
+squeeze_dim = Op("SqueezeBackward1", lambda x, dim: fnp.squeeze(x, dim), view=True)
+unsqueeze = Op("UnsqueezeBackward0", lambda x, dim: fnp.expand_dims(x, dim), view=True)
+expand = Op("ExpandBackward0", lambda x, shape: fnp.broadcast_to(x, shape), view=True)
+repeat = Op("RepeatBackward0", lambda x, reps: fnp.tile(x, reps))
+flip = Op("FlipBackward0", lambda x, dims: fnp.flip(x, dims))
+clone = Op("CloneBackward0", lambda x: x)
+alias = Op("AliasBackward0", lambda x: x, view=True)
+to_copy = Op("ToCopyBackward0", lambda x, dtype: lax.convert_element_type(x, dtype))
+narrow = Op("SliceBackward0", lambda x, dim, start, length: _narrow(x, dim, start, length),
+            view=True)
+
+
+def _narrow(x, dim, start, length):
+    idx = [slice(None)] * get_aval(x).ndim
+    idx[dim] = slice(start, start + length)
+    return indexing.getitem(x, tuple(idx))
+
+
+def _split(x, sizes, dim):
+    outs, start = [], 0
+    for size in sizes:
+        outs.append(_narrow(x, dim, start, size))
+        start += size
+    return tuple(outs)
+
+
+split = Op("SplitBackward0", _split, view=True)
+split_sizes = Op("SplitWithSizesBackward0", _split, view=True)
+
+
+def _unbind(x, dim):
+    n = get_aval(x).shape[dim]
+    idx = [slice(None)] * get_aval(x).ndim
+    outs = []
+    for i in range(n):
+        idx[dim] = i
+        outs.append(indexing.getitem(x, tuple(idx)))
+    return tuple(outs)
+
+
+unbind = Op("UnbindBackward0", _unbind, view=True)
+
+
+def _cat(*args):
+    *xs, dim = args
+    xs = promote(*xs)
+    return fnp.concatenate(xs, axis=dim)
+
+
+def _stack(*args):
+    *xs, dim = args
+    xs = promote(*xs)
+    return fnp.stack(xs, axis=dim)
+
+
+cat = Op("CatBackward0", _cat)
+stack = Op("StackBackward0", _stack)
+
+
+def _where(cond, x, y):
+    x, y = promote(x, y)
+    return fnp.where(cond, x, y)
+
+
+where = Op("WhereBackward0", _where)
+masked_fill = Op("MaskedFillBackward0", lambda x, mask, value: fnp.where(
+    mask, _cast_value(value, x), x))
+
+
+def _cast_value(value, x):
+    aval = get_aval(value)
+    dtype = get_aval(x).dtype
+    return value if aval.dtype == dtype else lax.convert_element_type(value, dtype)
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+def _rebuild_index(template, arrays):
+    out = []
+    for item in template:
+        if isinstance(item, tuple):
+            kind = item[0]
+            if kind == "slice":
+                out.append(slice(*item[1:]))
+            elif kind == "array":
+                out.append(arrays[item[1]])
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _getitem(x, *rest):
+    *arrays, template = rest
+    return indexing.getitem(x, _rebuild_index(template, arrays))
+
+
+def _index_name(avals, params):
+    template = params[0]
+    name = "AliasBackward0"
+    for item in template:
+        if isinstance(item, tuple) and item[0] == "array":
+            return "IndexBackward0"
+        if item is None:
+            name = "UnsqueezeBackward0"
+        elif isinstance(item, tuple):
+            name = "SliceBackward0"
+        elif item is not Ellipsis:
+            name = "SelectBackward0"
+    return name
+
+
+getitem = Op(_index_name, _getitem, view=True)
+
+
+def _setitem(x, value, positions, mask):
+    """``x[index] = value`` as a new array: ``positions`` are the flat indices the index
+    selects (in the shape of ``x[index]``), ``mask`` marks them."""
+    aval = get_aval(x)
+    value = fnp.broadcast_to(_cast_value(value, x), get_aval(positions).shape)
+    flat_positions = fnp.reshape(positions, (-1,))
+    zeros = fnp.zeros((aval.size,), aval.dtype)
+    scattered = lax.scatter_add(zeros, flat_positions, fnp.reshape(value, (-1,)), 0)
+    flat = fnp.where(mask, scattered, fnp.reshape(x, (-1,)))
+    return fnp.reshape(flat, aval.shape)
+
+
+setitem = Op("CopySlices", _setitem)
+
+# --------------------------------------------------------------------------- linear algebra
+
+
+def _matmul(x, y):
+    x, y = promote(x, y)
+    return linalg.matmul(x, y)
+
+
+matmul = Op(lambda avals, p: names.matmul_name(avals[0].ndim, avals[1].ndim), _matmul)
+mm = Op("MmBackward0", _matmul)
+mv = Op("MvBackward0", _matmul)
+dot = Op("DotBackward0", _matmul)
+bmm = Op("BmmBackward0", _matmul)
+outer = Op("MulBackward0", lambda x, y: linalg.outer(*promote(x, y)))
+
+# --------------------------------------------------------------------------- nn
+
+
+def _softmax(x, dim):
+    return nn_ops.softmax(_float(x), axis=dim)
+
+
+softmax = Op("SoftmaxBackward0", _softmax)
+log_softmax = Op("LogSoftmaxBackward0", lambda x, dim: nn_ops.log_softmax(_float(x), axis=dim))
+
+
+def _reduce_loss(loss, reduction):
+    if reduction == "mean":
+        return fnp.mean(loss)
+    if reduction == "sum":
+        return fnp.sum(loss)
+    return loss
+
+
+def _bce_with_logits(logits, target, *rest):
+    *weights, reduction, has_weight, has_pos_weight = rest
+    logits, target = promote(logits, target)
+    weights = list(weights)
+    weight = weights.pop(0) if has_weight else None
+    pos_weight = weights.pop(0) if has_pos_weight else None
+    if pos_weight is None:
+        loss = nn_ops.binary_cross_entropy_with_logits(logits, target)
+    else:
+        log_weight = fnp.add(1, fnp.multiply(fnp.subtract(pos_weight, 1), target))
+        loss = fnp.add(
+            fnp.multiply(fnp.subtract(1, target), logits),
+            fnp.multiply(log_weight, nn_ops.softplus(fnp.negative(logits))),
+        )
+    if weight is not None:
+        loss = fnp.multiply(loss, weight)
+    return _reduce_loss(loss, reduction)
+
+
+binary_cross_entropy_with_logits = Op("BinaryCrossEntropyWithLogitsBackward0", _bce_with_logits)
+
+
+def _bce(probs, target, *rest):
+    *weights, reduction = rest
+    probs, target = promote(probs, target)
+    # PyTorch clamps the log terms at -100 so that p = 0 or 1 stays finite.
+    log_p = fnp.maximum(fnp.log(probs), -100.0)
+    log_1mp = fnp.maximum(fnp.log(fnp.subtract(1, probs)), -100.0)
+    loss = fnp.negative(fnp.add(fnp.multiply(target, log_p),
+                                fnp.multiply(fnp.subtract(1, target), log_1mp)))
+    if weights:
+        loss = fnp.multiply(loss, weights[0])
+    return _reduce_loss(loss, reduction)
+
+
+binary_cross_entropy = Op("BinaryCrossEntropyBackward0", _bce)
+
+
+def _mse(x, y, reduction):
+    x, y = promote(x, y)
+    return _reduce_loss(fnp.square(fnp.subtract(x, y)), reduction)
+
+
+mse_loss = Op("MseLossBackward0", _mse)
+
+
+def _l1(x, y, reduction):
+    x, y = promote(x, y)
+    return _reduce_loss(fnp.abs(fnp.subtract(x, y)), reduction)
+
+
+# PyTorch's l1_loss is a composite: its node is the reduction's (or abs's).
+l1_loss = Op(lambda avals, p: {"mean": "MeanBackward0", "sum": "SumBackward0"}.get(
+    p[0], "AbsBackward0"), _l1)
+
+
+def _nll(log_probs, target, *rest):
+    *weights, reduction, ignore_index = rest
+    log_probs = _float(log_probs)
+    aval = get_aval(log_probs)
+    classes_dim = 1 if aval.ndim > 1 else 0
+    moved = fnp.moveaxis(log_probs, classes_dim, -1) if aval.ndim > 1 else log_probs[None]
+    n_classes = get_aval(moved).shape[-1]
+    flat = fnp.reshape(moved, (-1, n_classes))
+    tgt = fnp.reshape(target, (-1,))
+    valid = fnp.not_equal(tgt, ignore_index)
+    safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
+    rows = np.arange(get_aval(flat).shape[0])
+    picked = flat[rows, safe]
+    w = fnp.where(valid, 1.0, 0.0).astype(aval.dtype)
+    if weights:
+        w = fnp.multiply(w, weights[0][safe])
+    losses = fnp.negative(fnp.multiply(picked, w))
+    if reduction == "mean":
+        return fnp.divide(fnp.sum(losses), fnp.sum(w))
+    if reduction == "sum":
+        return fnp.sum(losses)
+    out_shape = get_aval(target).shape
+    return fnp.reshape(losses, out_shape)
+
+
+nll_loss = Op("NllLossBackward0", _nll)
+
+
+def _cross_entropy(logits, target, *rest):
+    *weights, reduction, ignore_index = rest
+    logits = _float(logits)
+    dim = 1 if get_aval(logits).ndim > 1 else 0
+    log_probs = nn_ops.log_softmax(logits, axis=dim)
+    return _nll(log_probs, target, *weights, reduction, ignore_index)
+
+
+cross_entropy = Op("NllLossBackward0", _cross_entropy)
+
+
+def _linear_name(avals, params):
+    ndim, has_bias = avals[0].ndim, params[0]
+    if ndim == 2:
+        return "AddmmBackward0" if has_bias else "MmBackward0"
+    if ndim == 1:
+        return "ViewBackward0" if has_bias else "SqueezeBackward4"
+    return "ViewBackward0" if has_bias else "UnsafeViewBackward0"
+
+
+def _linear(x, weight, *rest):
+    *bias, has_bias = rest
+    x, weight = promote(x, weight)
+    out = linalg.matmul(x, fnp.transpose(weight))
+    return fnp.add(out, bias[0]) if has_bias else out
+
+
+linear = Op(_linear_name, _linear)
+dropout = Op("MulBackward0", lambda x, mask, scale: fnp.multiply(
+    fnp.multiply(x, _cast_value(mask, x)), scale))
+leaky_relu = Op("LeakyReluBackward0", lambda x, slope: fnp.where(
+    fnp.greater(x, 0), x, fnp.multiply(x, slope)))
+silu = _unary_op("SiluBackward0", lambda x: fnp.multiply(x, nn_ops.sigmoid(x)))
+elu = Op("EluBackward0", lambda x, alpha: fnp.where(
+    fnp.greater(x, 0), x, fnp.multiply(alpha, fnp.expm1(fnp.minimum(x, 0)))))
+hardtanh = Op("HardtanhBackward0", _clamp)

@@ -1,0 +1,292 @@
+"""Staged programs for Tensor ops: one trace per (op, params, input avals, grad mask).
+
+A Tensor op is an ``fgrad.numpy`` function. The first time it meets a new
+signature it is staged with the same machinery as ``fg.vjp`` — linearize
+(JVP over partial evaluation) and transpose (``ad.backward_pass``) — into two
+jaxprs:
+
+* ``fwd``: inputs -> outputs + residuals (the node's *saved values*);
+* ``bwd``: residuals + output cotangents -> input cotangents.
+
+Each jaxpr is then turned into a plain Python function that calls the NumPy
+implementation of every primitive in order (``core.impl_rules``), so a cached
+op costs a handful of NumPy calls and no tracing. No derivative rule lives
+here: every cotangent comes from the primitives' JVP and transpose rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from fgrad._src import core, dtypes
+from fgrad._src.core import ShapedArray, get_aval
+from fgrad._src.interpreters import ad
+from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+
+_counter = itertools.count()
+# Primitives whose NumPy implementation may return a view of (or the same) input.
+_VIEW_PRIMITIVES = frozenset(
+    {"reshape", "transpose", "squeeze", "expand_dims", "slice", "rev", "stop_gradient",
+     "dynamic_slice"}
+)
+
+
+def _fast_impl(eqn, impl):
+    """A faster NumPy form of ``eqn`` when it gives exactly what the jaxpr promises:
+    the bare ufunc when operands already share the output dtype, ``ufunc.reduce`` for
+    float reductions, a materialized broadcast for small outputs. Else the checked impl.
+    """
+    special = _SPECIAL.get(eqn.primitive.name)
+    if special is not None:
+        return special(eqn) or impl
+    raw = getattr(impl, "unchecked", None)
+    if not isinstance(raw, np.ufunc) or eqn.params:
+        return impl
+    out = eqn.out_binders[0].aval.dtype
+    for x in eqn.inputs:
+        if isinstance(x, core.Literal) and not isinstance(x.val, (np.ndarray, np.generic)):
+            return impl
+        dtype = x.aval.dtype
+        if dtype != out and not (out == np.bool_ and len(eqn.inputs) == 2):
+            return impl
+    return raw
+
+
+def _fast_reduce(ufunc):
+    def build(eqn):
+        if eqn.inputs[0].aval.dtype.kind != "f":
+            return None
+        reduce = ufunc.reduce
+
+        def fast(x, *, axes):
+            return reduce(x, axis=axes)
+
+        return fast
+
+    return build
+
+
+def _fast_broadcast(eqn):
+    aval = eqn.out_binders[0].aval
+    if aval.size > 4096:
+        return None  # a broadcast view is cheaper than a copy
+    dtype = aval.dtype
+    empty = np.empty
+
+    def fast(x, *, shape, broadcast_dimensions):
+        out = empty(shape, dtype)
+        if broadcast_dimensions == tuple(range(len(shape) - len(broadcast_dimensions),
+                                                len(shape))):
+            out[...] = x
+        else:
+            expanded = [1] * len(shape)
+            for i, d in enumerate(broadcast_dimensions):
+                expanded[d] = x.shape[i]
+            out[...] = np.reshape(x, expanded)
+        return out
+
+    return fast
+
+
+_SPECIAL = {
+    "reduce_sum": _fast_reduce(np.add),
+    "reduce_max": _fast_reduce(np.maximum),
+    "reduce_min": _fast_reduce(np.minimum),
+    "broadcast_in_dim": _fast_broadcast,
+}
+
+
+def compile_jaxpr(closed, name, copy_outputs=False):
+    """A Python function running ``closed`` with the NumPy implementations.
+
+    Equations whose inputs are all constants are evaluated once, here. With
+    ``copy_outputs``, outputs that alias an input, a constant or a read-only
+    broadcast are copied, so an op that is not a view never returns memory it
+    does not own.
+    """
+    jaxpr = closed.jaxpr
+    env: dict = {"_np_array": np.array}
+    names: dict = {}
+    constants: dict = dict(zip(jaxpr.constvars, closed.consts))
+    for i, var in enumerate(jaxpr.constvars):
+        names[var] = f"c{i}"
+        env[f"c{i}"] = constants[var]
+    args = []
+    for i, var in enumerate(jaxpr.in_binders):
+        names[var] = f"a{i}"
+        args.append(f"a{i}")
+    borrowed = set(jaxpr.in_binders) | set(jaxpr.constvars)
+    lines = []
+
+    def atom(x):
+        if isinstance(x, core.Literal):
+            key = f"l{len(env)}"
+            env[key] = x.val
+            return key
+        return names[x]
+
+    def is_constant(x):
+        return isinstance(x, core.Literal) or x in constants
+
+    for k, eqn in enumerate(jaxpr.eqns):
+        impl = core.impl_rules[eqn.primitive]
+        if all(is_constant(x) for x in eqn.inputs):
+            vals = [x.val if isinstance(x, core.Literal) else constants[x] for x in eqn.inputs]
+            outs = impl(*vals, **eqn.params)
+            outs = outs if eqn.primitive.multiple_results else [outs]
+            for j, (var, val) in enumerate(zip(eqn.out_binders, outs)):
+                names[var] = f"k{k}_{j}"
+                env[names[var]] = constants[var] = val
+                borrowed.add(var)
+            continue
+        fn = f"f{k}"
+        env[fn] = fast = _fast_impl(eqn, impl)
+        call = [atom(x) for x in eqn.inputs]
+        for pname, pval in eqn.params.items():
+            env[f"p{k}_{pname}"] = pval
+            call.append(f"{pname}=p{k}_{pname}")
+        outs = []
+        prim = eqn.primitive.name
+        aliases = (prim == "broadcast_in_dim" and fast is impl) or (
+            prim in _VIEW_PRIMITIVES and any(x in borrowed for x in eqn.inputs)
+        )
+        for j, var in enumerate(eqn.out_binders):
+            names[var] = f"v{k}_{j}"
+            outs.append(names[var])
+            if aliases:
+                borrowed.add(var)
+        target = ", ".join(outs) + ("," if eqn.primitive.multiple_results else "")
+        lines.append(f"    {target} = {fn}({', '.join(call)})")
+    results = []
+    for x in jaxpr.outs:
+        text = atom(x)
+        if copy_outputs and (isinstance(x, core.Literal) or x in borrowed):
+            text = f"_np_array({text})"
+        results.append(text)
+    fname = f"_fgrad_{name}_{next(_counter)}"
+    src = f"def {fname}({', '.join(args)}):\n" + "\n".join(lines) + (
+        f"\n    return ({', '.join(results)}{',' if results else ''})\n"
+    )
+    exec(compile(src, f"<fgrad tensor op {name}>", "exec"), env)
+    return env[fname]
+
+
+def arg_aval(value):
+    """The aval of a runtime argument: arrays are strong, Python scalars weak."""
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+        return ShapedArray((), dtypes.python_scalar_dtype(value), weak_type=True)
+    return ShapedArray(value.shape, value.dtype)
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+class Entry:
+    """The cached programs of one op signature."""
+
+    __slots__ = (
+        "name", "fn", "n_in", "n_out", "out_diff", "multi", "forward", "n_res",
+        "backward", "bwd_jaxpr", "fwd_jaxpr", "ct_slots", "diff", "out_avals", "node_class",
+    )
+
+
+def stage_primal(fn, avals, name, view):
+    """The program of ``fn`` alone (no gradient is recorded)."""
+    store: dict = {}
+
+    def flat(*xs):
+        out = fn(*xs)
+        store["multi"] = isinstance(out, (tuple, list))
+        return _as_list(out)
+
+    closed = trace_to_jaxpr(flat, avals)
+    entry = Entry()
+    entry.name, entry.fn, entry.n_in = name, fn, len(avals)
+    entry.multi = store["multi"]
+    entry.out_avals = closed.out_avals
+    entry.n_out = len(entry.out_avals)
+    entry.forward = compile_jaxpr(closed, name, copy_outputs=not view)
+    entry.n_res = 0
+    entry.backward = None
+    return entry
+
+
+def stage_vjp(fn, avals, diff, name, view):
+    """Stage the vjp of ``fn`` with respect to the inputs at positions ``diff``.
+
+    The forward program returns ``outputs + residuals``; the backward program
+    maps ``residuals + cotangents of the float outputs`` to the cotangents of
+    the inputs in ``ct_slots`` (positions into ``diff``; inputs whose cotangent
+    is symbolically zero are left out).
+    """
+    store: dict = {}
+
+    def forward(*xs):
+        def f_diff(*diff_xs):
+            args = list(xs)
+            for i, x in zip(diff, diff_xs):
+                args[i] = x
+            out = fn(*args)
+            store["multi"] = isinstance(out, (tuple, list))
+            return _as_list(out)
+
+        outs, lin = ad.linearize_flat(f_diff, [xs[i] for i in diff])
+        store["lin"] = lin.jaxpr
+        return list(outs) + list(lin.consts)
+
+    fwd = trace_to_jaxpr(forward, avals)
+    lin = store["lin"]
+    res_avals = [v.aval for v in lin.constvars]
+    out_avals = fwd.out_avals[: len(lin.outs)]
+    out_diff = [dtypes.is_float(a.dtype) for a in out_avals]
+    ct_avals = [ad.tangent_aval(a) for a, d in zip(out_avals, out_diff) if d]
+    slots: list = []
+
+    def backward(*args):
+        res, cts = args[: len(res_avals)], list(args[len(res_avals):])
+        full = [
+            cts.pop(0) if d else ad.Zero(ad.tangent_aval(a)) for a, d in zip(out_avals, out_diff)
+        ]
+        grads = ad.backward_pass(lin, list(res), full)
+        outs = []
+        for k, (g, i) in enumerate(zip(grads, diff)):
+            if isinstance(g, ad.Zero):
+                continue
+            want = avals[i].dtype
+            if get_aval(g).dtype != want:
+                from fgrad._src.lax import lax
+
+                g = lax.convert_element_type(g, want)
+            slots.append(k)
+            outs.append(g)
+        return outs
+
+    bwd = trace_to_jaxpr(backward, res_avals + ct_avals)
+    entry = Entry()
+    entry.name, entry.fn, entry.n_in, entry.diff = name, fn, len(avals), tuple(diff)
+    entry.multi = store["multi"]
+    entry.out_avals = out_avals
+    entry.n_out = len(out_avals)
+    entry.out_diff = tuple(out_diff)
+    entry.n_res = len(res_avals)
+    entry.fwd_jaxpr, entry.bwd_jaxpr = fwd, bwd
+    entry.forward = compile_jaxpr(fwd, name, copy_outputs=not view)
+    entry.backward = compile_jaxpr(bwd, name + "_bwd")
+    entry.ct_slots = tuple(slots)
+    return entry
+
+
+def run_vjp_traceable(entry, args, cts):
+    """The node's backward as a function of its inputs and cotangents, by ``bind``:
+    used under ``create_graph=True`` so that the backward is itself recorded.
+    """
+    fwd = entry.fwd_jaxpr
+    res = []
+    if entry.n_res:
+        outs = core.eval_jaxpr(fwd.jaxpr, fwd.consts, list(args))
+        res = outs[entry.n_out:]
+    bwd = entry.bwd_jaxpr
+    return core.eval_jaxpr(bwd.jaxpr, bwd.consts, res + list(cts))

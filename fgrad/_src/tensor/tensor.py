@@ -1,0 +1,1189 @@
+"""``fg.Tensor``: a NumPy array plus autograd state, with PyTorch's methods.
+
+Every op goes through ``dispatch.apply`` (compute eagerly, record a node when
+grad mode is on and an input requires grad). In-place methods (``add_``,
+``zero_``, ``x[i] = v``, ``-=``) write into the existing array, so views made
+by ``detach()`` and ``.data`` see the update, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+import warnings
+
+import numpy as np
+
+from fgrad._src.tensor import dispatch, grad_mode, graph, ops
+from fgrad._src.tensor import repr as tensor_repr
+from fgrad._src.tensor.dispatch import apply
+from fgrad._src.tensor.dtype import as_dtype, from_numpy_dtype
+
+_grad_state = grad_mode.state
+_NONLEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead."
+)
+_FLOAT_ONLY = (
+    "only Tensors of floating point dtype can require gradients (got {dtype}); "
+    "create the tensor with dtype=fgrad.float32, or convert it with .float() first"
+)
+
+
+class Size(tuple):
+    """The shape of a tensor: a tuple that prints as ``fgrad.Size([2, 3])``."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"fgrad.Size({list(self)})"
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+
+def _scalar(x):
+    """Python scalars pass; NumPy scalars become Python scalars (PyTorch wraps both)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _operand(x):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (builtins.bool, numbers.Number)) and not isinstance(x, np.ndarray):
+        return _scalar(x)
+    return Tensor._wrap(_as_array(x))
+
+
+def _as_array(data):
+    arr = np.asarray(data)
+    if arr.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def _dims(args):
+    """``f(2, 3)`` or ``f((2, 3))`` or ``f([2, 3])`` -> ``(2, 3)``."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
+        return tuple(int(d) for d in args[0])
+    return tuple(int(d) for d in args)
+
+
+def _dim_param(dim):
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        return tuple(int(d) for d in dim)
+    return int(dim)
+
+
+class Tensor:
+    """A multi-dimensional array that can record operations for autograd.
+
+    >>> import fgrad as fg
+    >>> x = fg.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("_value", "_grad_fn", "_requires_grad", "_output_nr", "__weakref__", "__dict__")
+    __array_priority__ = 1000
+    # Rarely set, so they live in the instance dict only when they are.
+    _grad = None
+    _retains_grad = False
+    _hooks = None
+
+    def __init__(self, *args, dtype=None, requires_grad=False):
+        # fg.Tensor(data) -> float32 copy of data; fg.Tensor(2, 3) -> zeros of that shape.
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            data = args[0]
+            value = np.array(data._value if isinstance(data, Tensor) else data)
+        else:
+            value = np.zeros(_dims(args), np.float32)
+        if dtype is None:
+            value = value.astype(np.float32) if value.dtype.kind in "fiub" else value
+        else:
+            value = value.astype(as_dtype(dtype).dtype)
+        self._init(value, None, False, 0)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def _init(self, value, grad_fn, requires_grad, output_nr):
+        self._value = value
+        self._grad_fn = grad_fn
+        self._requires_grad = requires_grad
+        self._output_nr = output_nr
+
+    @staticmethod
+    def _wrap(value, grad_fn=None, requires_grad=False, output_nr=0):
+        """A Tensor around ``value`` (no copy, no checks): the internal constructor."""
+        t = _new(Tensor)
+        t._value = value
+        t._grad_fn = grad_fn
+        t._requires_grad = requires_grad
+        t._output_nr = output_nr
+        return t
+
+    # ------------------------------------------------------------------ autograd state
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = builtins.bool(value)
+        if self._grad_fn is not None:
+            if not value:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to "
+                    "use a computed variable in a subgraph that doesn't require differentiation "
+                    "use var_no_grad = var.detach()."
+                )
+            return
+        if value and self._value.dtype.kind != "f":
+            raise RuntimeError(_FLOAT_ONLY.format(dtype=self.dtype))
+        self._requires_grad = value
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return ``self``."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    @property
+    def is_leaf(self):
+        return self._grad_fn is None
+
+    @property
+    def grad(self):
+        if self._grad_fn is not None and not self._retains_grad:
+            warnings.warn(_NONLEAF_GRAD_WARNING, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: {tuple(value.shape)} vs "
+                    f"{tuple(self.shape)}"
+                )
+        self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
+
+    def retain_grad(self):
+        """Make this non-leaf tensor receive ``.grad`` during backward."""
+        if self._grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        if not self._retains_grad:
+            self._retains_grad = True
+            graph.retain(self._grad_fn, self._output_nr, self)
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a
+        replacement gradient."""
+        if not self._requires_grad:
+            raise RuntimeError(
+                "cannot register a hook on a tensor that doesn't require gradient")
+        if self._grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+            return graph._RemovableHandle(self._hooks, hook)
+        return graph.retain(self._grad_fn, self._output_nr, None, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (vector-Jacobian
+        product with ``gradient`` for non-scalar tensors)."""
+        if (gradient is None and inputs is None and not create_graph and self._grad_fn is not None
+                and self._value.size == 1 and self._value.dtype.kind == "f"):
+            # Fast path: loss.backward() on a scalar.
+            ct = np.ones(self._value.shape, self._value.dtype)
+            graph.run_backward([(self._grad_fn, self._output_nr)], [ct], bool(retain_graph),
+                               False)
+            return
+        from fgrad._src.tensor import autograd
+
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self):
+        """A tensor sharing this one's values, outside the graph."""
+        return Tensor._wrap(self._value)
+
+    def detach_(self):
+        self._grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self):
+        return Tensor._wrap(self._value)
+
+    @data.setter
+    def data(self, value):
+        self._value = value._value if isinstance(value, Tensor) else np.asarray(value)
+
+    # ------------------------------------------------------------------ array protocol
+
+    @property
+    def shape(self):
+        return Size(self._value.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._value.shape)
+        return self._value.shape[dim]
+
+    @property
+    def dtype(self):
+        return from_numpy_dtype(self._value.dtype)
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    def dim(self):
+        return self._value.ndim
+
+    ndimension = dim
+
+    def numel(self):
+        return int(self._value.size)
+
+    nelement = numel
+
+    def element_size(self):
+        return self._value.itemsize
+
+    @property
+    def device(self):
+        return "cpu"
+
+    is_cuda = False
+    is_sparse = False
+
+    @property
+    def is_floating_point_(self):
+        return self._value.dtype.kind == "f"
+
+    def is_floating_point(self):
+        return self._value.dtype.kind == "f"
+
+    def is_contiguous(self):
+        return builtins.bool(self._value.flags.c_contiguous)
+
+    def numpy(self, force=False):
+        """The underlying NumPy array (shared, not copied)."""
+        if self._requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
+        return self._value
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.numpy()
+        if dtype is not None:
+            value = value.astype(dtype)
+        return np.array(value) if copy else value
+
+    def item(self):
+        if self._value.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._value.size} elements cannot be converted to Scalar")
+        return self._value.reshape(()).item()
+
+    def tolist(self):
+        return self._value.tolist()
+
+    def __bool__(self):
+        if self._value.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous "
+                f"(shape {tuple(self._value.shape)}); use .any() or .all()")
+        return builtins.bool(self._value.reshape(()))
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self._value.dtype.kind not in "iub" or self._value.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return builtins.int(self.item())
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __len__(self):
+        if self._value.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._value.shape[0]
+
+    def __iter__(self):
+        if self._value.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        fn = self._grad_fn
+        return tensor_repr.tensor_repr(
+            self._value, None if fn is None else type(fn).__name__, self._requires_grad)
+
+    def __format__(self, spec):
+        if self._value.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (np.array(self._value), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self._grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the "
+                "deepcopy protocol at the moment.")
+        out = Tensor._wrap(np.array(self._value), None, self._requires_grad)
+        if self._grad is not None:
+            out._grad = Tensor._wrap(np.array(self._grad._value))
+        memo[id(self)] = out
+        return out
+
+    # ------------------------------------------------------------------ conversions
+
+    def to(self, *args, dtype=None, **kwargs):
+        """``to(dtype)`` casts (recorded as ToCopyBackward0); devices other than cpu
+        are not available."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif a in ("cpu", None) or getattr(a, "type", None) == "cpu":
+                continue
+            elif isinstance(a, str):
+                raise RuntimeError(f"fgrad runs on the CPU only; cannot move a tensor to {a!r}")
+            else:
+                dtype = a
+        if dtype is None or as_dtype(dtype).dtype == self._value.dtype:
+            return self
+        return apply(ops.to_copy, (self,), (as_dtype(dtype).dtype,))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"fgrad.{_TYPE_NAMES.get(self._value.dtype.name, 'Tensor')}"
+        return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def int(self):
+        return self.to(np.int32)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def cpu(self):
+        return self
+
+    def contiguous(self):
+        return self if self._value.flags.c_contiguous else apply(ops.clone, (self,))
+
+    def clone(self):
+        return apply(ops.clone, (self,))
+
+    def copy_(self, src):
+        return _inplace(self, ops.clone, (_operand(src),), (), copy=True)
+
+    # ------------------------------------------------------------------ operators
+
+    def __add__(self, other):
+        return apply(ops.add, (self, _operand(other)))
+
+    def __radd__(self, other):
+        return apply(ops.add, (_operand(other), self))
+
+    def __sub__(self, other):
+        return apply(ops.sub, (self, _operand(other)))
+
+    def __rsub__(self, other):
+        return apply(ops.rsub, (self, _operand(other)))
+
+    def __mul__(self, other):
+        return apply(ops.mul, (self, _operand(other)))
+
+    def __rmul__(self, other):
+        return apply(ops.mul, (_operand(other), self))
+
+    def __truediv__(self, other):
+        return apply(ops.div, (self, _operand(other)))
+
+    def __rtruediv__(self, other):
+        return apply(ops.rdiv, (self, _operand(other)))
+
+    def __floordiv__(self, other):
+        return apply(ops.floor_divide, (self, _operand(other)))
+
+    def __rfloordiv__(self, other):
+        return apply(ops.floor_divide, (_operand(other), self))
+
+    def __mod__(self, other):
+        return apply(ops.remainder, (self, _operand(other)))
+
+    def __pow__(self, exponent):
+        return self.pow(exponent)
+
+    def __rpow__(self, base):
+        return apply(ops.rpow, (self, _operand(base)))
+
+    def __matmul__(self, other):
+        return apply(ops.matmul, (self, _operand(other)))
+
+    def __rmatmul__(self, other):
+        return apply(ops.matmul, (_operand(other), self))
+
+    def __neg__(self):
+        return apply(ops.neg, (self,))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return apply(ops.abs_, (self,))
+
+    def __invert__(self):
+        if self._value.dtype == np.bool_:
+            return apply(ops.logical_not, (self,))
+        return apply(ops.bitwise_not, (self,))
+
+    def __and__(self, other):
+        return apply(ops.bitwise_and, (self, _operand(other)))
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return apply(ops.bitwise_or, (self, _operand(other)))
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return apply(ops.bitwise_xor, (self, _operand(other)))
+
+    __rxor__ = __xor__
+
+    def __eq__(self, other):
+        return apply(ops.eq, (self, _operand(other)))
+
+    def __ne__(self, other):
+        return apply(ops.ne, (self, _operand(other)))
+
+    def __lt__(self, other):
+        return apply(ops.lt, (self, _operand(other)))
+
+    def __le__(self, other):
+        return apply(ops.le, (self, _operand(other)))
+
+    def __gt__(self, other):
+        return apply(ops.gt, (self, _operand(other)))
+
+    def __ge__(self, other):
+        return apply(ops.ge, (self, _operand(other)))
+
+    def __iadd__(self, other):
+        return _inplace(self, ops.add, (self, _operand(other)))
+
+    def __isub__(self, other):
+        return _inplace(self, ops.sub, (self, _operand(other)))
+
+    def __imul__(self, other):
+        return _inplace(self, ops.mul, (self, _operand(other)))
+
+    def __itruediv__(self, other):
+        return _inplace(self, ops.div, (self, _operand(other)))
+
+    def __ipow__(self, other):
+        return self.pow_(other)
+
+    def __getitem__(self, index):
+        template, arrays = _parse_index(index, self._value.shape)
+        return apply(ops.getitem, (self, *arrays), (template,))
+
+    def __setitem__(self, index, value):
+        template, arrays = _parse_index(index, self._value.shape)
+        value = _operand(value)
+        _check_inplace(self)
+        np_index = _numpy_index(template, arrays)
+        recording = _grad_state.enabled and (
+            self._requires_grad or isinstance(value, Tensor) and value._requires_grad)
+        if not recording:
+            if not self._value.flags.writeable:
+                self._value = np.array(self._value)
+            self._value[np_index] = value._value if isinstance(value, Tensor) else value
+            return
+        size = self._value.size
+        positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
+        mask = np.zeros(size, np.bool_)
+        mask[positions.reshape(-1)] = True
+        positions = Tensor._wrap(np.ascontiguousarray(positions))
+        result = apply(ops.setitem, (self, value, positions, Tensor._wrap(mask)))
+        _rebase(self, result)
+
+    # ------------------------------------------------------------------ arithmetic methods
+
+    def add(self, other, alpha=1):
+        other = _operand(other)
+        if alpha != 1:
+            other = other * alpha
+        return apply(ops.add, (self, other))
+
+    def sub(self, other, alpha=1):
+        other = _operand(other)
+        if alpha != 1:
+            other = other * alpha
+        return apply(ops.sub, (self, other))
+
+    subtract = sub
+
+    def mul(self, other):
+        return apply(ops.mul, (self, _operand(other)))
+
+    multiply = mul
+
+    def div(self, other, rounding_mode=None):
+        if rounding_mode == "floor":
+            return apply(ops.floor_divide, (self, _operand(other)))
+        if rounding_mode == "trunc":
+            return apply(ops.trunc, (apply(ops.div, (self, _operand(other))),))
+        return apply(ops.div, (self, _operand(other)))
+
+    divide = true_divide = div
+
+    def pow(self, exponent):
+        exponent = _scalar(exponent)
+        if isinstance(exponent, Tensor):
+            return apply(ops.pow_tensor, (self, exponent))
+        if isinstance(exponent, (np.ndarray, list)):
+            return apply(ops.pow_tensor, (self, _operand(exponent)))
+        return apply(ops.pow_scalar, (self,), (exponent,))
+
+    def remainder(self, other):
+        return apply(ops.remainder, (self, _operand(other)))
+
+    def fmod(self, other):
+        return apply(ops.fmod, (self, _operand(other)))
+
+    def atan2(self, other):
+        return apply(ops.atan2, (self, _operand(other)))
+
+    arctan2 = atan2
+
+    def maximum(self, other):
+        return apply(ops.maximum, (self, _operand(other)))
+
+    def minimum(self, other):
+        return apply(ops.minimum, (self, _operand(other)))
+
+    def lerp(self, end, weight):
+        return apply(ops.lerp, (self, _operand(end), _operand(weight)))
+
+    def clamp(self, min=None, max=None):  # noqa: A002
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            out = self
+            if min is not None:
+                out = out.maximum(min)
+            if max is not None:
+                out = out.minimum(max)
+            return out
+        return apply(ops.clamp, (self,), (_scalar(min), _scalar(max)))
+
+    clip = clamp
+
+    def clamp_min(self, min):  # noqa: A002
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):  # noqa: A002
+        return self.clamp(max=max)
+
+    def eq(self, other):
+        return apply(ops.eq, (self, _operand(other)))
+
+    def ne(self, other):
+        return apply(ops.ne, (self, _operand(other)))
+
+    def lt(self, other):
+        return apply(ops.lt, (self, _operand(other)))
+
+    def le(self, other):
+        return apply(ops.le, (self, _operand(other)))
+
+    def gt(self, other):
+        return apply(ops.gt, (self, _operand(other)))
+
+    def ge(self, other):
+        return apply(ops.ge, (self, _operand(other)))
+
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+    def equal(self, other):
+        """True when both tensors have the same shape and elements."""
+        other = _operand(other)
+        return builtins.bool(self.shape == other.shape and (self == other).all())
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return builtins.bool(np.allclose(self._value, _operand(other)._value, rtol, atol,
+                                         equal_nan))
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return Tensor._wrap(np.isclose(self._value, _operand(other)._value, rtol, atol,
+                                       equal_nan))
+
+    def logical_and(self, other):
+        return apply(ops.logical_and, (self, _operand(other)))
+
+    def logical_or(self, other):
+        return apply(ops.logical_or, (self, _operand(other)))
+
+    def logical_xor(self, other):
+        return apply(ops.logical_xor, (self, _operand(other)))
+
+    def logical_not(self):
+        return apply(ops.logical_not, (self,))
+
+    def isnan(self):
+        return apply(ops.isnan, (self,))
+
+    def isinf(self):
+        return apply(ops.isinf, (self,))
+
+    def isfinite(self):
+        return apply(ops.isfinite, (self,))
+
+    def where(self, condition, other):
+        return apply(ops.where, (_operand(condition), self, _operand(other)))
+
+    def masked_fill(self, mask, value):
+        return apply(ops.masked_fill, (self, _operand(mask), _operand(value)))
+
+    # ------------------------------------------------------------------ reductions
+
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        dtype = None if dtype is None else as_dtype(dtype).dtype
+        return apply(ops.sum_, (self,), (_dim_param(dim), keepdim, dtype))
+
+    def mean(self, dim=None, keepdim=False, dtype=None):
+        dtype = None if dtype is None else as_dtype(dtype).dtype
+        return apply(ops.mean, (self,), (_dim_param(dim), keepdim, dtype))
+
+    def prod(self, dim=None, keepdim=False):
+        return apply(ops.prod, (self,), (_dim_param(dim), keepdim))
+
+    def max(self, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None:
+            return apply(ops.max_all, (self,))
+        values, indices = apply(ops.max_dim, (self,), (int(dim), keepdim))
+        return _MinMax(values, indices, "max")
+
+    def min(self, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return apply(ops.min_all, (self,))
+        values, indices = apply(ops.min_dim, (self,), (int(dim), keepdim))
+        return _MinMax(values, indices, "min")
+
+    def amax(self, dim=(), keepdim=False):
+        return apply(ops.amax, (self,), (_dim_param(dim) if dim != () else None, keepdim))
+
+    def amin(self, dim=(), keepdim=False):
+        return apply(ops.amin, (self,), (_dim_param(dim) if dim != () else None, keepdim))
+
+    def argmax(self, dim=None, keepdim=False):
+        return apply(ops.argmax, (self,), (_dim_param(dim), keepdim))
+
+    def argmin(self, dim=None, keepdim=False):
+        return apply(ops.argmin, (self,), (_dim_param(dim), keepdim))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return apply(ops.var, (self,), (_dim_param(dim), _correction(unbiased, correction),
+                                        keepdim))
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return apply(ops.std, (self,), (_dim_param(dim), _correction(unbiased, correction),
+                                        keepdim))
+
+    def all(self, dim=None, keepdim=False):
+        return apply(ops.all_, (self,), (_dim_param(dim), keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        return apply(ops.any_, (self,), (_dim_param(dim), keepdim))
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        p = 2 if p in ("fro", None) else p
+        return apply(ops.norm, (self,), (p, _dim_param(dim), keepdim))
+
+    def logsumexp(self, dim, keepdim=False):
+        return apply(ops.logsumexp, (self,), (_dim_param(dim), keepdim))
+
+    def cumsum(self, dim):
+        return apply(ops.cumsum, (self,), (int(dim),))
+
+    # ------------------------------------------------------------------ shape
+
+    def view(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list, Size)):
+            return self.to(shape[0])
+        return apply(ops.view, (self,), (_dims(shape),))
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape(self, *shape):
+        op = ops.view if self._value.flags.c_contiguous else ops.reshape_copy
+        return apply(op, (self,), (_dims(shape),))
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        shape = self._value.shape
+        if not shape:
+            return self.reshape(1)
+        start, end = start_dim % len(shape), end_dim % len(shape)
+        new = shape[:start] + (int(np.prod(shape[start:end + 1], dtype=np.int64)),) + shape[
+            end + 1:]
+        return self.reshape(new)
+
+    def unflatten(self, dim, sizes):
+        shape = self._value.shape
+        dim = dim % len(shape)
+        return self.reshape(shape[:dim] + tuple(sizes) + shape[dim + 1:])
+
+    def t(self):
+        if self._value.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                               f"{self._value.ndim}D")
+        return apply(ops.t, (self,))
+
+    @property
+    def T(self):  # noqa: N802
+        return apply(ops.permute, (self,), (tuple(reversed(range(self._value.ndim))),))
+
+    @property
+    def mT(self):  # noqa: N802
+        return self.transpose(-2, -1)
+
+    def transpose(self, dim0, dim1):
+        return apply(ops.transpose, (self,), (int(dim0), int(dim1)))
+
+    swapaxes = swapdims = transpose
+
+    def permute(self, *dims):
+        return apply(ops.permute, (self,), (_dims(dims),))
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return apply(ops.squeeze_all, (self,))
+        dim = int(dim) % builtins.max(self._value.ndim, 1)
+        if self._value.ndim == 0 or self._value.shape[dim] != 1:
+            return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+        return apply(ops.squeeze_dim, (self,), (dim,))
+
+    def unsqueeze(self, dim):
+        dim = int(dim)
+        if dim < 0:
+            dim += self._value.ndim + 1
+        return apply(ops.unsqueeze, (self,), (dim,))
+
+    def expand(self, *sizes):
+        sizes = _dims(sizes)
+        shape = self._value.shape
+        lead = len(sizes) - len(shape)
+        full = tuple(
+            shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+        return apply(ops.expand, (self,), (full,))
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def repeat(self, *sizes):
+        return apply(ops.repeat, (self,), (_dims(sizes),))
+
+    def flip(self, *dims):
+        return apply(ops.flip, (self,), (_dims(dims),))
+
+    def narrow(self, dim, start, length):
+        return apply(ops.narrow, (self,), (int(dim) % self._value.ndim, int(start), int(length)))
+
+    def split(self, split_size, dim=0):
+        dim = int(dim) % self._value.ndim
+        n = self._value.shape[dim]
+        if isinstance(split_size, (list, tuple)):
+            return apply(ops.split_sizes, (self,), (tuple(int(s) for s in split_size), dim))
+        sizes = tuple(builtins.min(split_size, n - i) for i in range(0, n, split_size))
+        return apply(ops.split, (self,), (sizes, dim))
+
+    def chunk(self, chunks, dim=0):
+        n = self._value.shape[int(dim) % self._value.ndim]
+        size = -(-n // chunks)
+        return self.split(size, dim)
+
+    def unbind(self, dim=0):
+        return apply(ops.unbind, (self,), (int(dim) % self._value.ndim,))
+
+    # ------------------------------------------------------------------ linear algebra
+
+    def matmul(self, other):
+        return apply(ops.matmul, (self, _operand(other)))
+
+    def mm(self, other):
+        _check_ndim("mm", self, 2, "self")
+        _check_ndim("mm", other, 2, "mat2")
+        return apply(ops.mm, (self, other))
+
+    def mv(self, vec):
+        _check_ndim("mv", self, 2, "self")
+        _check_ndim("mv", vec, 1, "vec")
+        return apply(ops.mv, (self, vec))
+
+    def dot(self, other):
+        _check_ndim("dot", self, 1, "self")
+        _check_ndim("dot", other, 1, "tensor")
+        return apply(ops.dot, (self, other))
+
+    def bmm(self, other):
+        _check_ndim("bmm", self, 3, "self")
+        _check_ndim("bmm", other, 3, "mat2")
+        return apply(ops.bmm, (self, other))
+
+    def outer(self, other):
+        return apply(ops.outer, (self, other))
+
+    # ------------------------------------------------------------------ nn-style methods
+
+    def softmax(self, dim):
+        return apply(ops.softmax, (self,), (int(dim),))
+
+    def log_softmax(self, dim):
+        return apply(ops.log_softmax, (self,), (int(dim),))
+
+    # ------------------------------------------------------------------ in-place
+
+    def zero_(self):
+        return _fill(self, 0)
+
+    def fill_(self, value):
+        return _fill(self, _scalar(value.item() if isinstance(value, Tensor) else value))
+
+    def add_(self, other, alpha=1):
+        other = _operand(other)
+        if alpha != 1:
+            other = other * alpha
+        return _inplace(self, ops.add, (self, other))
+
+    def sub_(self, other, alpha=1):
+        other = _operand(other)
+        if alpha != 1:
+            other = other * alpha
+        return _inplace(self, ops.sub, (self, other))
+
+    def mul_(self, other):
+        return _inplace(self, ops.mul, (self, _operand(other)))
+
+    def div_(self, other):
+        return _inplace(self, ops.div, (self, _operand(other)))
+
+    def pow_(self, exponent):
+        exponent = _scalar(exponent)
+        if isinstance(exponent, Tensor):
+            return _inplace(self, ops.pow_tensor, (self, exponent))
+        return _inplace(self, ops.pow_scalar, (self,), (exponent,))
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return _inplace(self, ops.clamp, (self,), (_scalar(min), _scalar(max)))
+
+    clip_ = clamp_
+
+    def neg_(self):
+        return _inplace(self, ops.neg, (self,))
+
+    def exp_(self):
+        return _inplace(self, ops.exp, (self,))
+
+    def sqrt_(self):
+        return _inplace(self, ops.sqrt, (self,))
+
+    def abs_(self):
+        return _inplace(self, ops.abs_, (self,))
+
+    def masked_fill_(self, mask, value):
+        return _inplace(self, ops.masked_fill, (self, _operand(mask), _operand(value)))
+
+    def lerp_(self, end, weight):
+        return _inplace(self, ops.lerp, (self, _operand(end), _operand(weight)))
+
+    def addcmul_(self, t1, t2, value=1):
+        return self.add_(_operand(t1) * _operand(t2) * value)
+
+    def addcdiv_(self, t1, t2, value=1):
+        return self.add_(_operand(t1) / _operand(t2) * value)
+
+    def uniform_(self, a=0.0, b=1.0):
+        from fgrad._src.tensor import creation
+
+        values = creation.generator().uniform(a, b, self._value.shape)
+        return _fill(self, values)
+
+    def normal_(self, mean=0.0, std=1.0):
+        from fgrad._src.tensor import creation
+
+        values = creation.generator().normal(mean, std, self._value.shape)
+        return _fill(self, values)
+
+
+_new = object.__new__
+dispatch.Tensor = Tensor
+dispatch._wrap = Tensor._wrap
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
+               "int32": "IntTensor", "bool": "BoolTensor", "uint8": "ByteTensor",
+               "int16": "ShortTensor", "int8": "CharTensor"}
+
+
+def _rebuild(value, requires_grad):
+    return Tensor._wrap(value, None, requires_grad)
+
+
+def _math_method(op):
+    def method(self):
+        return apply(op, (self,))
+
+    method.__name__ = op.fn.__name__
+    return method
+
+
+for _name, _op in {
+    "exp": ops.exp, "log": ops.log, "log1p": ops.log1p, "expm1": ops.expm1, "log2": ops.log2,
+    "log10": ops.log10, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan, "tanh": ops.tanh,
+    "sinh": ops.sinh, "cosh": ops.cosh, "asin": ops.asin, "acos": ops.acos, "atan": ops.atan,
+    "arcsin": ops.asin, "arccos": ops.acos, "arctan": ops.atan, "asinh": ops.asinh,
+    "acosh": ops.acosh, "atanh": ops.atanh, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt,
+    "reciprocal": ops.reciprocal, "sigmoid": ops.sigmoid, "floor": ops.floor, "ceil": ops.ceil,
+    "round": ops.round_, "trunc": ops.trunc, "neg": ops.neg, "negative": ops.neg,
+    "abs": ops.abs_, "absolute": ops.abs_, "sign": ops.sign, "square": ops.square,
+    "relu": ops.relu,
+}.items():
+    setattr(Tensor, _name, _math_method(_op))
+
+
+class _MinMax(tuple):
+    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``."""
+
+    def __new__(cls, values, indices, name):
+        self = super().__new__(cls, (values, indices))
+        self._name = name
+        return self
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return (f"fgrad.return_types.{self._name}(\nvalues={self[0]!r},\n"
+                f"indices={self[1]!r})")
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return int(correction)
+    return 0 if unbiased is False else 1
+
+
+def _check_ndim(name, t, ndim, what):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}(): argument '{what}' must be Tensor, not {type(t).__name__}")
+    if t.ndim != ndim:
+        raise RuntimeError(f"{what} must be a {ndim}D tensor, got {t.ndim}D "
+                           f"(shape {tuple(t.shape)})")
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+def _parse_index(index, shape):
+    """Split an index into a hashable template and the index arrays it refers to."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    template, arrays = [], []
+    for item in index:
+        if isinstance(item, Tensor):
+            item = item._value
+        elif isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, (np.ndarray, np.bool_)) or isinstance(item, builtins.bool):
+            arr = np.asarray(item)
+            if arr.dtype == np.bool_:
+                if arr.ndim == 0:
+                    arr = arr.reshape(1)
+                    template.append(None)
+                    if not arr[0]:
+                        template.append(("array", len(arrays)))
+                        arrays.append(Tensor._wrap(np.zeros(0, np.int64)))
+                    continue
+                for part in np.nonzero(arr):
+                    template.append(("array", len(arrays)))
+                    arrays.append(Tensor._wrap(part))
+                continue
+            if arr.ndim == 0:
+                template.append(int(arr))
+                continue
+            if arr.dtype.kind not in "iu":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+            template.append(("array", len(arrays)))
+            arrays.append(Tensor._wrap(arr.astype(np.int64, copy=False)))
+        elif isinstance(item, slice):
+            template.append(("slice", _int_or_none(item.start), _int_or_none(item.stop),
+                             _int_or_none(item.step)))
+        elif item is None or item is Ellipsis:
+            template.append(item)
+        elif isinstance(item, (int, np.integer)):
+            template.append(int(item))
+        else:
+            raise IndexError(
+                f"only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                f"Variables are valid indices (got {type(item).__name__})")
+    return tuple(template), arrays
+
+
+def _numpy_index(template, arrays):
+    out = []
+    for item in template:
+        if isinstance(item, tuple):
+            out.append(slice(*item[1:]) if item[0] == "slice" else arrays[item[1]]._value)
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _int_or_none(x):
+    if x is None:
+        return None
+    if isinstance(x, Tensor):
+        return int(x.item())
+    return int(x)
+
+
+# --------------------------------------------------------------------------- in-place
+
+
+_INPLACE_LEAF = (
+    "a leaf Variable that requires grad is being used in an in-place operation. "
+    "(fgrad: update parameters inside `with fg.no_grad():`, e.g. "
+    "`with fg.no_grad(): w -= lr * w.grad`; or work on w.data / w.detach().)"
+)
+
+
+def _check_inplace(t):
+    if t._requires_grad and t._grad_fn is None and _grad_state.enabled:
+        raise RuntimeError(_INPLACE_LEAF)
+
+
+def _inplace(self, op, args, params=(), copy=False):
+    """Run ``op`` and store the result in ``self`` (PyTorch's in-place semantics)."""
+    _check_inplace(self)
+    recording = _grad_state.enabled and builtins.any(
+        isinstance(a, Tensor) and a._requires_grad for a in args)
+    if copy:
+        src = args[0]
+        if recording and src._requires_grad:
+            result = apply(ops.to_copy, (src,), (self._value.dtype,)) if (
+                src._value.dtype != self._value.dtype) else apply(ops.clone, (src,))
+            result = result.expand(self.shape) if result.shape != self.shape else result
+            return _rebase(self, result)
+        np.copyto(self._value, src._value, casting="unsafe")
+        return self
+    result = apply(op, args, params)
+    if result._value.dtype != self._value.dtype:
+        if not np.can_cast(result._value.dtype, self._value.dtype, "same_kind"):
+            raise RuntimeError(
+                f"result type {_torch_type(result._value.dtype)} can't be cast to the desired "
+                f"output type {_torch_type(self._value.dtype)}")
+        if recording:
+            result = apply(ops.to_copy, (result,), (self._value.dtype,))
+    if result._value.shape != self._value.shape:
+        raise RuntimeError(
+            f"output with shape {list(self._value.shape)} doesn't match the broadcast shape "
+            f"{list(result._value.shape)}")
+    if recording:
+        return _rebase(self, result)
+    _write(self, result._value)
+    return self
+
+
+def _torch_type(dtype):
+    return ops._torch_name(dtype)
+
+
+def _write(self, value):
+    if not self._value.flags.writeable:
+        self._value = np.array(self._value)
+    np.copyto(self._value, value, casting="unsafe")
+
+
+def _rebase(self, result):
+    """``self`` takes over ``result``'s value and history (an in-place op on the graph)."""
+    self._value = result._value
+    self._grad_fn = result._grad_fn
+    self._output_nr = result._output_nr
+    self._requires_grad = result._requires_grad
+    if self._retains_grad and self._grad_fn is not None:
+        graph.retain(self._grad_fn, self._output_nr, self)
+    return self
+
+
+def _fill(self, value):
+    _check_inplace(self)
+    if self._requires_grad and self._grad_fn is not None and _grad_state.enabled:
+        filled = np.broadcast_to(np.asarray(value, self._value.dtype), self._value.shape)
+        return _rebase(self, Tensor._wrap(np.array(filled)))
+    if not self._value.flags.writeable:
+        self._value = np.array(self._value)
+    self._value[...] = value
+    return self

@@ -1,0 +1,185 @@
+"""``fgrad.nn.functional``: PyTorch's ``torch.nn.functional`` on fgrad Tensors.
+
+Each function is one recorded op with PyTorch's node name, e.g.
+``binary_cross_entropy_with_logits`` records ``BinaryCrossEntropyWithLogitsBackward0``
+(reduction included). The numerics come from the stable array functions in
+``fg.nn`` (``softplus``, ``log_softmax``, ...).
+
+>>> import fgrad as fg
+>>> z = fg.tensor([0.0, 2.0], requires_grad=True)
+>>> fg.nn.functional.binary_cross_entropy_with_logits(z, fg.tensor([1.0, 0.0]))
+tensor(1.4061, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
+"""
+
+
+from fgrad._src.tensor import creation, ops
+from fgrad._src.tensor.dispatch import apply
+from fgrad._src.tensor.functions import _tensor
+from fgrad._src.tensor.tensor import _operand
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduction(reduction, size_average=None, reduce=None):
+    if size_average is not None or reduce is not None:
+        if reduce is False:
+            return "none"
+        return "sum" if size_average is False else "mean"
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction "
+                         f"(use 'mean', 'sum' or 'none')")
+    return reduction
+
+
+def _check_same_size(input, target, name):  # noqa: A002
+    if input.shape != target.shape:
+        raise ValueError(
+            f"Target size ({target.shape}) must be the same as input size ({input.shape}) "
+            f"in {name}")
+
+
+def relu(input, inplace=False):  # noqa: A002
+    return _tensor(input).relu()
+
+
+def sigmoid(input):  # noqa: A002
+    return _tensor(input).sigmoid()
+
+
+def tanh(input):  # noqa: A002
+    return _tensor(input).tanh()
+
+
+def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
+    x = _tensor(input)
+    if beta != 1.0:
+        return apply(ops.softplus, (x * beta,)) / beta
+    return apply(ops.softplus, (x,))
+
+
+def logsigmoid(input):  # noqa: A002
+    return apply(ops.logsigmoid, (_tensor(input),))
+
+
+def silu(input, inplace=False):  # noqa: A002
+    return apply(ops.silu, (_tensor(input),))
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
+    return apply(ops.leaky_relu, (_tensor(input), float(negative_slope)))
+
+
+def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+    return apply(ops.elu, (_tensor(input), float(alpha)))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
+    return apply(ops.hardtanh, (_tensor(input),), (float(min_val), float(max_val)))
+
+
+def _softmax_dim(x, dim):
+    if dim is None:
+        return 0 if x.ndim in (0, 1, 3) else 1
+    return int(dim)
+
+
+def softmax(input, dim=None, dtype=None):  # noqa: A002
+    x = _tensor(input)
+    if dtype is not None:
+        x = x.to(dtype)
+    return apply(ops.softmax, (x,), (_softmax_dim(x, dim),))
+
+
+def log_softmax(input, dim=None, dtype=None):  # noqa: A002
+    x = _tensor(input)
+    if dtype is not None:
+        x = x.to(dtype)
+    return apply(ops.log_softmax, (x,), (_softmax_dim(x, dim),))
+
+
+def logsumexp(input, dim, keepdim=False):  # noqa: A002
+    return _tensor(input).logsumexp(dim, keepdim)
+
+
+def linear(input, weight, bias=None):  # noqa: A002
+    """``input @ weight.T + bias``."""
+    args = (_tensor(input), _tensor(weight)) + (() if bias is None else (_tensor(bias),))
+    return apply(ops.linear, args, (bias is not None,))
+
+
+def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _tensor(input)
+    if not training or p == 0.0:
+        return x
+    keep = creation.generator().random(x.shape) >= p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return apply(ops.dropout, (x, creation.Tensor._wrap(keep), scale))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,  # noqa: A002
+                                     reduce=None, reduction="mean", pos_weight=None):
+    """Sigmoid + binary cross-entropy as one stable op
+    (``BinaryCrossEntropyWithLogitsBackward0``)."""
+    x, y = _tensor(input), _tensor(target)
+    _check_same_size(x, y, "binary_cross_entropy_with_logits")
+    extra = tuple(_operand(w) for w in (weight, pos_weight) if w is not None)
+    params = (_reduction(reduction, size_average, reduce), weight is not None,
+              pos_weight is not None)
+    return apply(ops.binary_cross_entropy_with_logits, (x, y) + extra, params)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                         reduction="mean"):
+    """Binary cross-entropy of probabilities (log terms clamped at -100, as PyTorch)."""
+    x, y = _tensor(input), _tensor(target)
+    _check_same_size(x, y, "binary_cross_entropy")
+    extra = () if weight is None else (_operand(weight),)
+    return apply(ops.binary_cross_entropy, (x, y) + extra,
+                 (_reduction(reduction, size_average, reduce),))
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    x, y = _tensor(input), _tensor(target)
+    return apply(ops.mse_loss, (x, y), (_reduction(reduction, size_average, reduce),))
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    x, y = _tensor(input), _tensor(target)
+    return apply(ops.l1_loss, (x, y), (_reduction(reduction, size_average, reduce),))
+
+
+def _class_args(input, target, weight):  # noqa: A002
+    x, t = _tensor(input), _tensor(target)
+    if t._value.dtype.kind not in "iu":
+        raise NotImplementedError(
+            "fgrad's cross_entropy/nll_loss take class indices (an integer target); "
+            f"got a {t.dtype} target")
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    valid = t._value[t._value != -100] if t._value.size else t._value
+    if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
+        bad = valid[(valid < 0) | (valid >= n_classes)].flat[0]
+        raise IndexError(f"Target {bad} is out of bounds.")
+    extra = () if weight is None else (_tensor(weight),)
+    return (x, t) + extra
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
+             reduce=None, reduction="mean"):
+    args = _class_args(input, target, weight)
+    return apply(ops.nll_loss, args, (_reduction(reduction, size_average, reduce),
+                                      int(ignore_index)))
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    if label_smoothing:
+        raise NotImplementedError("cross_entropy: label_smoothing is not supported")
+    args = _class_args(input, target, weight)
+    return apply(ops.cross_entropy, args, (_reduction(reduction, size_average, reduce),
+                                           int(ignore_index)))
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in ("np",)]
