@@ -162,8 +162,10 @@ class Jaxpr:
     """A typed first-order program: ``{ lambda consts ; ins. let eqns in (outs,) }``.
 
     >>> import fgrad as fg
-    >>> print(fg.make_jaxpr(lambda x: x * 2.0)(np.ones(3)))
-    { lambda ; a:f64[3]. let b:f64[3] = mul a 2.0:f64[] in (b,) }
+    >>> print(fg.make_jaxpr(lambda x: -x)(np.ones(3)))
+    { lambda ; a:f64[3]. let
+        b:f64[3] = neg a
+      in (b,) }
     """
 
     def __init__(self, constvars, in_binders, eqns, outs):
@@ -230,7 +232,13 @@ def typecheck_jaxpr(jaxpr: Jaxpr):
         bind_var(v)
     for eqn in jaxpr.eqns:
         in_avals = [read_atom(x) for x in eqn.inputs]
-        out_avals = abstract_eval(eqn.primitive, in_avals, eqn.params)
+        try:
+            out_avals = abstract_eval(eqn.primitive, in_avals, eqn.params)
+        except (TypeError, ValueError) as e:
+            operands = ", ".join(a.str_short() for a in in_avals)
+            raise JaxprTypeError(
+                f"{eqn.primitive.name} cannot be applied to ({operands}): {e}"
+            ) from e
         if len(out_avals) != len(eqn.out_binders):
             raise JaxprTypeError(
                 f"{eqn.primitive.name} produces {len(out_avals)} outputs "

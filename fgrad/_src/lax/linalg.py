@@ -48,7 +48,7 @@ def _dot_general_impl(x, y, *, dimension_numbers):
     y3 = np.transpose(y, [*rb, *rc, *y_free]).reshape(b, k, n)
     out = np.matmul(x3, y3)
     shape = batch_shape + [x.shape[d] for d in x_free] + [y.shape[d] for d in y_free]
-    return out.reshape(shape)
+    return out.reshape(shape)[()]  # a NumPy scalar for 0-d results, as np.dot gives
 
 
 dot_general_p = primitive("dot_general", _dot_general_abstract, _dot_general_impl)

@@ -37,7 +37,8 @@ def _broadcast_back(ct, operand_shape, axes):
 def _reduction(name, numpy_fn, accepted_bool=True):
     def impl(x, *, axes):
         x = np.asarray(x)
-        return np.asarray(numpy_fn(x, axis=axes), dtype=x.dtype)
+        # NB: [()] gives a NumPy scalar for a full reduction, as NumPy itself does.
+        return np.asarray(numpy_fn(x, axis=axes), dtype=x.dtype)[()]
 
     return primitive(name, _reduced_abstract(name, accepted_bool), impl)
 
@@ -139,7 +140,7 @@ def _arg_abstract(x, *, axes, index_dtype):
 
 def _arg_impl(numpy_fn):
     def impl(x, *, axes, index_dtype):
-        return np.asarray(numpy_fn(x, axis=axes[0]), dtype=index_dtype)
+        return np.asarray(numpy_fn(x, axis=axes[0]), dtype=index_dtype)[()]
 
     return impl
 
