@@ -1,0 +1,766 @@
+"""Elementwise kernels: one function per family, one loop per opcode.
+
+The loops are deliberately repetitive: each is a plain counted loop over slices of
+the arena, which LLVM vectorizes (a switch inside the loop would block that).
+Every kernel takes ``(code, r, arena...)``: ``code[r:]`` is the op's record (see
+``lower.py``); it slices its operands out of the arena and returns a status code.
+"""
+
+import numpy as np
+
+from fgrad._src.backend.kernels_common import kernel
+from fgrad._src.backend.lower import (  # noqa: F401
+    ABS,
+    ACOS,
+    ACOSH,
+    ADD,
+    AND,
+    ASIN,
+    ASINH,
+    ATAN,
+    ATAN2,
+    ATANH,
+    CEIL,
+    CHECK,
+    COS,
+    COSH,
+    DIV,
+    EQ,
+    EXP,
+    EXPM1,
+    FLOOR,
+    GE,
+    GT,
+    IPOW,
+    ISFINITE,
+    LE,
+    LOG,
+    LOG1P,
+    LOGISTIC,
+    LT,
+    MAX,
+    MIN,
+    MUL,
+    NE,
+    NEG,
+    NOT,
+    OR,
+    POW,
+    REM,
+    ROUND,
+    RSQRT,
+    SIGN,
+    SIN,
+    SINH,
+    SQRT,
+    SQUARE,
+    ST_CHOICE,
+    SUB,
+    SV,
+    TAN,
+    TANH,
+    VS,
+    VV,
+    XOR,
+)
+
+
+@kernel(inline="always")
+def unary_f(code, r, a, b):
+    """Float -> float unary ops (and is_finite -> the bool arena)."""
+    op = code[r + 2]
+    xo = code[r + 3]
+    zo = code[r + 4]
+    n = code[r + 5]
+    x = a[xo:xo + n]
+    one = a.dtype.type(1.0)
+    zero = a.dtype.type(0.0)
+    if op == ISFINITE:
+        zb = b[zo:zo + n]
+        for i in range(n):
+            zb[i] = np.isfinite(x[i])
+        return 0
+    z = a[zo:zo + n]
+    if op == IPOW:
+        _ipow_f(x, z, n, code[r + 6], one, a.dtype.type(code[r + 6]))
+        return 0
+    if op == LOGISTIC:
+        for i in range(n):
+            v = x[i]
+            e = np.exp(-np.abs(v))
+            z[i] = one / (one + e) if v >= zero else e / (one + e)
+        return 0
+    if op == NEG:
+        for i in range(n):
+            v = x[i]
+            z[i] = -v
+    elif op == SIGN:
+        for i in range(n):
+            v = x[i]
+            z[i] = one if v > zero else (-one if v < zero else (zero if v == zero else v))
+    elif op == FLOOR:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.floor(v)
+    elif op == CEIL:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.ceil(v)
+    elif op == ROUND:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.rint(v)
+    elif op == ABS:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.abs(v)
+    elif op == SQUARE:
+        for i in range(n):
+            v = x[i]
+            z[i] = v * v
+    elif op == EXP:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.exp(v)
+    elif op == LOG:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.log(v)
+    elif op == LOG1P:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.log1p(v)
+    elif op == EXPM1:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.expm1(v)
+    elif op == TANH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.tanh(v)
+    elif op == SIN:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.sin(v)
+    elif op == COS:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.cos(v)
+    elif op == TAN:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.tan(v)
+    elif op == ASIN:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arcsin(v)
+    elif op == ACOS:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arccos(v)
+    elif op == ATAN:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arctan(v)
+    elif op == SINH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.sinh(v)
+    elif op == COSH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.cosh(v)
+    elif op == ASINH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arcsinh(v)
+    elif op == ACOSH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arccosh(v)
+    elif op == ATANH:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.arctanh(v)
+    elif op == SQRT:
+        for i in range(n):
+            v = x[i]
+            z[i] = np.sqrt(v)
+    elif op == RSQRT:
+        for i in range(n):
+            v = x[i]
+            z[i] = one / np.sqrt(v)
+    return 0
+
+
+@kernel(inline="never")
+def _ipow_f(x, z, n, y, one, fy):
+    if y == 0:
+        for i in range(n):
+            z[i] = one
+    elif y == 1:
+        for i in range(n):
+            z[i] = x[i]
+    elif y == 2:
+        for i in range(n):
+            z[i] = x[i] * x[i]
+    elif y == 3:
+        for i in range(n):
+            z[i] = x[i] * x[i] * x[i]
+    elif y == -1:
+        for i in range(n):
+            z[i] = one / x[i]
+    elif y == -2:
+        for i in range(n):
+            z[i] = one / (x[i] * x[i])
+    else:
+        for i in range(n):
+            z[i] = x[i] ** fy
+
+
+@kernel(inline="always")
+def binary_f(code, r, a):
+    """Float x float -> float ops; ``mode`` says which operand (if any) is a scalar."""
+    op = code[r + 2]
+    xo = code[r + 3]
+    yo = code[r + 4]
+    zo = code[r + 5]
+    n = code[r + 6]
+    mode = code[r + 7]
+    x = a[xo:xo + (1 if mode == SV else n)]
+    y = a[yo:yo + (1 if mode == VS else n)]
+    z = a[zo:zo + n]
+    if op == ADD:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u + v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u + v
+    elif op == SUB:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u - v
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = u - v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u - v
+    elif op == MUL:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u * v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u * v
+    elif op == DIV:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u / v
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = u / v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u / v
+    elif op == REM:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = np.fmod(u, v)
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = np.fmod(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = np.fmod(u, v)
+    elif op == MAX:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u if (u > v or u != u) else v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u if (u > v or u != u) else v
+    elif op == MIN:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u if (u < v or u != u) else v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u if (u < v or u != u) else v
+    elif op == POW:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u ** v
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = u ** v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u ** v
+    elif op == ATAN2:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = np.arctan2(u, v)
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = np.arctan2(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = np.arctan2(u, v)
+    return 0
+
+
+@kernel(inline="always")
+def unary_i(code, r, a):
+    """int64 unary ops."""
+    op = code[r + 2]
+    xo = code[r + 3]
+    zo = code[r + 4]
+    n = code[r + 5]
+    x = a[xo:xo + n]
+    z = a[zo:zo + n]
+    if op == CHECK:  # select_n's integer predicate must lie in [0, ncases)
+        nc = code[r + 6]
+        for i in range(n):
+            if x[i] < 0 or x[i] >= nc:
+                return ST_CHOICE
+        return 0
+    if op == IPOW:
+        y = code[r + 6]
+        for i in range(n):
+            base = x[i]
+            acc = base - base + 1
+            e = y
+            while e > 0:
+                if e & 1:
+                    acc *= base
+                base *= base
+                e >>= 1
+            z[i] = acc
+        return 0
+    elif op == NEG:
+        for i in range(n):
+            v = x[i]
+            z[i] = -v
+    elif op == SIGN:
+        for i in range(n):
+            v = x[i]
+            z[i] = (v > 0) - (v < 0)
+    elif op == ABS:
+        for i in range(n):
+            v = x[i]
+            z[i] = abs(v)
+    elif op == SQUARE:
+        for i in range(n):
+            v = x[i]
+            z[i] = v * v
+    elif op == NOT:
+        for i in range(n):
+            v = x[i]
+            z[i] = ~v
+    return 0
+
+
+@kernel(inline="always")
+def _idiv(u, v):
+    # Truncating division; x / 0 is 0 (the reference's convention).
+    if v == 0:
+        return u - u
+    q = abs(u) // abs(v)
+    return q if (u < 0) == (v < 0) else -q
+
+
+@kernel(inline="always")
+def _irem(u, v):
+    # C fmod: the sign of the dividend; x % 0 is 0.
+    if v == 0:
+        return u - u
+    m = abs(u) % abs(v)
+    return -m if u < 0 else m
+
+
+@kernel(inline="always")
+def binary_i(code, r, a):
+    """int64 x int64 -> int64 ops."""
+    op = code[r + 2]
+    xo = code[r + 3]
+    yo = code[r + 4]
+    zo = code[r + 5]
+    n = code[r + 6]
+    mode = code[r + 7]
+    x = a[xo:xo + (1 if mode == SV else n)]
+    y = a[yo:yo + (1 if mode == VS else n)]
+    z = a[zo:zo + n]
+    if op == ADD:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u + v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u + v
+    elif op == SUB:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u - v
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = u - v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u - v
+    elif op == MUL:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u * v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u * v
+    elif op == DIV:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = _idiv(u, v)
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = _idiv(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = _idiv(u, v)
+    elif op == REM:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = _irem(u, v)
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = _irem(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = _irem(u, v)
+    elif op == MAX:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = max(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = max(u, v)
+    elif op == MIN:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = min(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = min(u, v)
+    elif op == AND:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u & v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u & v
+    elif op == OR:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u | v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u | v
+    elif op == XOR:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u ^ v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u ^ v
+    return 0
+
+
+@kernel(inline="always")
+def bool_ops(code, r, a):
+    """Logic on the bool arena (uint8 holding 0 or 1)."""
+    op = code[r + 2]
+    xo = code[r + 3]
+    yo = code[r + 4]
+    zo = code[r + 5]
+    n = code[r + 6]
+    mode = code[r + 7]
+    z = a[zo:zo + n]
+    if op == NOT:
+        x = a[xo:xo + n]
+        for i in range(n):
+            z[i] = x[i] ^ 1
+        return 0
+    x = a[xo:xo + (1 if mode == SV else n)]
+    y = a[yo:yo + (1 if mode == VS else n)]
+    if op == AND:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u & v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u & v
+    elif op == OR:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u | v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u | v
+    elif op == XOR:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u ^ v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u ^ v
+    return 0
+
+
+@kernel(inline="always")
+def compare(code, r, a, b):
+    """Comparisons of any class into the bool arena ``b``."""
+    op = code[r + 2]
+    xo = code[r + 4]
+    yo = code[r + 5]
+    zo = code[r + 6]
+    n = code[r + 7]
+    mode = code[r + 8]
+    x = a[xo:xo + (1 if mode == SV else n)]
+    y = a[yo:yo + (1 if mode == VS else n)]
+    z = b[zo:zo + n]
+    if op == EQ:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u == v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u == v
+    elif op == NE:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u != v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u != v
+    elif op == LT:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u < v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u < v
+    elif op == LE:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u <= v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u <= v
+    elif op == GT:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u > v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u > v
+    elif op == GE:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = u >= v
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = u >= v
+    return 0
+
+
+@kernel(inline="always")
+def select(code, r, w, a):
+    """``select_n`` with a bool predicate from ``w`` and two cases from ``a``
+    (lowering turns integer predicates into bool ones)."""
+    wo = code[r + 4]
+    wscalar = code[r + 5]
+    zo = code[r + 6]
+    n = code[r + 7]
+    c0o = code[r + 9]
+    s0 = code[r + 10]
+    c1o = code[r + 11]
+    s1 = code[r + 12]
+    z = a[zo:zo + n]
+    if wscalar:
+        co, sc = (c1o, s1) if w[wo] != 0 else (c0o, s0)
+        if sc:
+            v = a[co]
+            for i in range(n):
+                z[i] = v
+        else:
+            c = a[co:co + n]
+            for i in range(n):
+                z[i] = c[i]
+        return 0
+    ww = w[wo:wo + n]
+    if s0 == 0 and s1 == 0:
+        c0 = a[c0o:c0o + n]
+        c1 = a[c1o:c1o + n]
+        for i in range(n):
+            z[i] = c1[i] if ww[i] != 0 else c0[i]
+    elif s0 == 0:
+        c0 = a[c0o:c0o + n]
+        v1 = a[c1o]
+        for i in range(n):
+            z[i] = v1 if ww[i] != 0 else c0[i]
+    elif s1 == 0:
+        v0 = a[c0o]
+        c1 = a[c1o:c1o + n]
+        for i in range(n):
+            z[i] = c1[i] if ww[i] != 0 else v0
+    else:
+        v0 = a[c0o]
+        v1 = a[c1o]
+        for i in range(n):
+            z[i] = v1 if ww[i] != 0 else v0
+    return 0
+
+
+@kernel(inline="always")
+def convert(code, r, s, d):
+    """``convert_element_type`` between arenas; to bool means ``!= 0``."""
+    xo = code[r + 4]
+    zo = code[r + 5]
+    n = code[r + 6]
+    to_bool = code[r + 7]
+    x = s[xo:xo + n]
+    z = d[zo:zo + n]
+    if to_bool:
+        for i in range(n):
+            z[i] = x[i] != 0
+    else:
+        for i in range(n):
+            z[i] = x[i]
+    return 0

@@ -1,0 +1,1029 @@
+"""Lowering: a ``ClosedJaxpr`` becomes a ``Program`` the numba interpreter runs.
+
+A ``Program`` is data only. ``code`` is one int64 array: ``code[0]`` is the number of
+ops, then one record per op, ``[length, family, ...fields]``, whose fields are
+opcodes, element offsets into the arenas, sizes, shapes and strides. Values live in
+three arenas, one per *class*: the program's float dtype (``CLS_F``: float32 or
+float64, never both), int64 (``CLS_I``) and bool stored as uint8 (``CLS_B``). Each
+arena starts with the constant pool (constvars and literals, cast to the class
+dtype), then the inputs, then temporaries whose offsets are planned here from
+liveness, so buffers are reused.
+
+Lowering also simplifies: reshapes, squeezes and same-class casts are free (the
+output shares the input's buffer); a broadcast of a scalar is *lazy* (binary ops
+read the scalar directly) and is only filled in memory if something needs it; a
+multiplication by a constant 1 is dropped. Anything this module cannot lower
+raises ``Unsupported`` and the caller falls back to the reference evaluator.
+
+This module must not import numba: its opcode table is shared with the kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fgrad._src import core
+
+# --------------------------------------------------------------------------- the opcode table
+
+CLS_F, CLS_I, CLS_B = 0, 1, 2
+
+FAM_UNARY_F = 1  # [op, xo, zo, n, ipar]
+FAM_BINARY_F = 2  # [op, xo, yo, zo, n, mode]
+FAM_UNARY_I = 3  # [op, xo, zo, n, ipar]
+FAM_BINARY_I = 4  # [op, xo, yo, zo, n, mode]
+FAM_BOOL = 5  # [op, xo, yo, zo, n, mode]
+FAM_COMPARE = 6  # [op, cls, xo, yo, zo, n, mode]
+FAM_SELECT = 7  # [wcls, cls, wo, wscalar, zo, n, ncases, (co, cscalar) * ncases]
+FAM_CONVERT = 8  # [scls, dcls, xo, zo, n, to_bool]
+FAM_MOVE = 9  # [op, cls, ...]
+FAM_REDUCE = 10  # [op, cls, ...]
+FAM_DOT = 11  # [cls, xo, yo, zo, b, m, k, n, trans_x, trans_y]
+
+# unary
+NEG, SIGN, FLOOR, CEIL, ROUND, ABS, SQUARE, EXP, LOG, LOG1P = range(1, 11)
+EXPM1, TANH, LOGISTIC, SIN, COS, TAN, ASIN, ACOS, ATAN, SINH = range(11, 21)
+COSH, ASINH, ACOSH, ATANH, SQRT, RSQRT, IPOW, NOT, ISFINITE, CHECK = range(21, 31)
+# binary
+ADD, SUB, MUL, DIV, REM, MAX, MIN, POW, ATAN2 = 30, 31, 32, 33, 34, 35, 36, 37, 38
+AND, OR, XOR = 39, 40, 41
+EQ, NE, LT, LE, GT, GE = 42, 43, 44, 45, 46, 47
+# data movement (FAM_MOVE)
+COPY, FILL, IOTA, GATHER, SCATTER_ADD, DSLICE, DUS = 50, 51, 52, 53, 54, 55, 56
+# reductions (FAM_REDUCE)
+RSUM, RPROD, RMAX, RMIN, ARGMAX, ARGMIN, CUMSUM = 60, 61, 62, 63, 64, 65, 66
+
+VV, SV, VS = 0, 1, 2  # binary modes: both arrays / x is a scalar / y is a scalar
+
+# Kernel slots: a record's second word is the index of its compiled kernel in the table
+# the interpreter passes in. The first group is compiled per float dtype, the second
+# (ints and bools only) once.
+(SLOT_UNARY_F, SLOT_BINARY_F, SLOT_COMPARE_F, SLOT_SELECT_F, SLOT_CONVERT_FI, SLOT_CONVERT_FB,
+ SLOT_CONVERT_IF, SLOT_CONVERT_BF, SLOT_MOVE_F, SLOT_REDUCE_F, SLOT_DOT_F,
+ SLOT_UNARY_I, SLOT_BINARY_I, SLOT_BOOL, SLOT_COMPARE_I, SLOT_SELECT_I, SLOT_SELECT_B,
+ SLOT_CONVERT_IB, SLOT_CONVERT_BI, SLOT_MOVE_I, SLOT_MOVE_B, SLOT_REDUCE_I, SLOT_DOT_I) = range(23)
+N_SLOTS = 23
+N_FLOAT_SLOTS = 11
+_SLOTS = {
+    (FAM_UNARY_F,): SLOT_UNARY_F, (FAM_BINARY_F,): SLOT_BINARY_F,
+    (FAM_UNARY_I,): SLOT_UNARY_I, (FAM_BINARY_I,): SLOT_BINARY_I, (FAM_BOOL,): SLOT_BOOL,
+    (FAM_COMPARE, CLS_F): SLOT_COMPARE_F, (FAM_COMPARE, CLS_I): SLOT_COMPARE_I,
+    (FAM_SELECT, CLS_F): SLOT_SELECT_F, (FAM_SELECT, CLS_I): SLOT_SELECT_I,
+    (FAM_SELECT, CLS_B): SLOT_SELECT_B,
+    (FAM_CONVERT, CLS_F, CLS_I): SLOT_CONVERT_FI, (FAM_CONVERT, CLS_F, CLS_B): SLOT_CONVERT_FB,
+    (FAM_CONVERT, CLS_I, CLS_F): SLOT_CONVERT_IF, (FAM_CONVERT, CLS_B, CLS_F): SLOT_CONVERT_BF,
+    (FAM_CONVERT, CLS_I, CLS_B): SLOT_CONVERT_IB, (FAM_CONVERT, CLS_B, CLS_I): SLOT_CONVERT_BI,
+    (FAM_MOVE, CLS_F): SLOT_MOVE_F, (FAM_MOVE, CLS_I): SLOT_MOVE_I,
+    (FAM_MOVE, CLS_B): SLOT_MOVE_B, (FAM_REDUCE, CLS_F): SLOT_REDUCE_F,
+    (FAM_REDUCE, CLS_I): SLOT_REDUCE_I, (FAM_DOT, CLS_F): SLOT_DOT_F,
+    (FAM_DOT, CLS_I): SLOT_DOT_I,
+}
+
+
+def _slot(fields):
+    fam = fields[0]
+    if fam in (FAM_UNARY_F, FAM_BINARY_F, FAM_UNARY_I, FAM_BINARY_I, FAM_BOOL):
+        key = (fam,)
+    elif fam in (FAM_COMPARE, FAM_MOVE, FAM_REDUCE):
+        key = (fam, fields[2])
+    elif fam == FAM_SELECT:
+        key = (fam, fields[2])
+    elif fam == FAM_CONVERT:
+        key = (fam, fields[1], fields[2])
+    else:
+        key = (fam, fields[1])
+    return _SLOTS[key]
+
+ST_OK, ST_INDEX, ST_CHOICE = 0, 1, 2  # status codes written to ia[0] (op index in ia[1])
+
+# The int arena starts with a status block and an odometer scratch for the kernels.
+STATUS_SIZE = 8
+SCRATCH = STATUS_SIZE
+MAX_NDIM = 32
+I_RESERVED = SCRATCH + MAX_NDIM
+
+_ALIGN_BYTES = 64
+
+
+class Unsupported(Exception):
+    """This jaxpr cannot be lowered; the reference evaluator runs it instead."""
+
+
+# --------------------------------------------------------------------------- the Program
+
+
+class Program:
+    """A lowered jaxpr: opcode records, arena sizes, constant images, I/O plans.
+
+    ``in_plan`` holds ``(arg index, class, start, stop)`` for each input copied in;
+    ``out_plan`` holds ``(class, start, stop, shape, dtype)`` for each output.
+    """
+
+    def __init__(self, code, fdtype, sizes, images, in_plan, out_plan, op_names, n_in,
+                 in_shapes, n_ops):
+        self.code = code
+        self.fdtype = fdtype
+        self.sizes = sizes
+        self.images = images
+        self.in_plan = in_plan
+        self.out_plan = out_plan
+        self.op_names = op_names
+        self.n_in = n_in
+        self.in_shapes = in_shapes
+        self.n_ops = n_ops
+        self.pool: list = []  # idle arena triples, reused by later runs
+
+    def new_arenas(self):
+        dtypes = (self.fdtype, np.int64, np.uint8)
+        arenas = []
+        for size, image, dtype in zip(self.sizes, self.images, dtypes):
+            arena = np.empty(size, dtype)
+            arena[: image.size] = image
+            arenas.append(arena)
+        return arenas
+
+    def __repr__(self):
+        return (f"Program({self.n_ops} ops, {self.fdtype}, arenas f/i/b = "
+                f"{self.sizes[0]}/{self.sizes[1]}/{self.sizes[2]} elements)")
+
+
+class Buffer:
+    __slots__ = ("cls", "size", "kind", "offset", "cap", "reads")
+
+    def __init__(self, cls, size, kind):
+        self.cls = cls
+        self.size = int(size)
+        self.kind = kind  # "temp", "const" or "input"
+        self.offset = None
+        self.cap = 0
+        self.reads = 0
+
+
+class Ref:
+    """An arena offset resolved after allocation: ``buf.offset + delta``."""
+
+    __slots__ = ("buf", "delta")
+
+    def __init__(self, buf, delta=0):
+        self.buf = buf
+        self.delta = int(delta)
+
+
+class Val:
+    """How a jaxpr value is held: a contiguous C-order buffer, or a lazy broadcast of
+    the size-1 value ``scalar`` (then ``buf`` is None until something needs memory)."""
+
+    __slots__ = ("aval", "cls", "buf", "scalar", "value")
+
+    def __init__(self, aval, cls, buf=None, scalar=None, value=None):
+        self.aval = aval
+        self.cls = cls
+        self.buf = buf
+        self.scalar = scalar
+        self.value = value  # the Python value of a known size-1 constant
+
+
+class Op:
+    __slots__ = ("fields", "reads", "writes", "inplace", "name")
+
+    def __init__(self, fields, reads, writes, inplace, name):
+        self.fields = fields
+        self.reads = reads
+        self.writes = writes
+        self.inplace = inplace
+        self.name = name
+
+
+def _contiguous_strides(shape):
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return strides[::-1]
+
+
+def _prod(xs):
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
+
+
+def _normalize_copy(shape, ss, ds):
+    """Drop size-1 dims and merge dims that are contiguous in both source and destination."""
+    dims = [(n, s, d) for n, s, d in zip(shape, ss, ds) if n != 1]
+    merged: list = []
+    for n, s, d in dims:
+        if merged:
+            pn, ps, pd = merged[-1]
+            if ps == s * n and pd == d * n:
+                merged[-1] = (pn * n, s, d)
+                continue
+        merged.append((n, s, d))
+    return [m[0] for m in merged], [m[1] for m in merged], [m[2] for m in merged]
+
+
+def _split3(shape, axis):
+    return _prod(shape[:axis]), int(shape[axis]), _prod(shape[axis + 1:])
+
+
+_UNARY_F = {
+    "neg": NEG, "sign": SIGN, "floor": FLOOR, "ceil": CEIL, "round": ROUND, "abs": ABS,
+    "square": SQUARE, "exp": EXP, "log": LOG, "log1p": LOG1P, "expm1": EXPM1, "tanh": TANH,
+    "logistic": LOGISTIC, "sin": SIN, "cos": COS, "tan": TAN, "asin": ASIN, "acos": ACOS,
+    "atan": ATAN, "sinh": SINH, "cosh": COSH, "asinh": ASINH, "acosh": ACOSH, "atanh": ATANH,
+    "sqrt": SQRT, "rsqrt": RSQRT,
+}
+_UNARY_I = {"neg": NEG, "sign": SIGN, "abs": ABS, "square": SQUARE, "not": NOT}
+_BINARY = {  # name -> (float op, int op, bool op)
+    "add": (ADD, ADD, None), "sub": (SUB, SUB, None), "mul": (MUL, MUL, None),
+    "div": (DIV, DIV, None), "rem": (REM, REM, None), "max": (MAX, MAX, OR),
+    "min": (MIN, MIN, AND), "pow": (POW, None, None), "atan2": (ATAN2, None, None),
+    "and": (None, AND, AND), "or": (None, OR, OR), "xor": (None, XOR, XOR),
+}
+_COMPARE = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}
+_COMMUTATIVE = {ADD, MUL, MAX, MIN, AND, OR, XOR, EQ, NE}
+_FLIPPED = {LT: GT, GT: LT, LE: GE, GE: LE}
+_REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce_min": RMIN}
+
+
+def _float_dtypes(jaxpr, acc):
+    for v in jaxpr.in_binders:
+        if v.aval.dtype.kind == "f":
+            acc.add(v.aval.dtype)
+    for eqn in jaxpr.eqns:
+        for v in eqn.out_binders:
+            if v.aval.dtype.kind == "f":
+                acc.add(v.aval.dtype)
+        if eqn.primitive.name == "custom_vjp_call":
+            _float_dtypes(eqn.params["call_jaxpr"].jaxpr, acc)
+    return acc
+
+
+# --------------------------------------------------------------------------- lowering
+
+
+class _Lowerer:
+    def __init__(self, fdtype):
+        self.F = np.dtype(fdtype)
+        self.cls_dtypes = (self.F, np.dtype(np.int64), np.dtype(np.uint8))
+        self.ops: list = []
+        self.consts: list = []  # (Buffer, flat array)
+        self.small_consts: dict = {}
+        self.name = ""
+
+    # ---- classes and values
+
+    def cls_of(self, dtype, strict=True):
+        dtype = np.dtype(dtype)
+        if dtype.kind == "f":
+            if strict and dtype != self.F:
+                raise Unsupported(f"mixed float dtypes ({dtype} in a {self.F} program)")
+            return CLS_F
+        if dtype.kind == "b":
+            return CLS_B
+        if dtype.kind in "iu":
+            if strict and dtype != np.int64:
+                raise Unsupported(f"integer dtype {dtype} (only int64 is computed)")
+            if dtype.kind == "u" and dtype.itemsize == 8:
+                raise Unsupported("uint64 values")
+            return CLS_I
+        raise Unsupported(f"dtype {dtype}")
+
+    def new_val(self, aval):
+        cls = self.cls_of(aval.dtype)
+        return Val(aval, cls, Buffer(cls, aval.size, "temp"))
+
+    def const(self, value, aval):
+        cls = self.cls_of(aval.dtype, strict=False)
+        flat = np.asarray(value).astype(self.cls_dtypes[cls]).ravel()
+        key = None
+        if flat.size <= 16:
+            key = (cls, flat.size, flat.tobytes())
+            buf = self.small_consts.get(key)
+            if buf is not None:
+                return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
+        buf = Buffer(cls, flat.size, "const")
+        self.consts.append((buf, flat))
+        if key is not None:
+            self.small_consts[key] = buf
+        return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
+
+    def scalar_const(self, value, cls):
+        dtype = self.cls_dtypes[cls]
+        return self.const(np.asarray(value, dtype), core.ShapedArray((), dtype))
+
+    @staticmethod
+    def lazy(aval, scalar):
+        return Val(aval, scalar.cls, None, scalar, scalar.value)
+
+    @staticmethod
+    def alias(x, aval):
+        return Val(aval, x.cls, x.buf, x.scalar, x.value)
+
+    def materialize(self, x):
+        if x.buf is None:
+            buf = Buffer(x.cls, x.aval.size, "temp")
+            if x.aval.size:
+                self.emit([FAM_MOVE, FILL, x.cls, Ref(x.scalar.buf), Ref(buf), x.aval.size],
+                          [x.scalar.buf], [buf])
+            x.buf = buf
+        return x.buf
+
+    @staticmethod
+    def sref(x):
+        """The buffer holding the value of a size-1 ``x``."""
+        return x.buf if x.buf is not None else x.scalar.buf
+
+    def emit(self, fields, reads, writes, inplace=()):
+        self.ops.append(Op(fields, list(reads), list(writes), list(inplace), self.name))
+
+    # ---- the walk
+
+    def lower_jaxpr(self, jaxpr, const_vals, in_vals):
+        env: dict = {}
+        for v, c in zip(jaxpr.constvars, const_vals):
+            env[v] = c
+        for v, x in zip(jaxpr.in_binders, in_vals):
+            env[v] = x
+
+        def read(atom):
+            if isinstance(atom, core.Literal):
+                return self.const(atom.val, atom.aval)
+            return env[atom]
+
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            handler = getattr(self, "p_" + name, None)
+            if handler is None:
+                raise Unsupported(f"primitive {name}")
+            self.name = name
+            outs = handler([read(x) for x in eqn.inputs], eqn.params,
+                           [v.aval for v in eqn.out_binders])
+            for v, out in zip(eqn.out_binders, outs):
+                env[v] = out
+        return [read(x) for x in jaxpr.outs]
+
+    # ---- elementwise
+
+    def unary(self, x, aval, fam, op, ipar=0):
+        if x.buf is None:
+            s = self.unary(x.scalar, x.scalar.aval.update(dtype=aval.dtype), fam, op, ipar)
+            return self.lazy(aval, s)
+        out = self.new_val(aval)
+        n = aval.size
+        if n:
+            if fam == FAM_BOOL:
+                fields = [FAM_BOOL, op, Ref(x.buf), Ref(x.buf), Ref(out.buf), n, VV]
+            else:
+                fields = [fam, op, Ref(x.buf), Ref(out.buf), n, ipar]
+            inplace = [x.buf] if x.cls == out.cls else []
+            self.emit(fields, [x.buf], [out.buf], inplace)
+        return out
+
+    def _unary_prim(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        if x.cls == CLS_F:
+            return [self.unary(x, aval, FAM_UNARY_F, _UNARY_F[self.name])]
+        if x.cls == CLS_I and self.name in _UNARY_I:
+            return [self.unary(x, aval, FAM_UNARY_I, _UNARY_I[self.name])]
+        if x.cls == CLS_B and self.name == "not":
+            return [self.unary(x, aval, FAM_BOOL, NOT)]
+        raise Unsupported(f"{self.name} on {x.aval.dtype}")
+
+    def p_is_finite(self, ins, params, avals):
+        x = ins[0]
+        if x.cls != CLS_F:
+            raise Unsupported("is_finite on a non-float")
+        return [self.unary(x, avals[0], FAM_UNARY_F, ISFINITE)]
+
+    def p_integer_pow(self, ins, params, avals):
+        x, y = ins[0], int(params["y"])
+        if y == 1:
+            return [self.alias(x, avals[0])]
+        if x.cls == CLS_F:
+            return [self.unary(x, avals[0], FAM_UNARY_F, IPOW, y)]
+        if x.cls == CLS_I and y >= 0:
+            return [self.unary(x, avals[0], FAM_UNARY_I, IPOW, y)]
+        raise Unsupported(f"integer_pow on {x.aval.dtype}")
+
+    def p_stop_gradient(self, ins, params, avals):
+        return [self.alias(ins[0], avals[0])]
+
+    def binary(self, x, y, aval, fam, op):
+        if x.buf is None and y.buf is None:
+            s_aval = core.ShapedArray((), aval.dtype)
+            return self.lazy(aval, self.binary(x.scalar, y.scalar, s_aval, fam, op))
+        if fam == FAM_COMPARE and x.cls == CLS_B:
+            x, y = self.to_int(x), self.to_int(y)
+        if fam in (FAM_BINARY_F, FAM_BINARY_I):
+            if op in (MUL, DIV) and y.value is not None and y.value == 1:
+                return self.alias(x, aval)
+            if op == MUL and x.value is not None and x.value == 1:
+                return self.alias(y, aval)
+        if x.buf is None and (op in _COMMUTATIVE or op in _FLIPPED):
+            # Kernels have scalar-first loops only for non-commutative ops.
+            x, y, op = y, x, _FLIPPED.get(op, op)
+        mode, xb, yb = VV, x.buf, y.buf
+        if x.buf is None:
+            mode, xb = SV, x.scalar.buf
+        elif y.buf is None:
+            mode, yb = VS, y.scalar.buf
+        if x.aval.size == 1 and y.aval.size == 1:
+            mode = VV
+        out = self.new_val(aval)
+        n = aval.size
+        if n:
+            if fam == FAM_COMPARE:
+                fields = [FAM_COMPARE, op, x.cls, Ref(xb), Ref(yb), Ref(out.buf), n, mode]
+            else:
+                fields = [fam, op, Ref(xb), Ref(yb), Ref(out.buf), n, mode]
+            inplace = []
+            if x.cls == out.cls:
+                if mode != SV:
+                    inplace.append(xb)
+                if mode != VS:
+                    inplace.append(yb)
+            self.emit(fields, [xb, yb], [out.buf], inplace)
+        return out
+
+    def convert(self, x, cls):
+        """``x`` cast to class ``cls`` (a new value; lazy stays lazy)."""
+        aval = x.aval.update(dtype=self.cls_dtypes[cls], weak_type=False)
+        if x.cls == cls:
+            return self.alias(x, aval)
+        if x.buf is None:
+            return self.lazy(aval, self.convert(x.scalar, cls))
+        out = Val(aval, cls, Buffer(cls, aval.size, "temp"))
+        if aval.size:
+            self.emit([FAM_CONVERT, x.cls, cls, Ref(x.buf), Ref(out.buf), aval.size,
+                       int(cls == CLS_B)], [x.buf], [out.buf])
+        return out
+
+    def to_int(self, x):
+        return self.convert(x, CLS_I)
+
+    def _binary_prim(self, ins, params, avals):
+        x, y = ins
+        ops = _BINARY[self.name]
+        op = ops[x.cls]
+        if op is None:
+            raise Unsupported(f"{self.name} on {x.aval.dtype}")
+        fam = (FAM_BINARY_F, FAM_BINARY_I, FAM_BOOL)[x.cls]
+        return [self.binary(x, y, avals[0], fam, op)]
+
+    def _compare_prim(self, ins, params, avals):
+        x, y = ins
+        return [self.binary(x, y, avals[0], FAM_COMPARE, _COMPARE[self.name])]
+
+    def p_select_n(self, ins, params, avals):
+        which, *cases = ins
+        (aval,) = avals
+        if which.cls == CLS_F:
+            raise Unsupported("float select_n predicate")
+        if len(cases) == 1:
+            return [self.alias(cases[0], aval)]
+        if which.cls == CLS_I:
+            # NB: np.choose semantics: every entry must name a case.
+            if which.aval.size:
+                wb = self.sref(which) if which.buf is None else which.buf
+                n = 1 if which.buf is None else which.aval.size
+                self.emit([FAM_UNARY_I, CHECK, Ref(wb), Ref(wb), n, len(cases)], [wb], [])
+            if len(cases) == 2:
+                return [self.select2(self.convert(which, CLS_B), cases[0], cases[1], aval)]
+            out = cases[0]
+            for k in range(1, len(cases)):
+                b_aval = which.aval.update(dtype=np.dtype(bool), weak_type=False)
+                is_k = self.binary(which, self.scalar_const(k, CLS_I), b_aval, FAM_COMPARE, EQ)
+                out = self.select2(is_k, out, cases[k], aval)
+            return [out]
+        return [self.select2(which, cases[0], cases[1], aval)]
+
+    def select2(self, which, c0, c1, aval):
+        """``c1`` where ``which`` (bool) else ``c0``."""
+        n = aval.size
+        if which.buf is None and c0.buf is None and c1.buf is None:
+            s_aval = core.ShapedArray((), aval.dtype)
+            return self.lazy(aval, self.select2(which.scalar, c0.scalar, c1.scalar, s_aval))
+        out = self.new_val(aval)
+        if not n:
+            return out
+        wscalar = int(which.buf is None or (which.aval.size == 1 and n != 1))
+        wb = self.sref(which) if wscalar else which.buf
+        fields = [FAM_SELECT, CLS_B, out.cls, Ref(wb), wscalar, Ref(out.buf), n, 2]
+        reads = [wb]
+        inplace = [wb] if out.cls == CLS_B and not wscalar else []
+        for c in (c0, c1):
+            scalar = c.buf is None
+            cb = c.scalar.buf if scalar else c.buf
+            fields += [Ref(cb), int(scalar)]
+            reads.append(cb)
+            if not scalar:
+                inplace.append(cb)
+        self.emit(fields, reads, [out.buf], inplace)
+        return out
+
+    def p_convert_element_type(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        return [self.alias(self.convert(x, self.cls_of(aval.dtype)), aval)]
+
+    # ---- shapes
+
+    def copy(self, src, so, dst, do, shape, ss, ds):
+        if any(int(n) == 0 for n in shape):
+            return
+        shape, ss, ds = _normalize_copy([int(n) for n in shape], ss, ds)
+        if len(shape) > MAX_NDIM:
+            raise Unsupported("too many dimensions")
+        self.emit([FAM_MOVE, COPY, src.cls, Ref(src, so), Ref(dst, do), len(shape),
+                   *shape, *ss, *ds], [src], [dst])
+
+    def p_broadcast_in_dim(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        if x.buf is None:
+            return [self.lazy(aval, x.scalar)]
+        if aval.size == x.aval.size:
+            return [self.alias(x, aval)]
+        if x.aval.size == 1:
+            return [self.lazy(aval, x)]
+        out = self.new_val(aval)
+        xs = _contiguous_strides(x.aval.shape)
+        ss = [0] * len(aval.shape)
+        for i, d in enumerate(params["broadcast_dimensions"]):
+            if x.aval.shape[i] == aval.shape[d]:
+                ss[d] = xs[i]
+        self.copy(x.buf, 0, out.buf, 0, aval.shape, ss, _contiguous_strides(aval.shape))
+        return [out]
+
+    def _alias_prim(self, ins, params, avals):
+        return [self.alias(ins[0], avals[0])]
+
+    p_reshape = p_squeeze = p_expand_dims = _alias_prim
+
+    def p_transpose(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        perm = params["permutation"]
+        if x.buf is None:
+            return [self.lazy(aval, x.scalar)]
+        moved = [p for p in perm if x.aval.shape[p] != 1]
+        if moved == sorted(moved):
+            return [self.alias(x, aval)]
+        out = self.new_val(aval)
+        xs = _contiguous_strides(x.aval.shape)
+        self.copy(x.buf, 0, out.buf, 0, aval.shape, [xs[p] for p in perm],
+                  _contiguous_strides(aval.shape))
+        return [out]
+
+    def p_slice(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        if x.buf is None:
+            return [self.lazy(aval, x.scalar)]
+        if aval.shape == x.aval.shape:
+            return [self.alias(x, aval)]
+        out = self.new_val(aval)
+        xs = _contiguous_strides(x.aval.shape)
+        so = sum(s * st for s, st in zip(params["start_indices"], xs))
+        ss = [st * step for st, step in zip(xs, params["strides"])]
+        self.copy(x.buf, so, out.buf, 0, aval.shape, ss, _contiguous_strides(aval.shape))
+        return [out]
+
+    def p_rev(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        dims = params["dimensions"]
+        if x.buf is None or all(x.aval.shape[d] <= 1 for d in dims):
+            return [self.alias(x, aval)]
+        out = self.new_val(aval)
+        xs = _contiguous_strides(x.aval.shape)
+        so = sum((x.aval.shape[d] - 1) * xs[d] for d in dims)
+        ss = [-st if d in dims else st for d, st in enumerate(xs)]
+        self.copy(x.buf, so, out.buf, 0, aval.shape, ss, _contiguous_strides(aval.shape))
+        return [out]
+
+    def p_pad(self, ins, params, avals):
+        (x, value), (aval,) = ins, avals
+        if aval.size == x.aval.size:
+            return [self.alias(x, aval)]
+        out = self.new_val(aval)
+        if aval.size:
+            vb = self.sref(value)
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(vb), Ref(out.buf), aval.size], [vb],
+                      [out.buf])
+        if x.aval.size:
+            xb = self.materialize(x)
+            os_ = _contiguous_strides(aval.shape)
+            config = params["padding_config"]
+            do = sum(lo * st for (lo, _, _), st in zip(config, os_))
+            ds = [st * (interior + 1) for (_, _, interior), st in zip(config, os_)]
+            self.copy(xb, 0, out.buf, do, x.aval.shape, _contiguous_strides(x.aval.shape), ds)
+        return [out]
+
+    def p_concatenate(self, ins, params, avals):
+        (aval,) = avals
+        dim = params["dimension"]
+        out = self.new_val(aval)
+        os_ = _contiguous_strides(aval.shape)
+        start = 0
+        for x in ins:
+            if x.aval.size:
+                xb = self.materialize(x)
+                self.copy(xb, 0, out.buf, start * os_[dim], x.aval.shape,
+                          _contiguous_strides(x.aval.shape), os_)
+            start += x.aval.shape[dim]
+        return [out]
+
+    def p_iota(self, ins, params, avals):
+        (aval,) = avals
+        out = self.new_val(aval)
+        if out.cls == CLS_B:
+            raise Unsupported("bool iota")
+        if aval.size:
+            a, n, b = _split3(aval.shape, params["dimension"])
+            self.emit([FAM_MOVE, IOTA, out.cls, Ref(out.buf), a, n, b], [], [out.buf])
+        return [out]
+
+    # ---- indexing
+
+    def p_dynamic_slice(self, ins, params, avals):
+        x, *starts = ins
+        (aval,) = avals
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        if any(s.cls != CLS_I for s in starts):
+            raise Unsupported("non-integer start indices")
+        xb = self.materialize(x)
+        sizes = list(aval.shape)
+        sbufs = [self.sref(s) for s in starts]
+        self.emit([FAM_MOVE, DSLICE, x.cls, Ref(xb), Ref(out.buf), len(sizes), *sizes,
+                   *_contiguous_strides(x.aval.shape), *_contiguous_strides(sizes),
+                   *x.aval.shape, *[Ref(b) for b in sbufs]], [xb, *sbufs], [out.buf])
+        return [out]
+
+    def p_dynamic_update_slice(self, ins, params, avals):
+        x, update, *starts = ins
+        (aval,) = avals
+        if any(s.cls != CLS_I for s in starts):
+            raise Unsupported("non-integer start indices")
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        xb = self.materialize(x)
+        ub = self.materialize(update)
+        sbufs = [self.sref(s) for s in starts]
+        sizes = list(update.aval.shape)
+        reads = [xb, ub, *sbufs]
+        inplace = [xb] if reads.count(xb) == 1 else []
+        self.emit([FAM_MOVE, DUS, x.cls, Ref(xb), Ref(ub), Ref(out.buf), aval.size, len(sizes),
+                   *sizes, *_contiguous_strides(sizes), *_contiguous_strides(aval.shape),
+                   *aval.shape, *[Ref(b) for b in sbufs]], reads, [out.buf], inplace)
+        return [out]
+
+    def p_gather(self, ins, params, avals):
+        (x, idx), (aval,) = ins, avals
+        if idx.cls != CLS_I:
+            raise Unsupported("non-integer indices")
+        out = self.new_val(aval)
+        xb, ib = self.materialize(x), self.materialize(idx)
+        a, n, b = _split3(x.aval.shape, params["axis"])
+        # NB: indices are validated even when the output is empty (a == 0 or b == 0).
+        self.emit([FAM_MOVE, GATHER, x.cls, Ref(xb), Ref(ib), Ref(out.buf), a, n, b,
+                   idx.aval.size], [xb, ib], [out.buf])
+        return [out]
+
+    def p_scatter_add(self, ins, params, avals):
+        (x, idx, upd), (aval,) = ins, avals
+        if idx.cls != CLS_I or x.cls == CLS_B:
+            raise Unsupported("scatter_add of bools or with non-integer indices")
+        out = self.new_val(aval)
+        xb, ib, ub = self.materialize(x), self.materialize(idx), self.materialize(upd)
+        a, n, b = _split3(x.aval.shape, params["axis"])
+        reads = [xb, ib, ub]
+        inplace = [xb] if reads.count(xb) == 1 else []
+        self.emit([FAM_MOVE, SCATTER_ADD, x.cls, Ref(xb), Ref(ib), Ref(ub), Ref(out.buf), a, n,
+                   b, idx.aval.size], reads, [out.buf], inplace)
+        return [out]
+
+    # ---- reductions
+
+    def _reduce_prim(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        op = _REDUCE[self.name]
+        axes = params["axes"]
+        shape = x.aval.shape
+        if all(shape[a] == 1 for a in axes):
+            return [self.alias(x, aval)]
+        if x.cls == CLS_B:
+            if op in (RSUM, RPROD):
+                raise Unsupported("sum/prod of bools")
+            # any/all: reduce 0/1 as int64 (no bool reduction kernel to compile).
+            i_aval = aval.update(dtype=np.dtype(np.int64), weak_type=False)
+            reduced = self._reduce_prim([self.to_int(x)], params, [i_aval])[0]
+            return [self.alias(self.convert(reduced, CLS_B), aval)]
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        identity = self._identity(op, x.cls)
+        if _prod(shape[a] for a in axes) == 0:
+            if op in (RMAX, RMIN):
+                raise Unsupported("max/min over an empty axis")
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(identity.buf), Ref(out.buf), aval.size],
+                      [identity.buf], [out.buf])
+            return [out]
+        xb = self.materialize(x)
+        dims: list = []
+        for d, n in enumerate(shape):
+            if n == 1:
+                continue
+            red = d in axes
+            if dims and dims[-1][1] == red:
+                dims[-1][0] *= n
+            else:
+                dims.append([n, red])
+        if len(dims) > MAX_NDIM:
+            raise Unsupported("too many dimensions")
+        ostrides, acc = [0] * len(dims), 1
+        for i in range(len(dims) - 1, -1, -1):
+            if not dims[i][1]:
+                ostrides[i] = acc
+                acc *= dims[i][0]
+        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), aval.size, Ref(identity.buf),
+                   len(dims), *[d[0] for d in dims], *ostrides], [xb, identity.buf], [out.buf])
+        return [out]
+
+    p_reduce_sum = p_reduce_prod = p_reduce_max = p_reduce_min = _reduce_prim
+
+    def _identity(self, op, cls):
+        if op == RSUM:
+            return self.scalar_const(0, cls)
+        if op == RPROD:
+            return self.scalar_const(1, cls)
+        big = {CLS_F: np.inf, CLS_I: np.iinfo(np.int64).max, CLS_B: 1}[cls]
+        small = {CLS_F: -np.inf, CLS_I: np.iinfo(np.int64).min, CLS_B: 0}[cls]
+        return self.scalar_const(small if op == RMAX else big, cls)
+
+    def _arg_prim(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        if x.cls == CLS_B:
+            x = self.to_int(x)
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        xb = self.materialize(x)
+        a, k, b = _split3(x.aval.shape, params["axes"][0])
+        op = ARGMAX if self.name == "argmax" else ARGMIN
+        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), a, k, b], [xb], [out.buf])
+        return [out]
+
+    p_argmax = p_argmin = _arg_prim
+
+    def p_cumsum(self, ins, params, avals):
+        (x,), (aval,) = ins, avals
+        if x.cls == CLS_B:
+            raise Unsupported("cumsum of bools")
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        xb = self.materialize(x)
+        a, k, b = _split3(x.aval.shape, params["axis"])
+        self.emit([FAM_REDUCE, CUMSUM, x.cls, Ref(xb), Ref(out.buf), a, k, b,
+                   int(params["reverse"])], [xb], [out.buf], [xb])
+        return [out]
+
+    # ---- dot_general
+
+    def _dot_operand(self, x, batch, first, second):
+        """The buffer of ``x`` laid out as (batch, first, second), and whether it is
+        stored transposed, as (batch, second, first), instead."""
+        shape = x.aval.shape
+        xb = self.materialize(x)
+
+        def in_order(dims):
+            kept = [d for d in dims if shape[d] != 1]
+            return kept == sorted(kept)
+
+        if in_order(batch + first + second):
+            return xb, 0
+        if in_order(batch + second + first):
+            return xb, 1
+        perm = batch + first + second
+        tmp = Buffer(x.cls, x.aval.size, "temp")
+        new_shape = [shape[p] for p in perm]
+        xs = _contiguous_strides(shape)
+        self.copy(xb, 0, tmp, 0, new_shape, [xs[p] for p in perm],
+                  _contiguous_strides(new_shape))
+        return tmp, 0
+
+    def p_dot_general(self, ins, params, avals):
+        (x, y), (aval,) = ins, avals
+        (lc, rc), (lb, rb) = params["dimension_numbers"]
+        lc, rc, lb, rb = list(lc), list(rc), list(lb), list(rb)
+        if x.cls == CLS_B:
+            raise Unsupported("bool dot_general")
+        out = self.new_val(aval)
+        if not aval.size:
+            return [out]
+        x_free = [d for d in range(x.aval.ndim) if d not in lc and d not in lb]
+        y_free = [d for d in range(y.aval.ndim) if d not in rc and d not in rb]
+        b = _prod(x.aval.shape[d] for d in lb)
+        m = _prod(x.aval.shape[d] for d in x_free)
+        k = _prod(x.aval.shape[d] for d in lc)
+        n = _prod(y.aval.shape[d] for d in y_free)
+        if k == 0:
+            zero = self.scalar_const(0, out.cls)
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(zero.buf), Ref(out.buf), aval.size],
+                      [zero.buf], [out.buf])
+            return [out]
+        xb, tx = self._dot_operand(x, lb, x_free, lc)  # (batch, m, k)
+        yb, ty = self._dot_operand(y, rb, rc, y_free)  # (batch, k, n)
+        self.emit([FAM_DOT, out.cls, Ref(xb), Ref(yb), Ref(out.buf), b, m, k, n, tx, ty],
+                  [xb, yb], [out.buf])
+        return [out]
+
+    # ---- calls
+
+    def p_custom_vjp_call(self, ins, params, avals):
+        closed = params["call_jaxpr"]
+        consts = [self.const(c, v.aval) for c, v in zip(closed.consts, closed.jaxpr.constvars)]
+        name = self.name
+        outs = self.lower_jaxpr(closed.jaxpr, consts, ins)
+        self.name = name
+        return outs
+
+
+for _name in _UNARY_F:
+    setattr(_Lowerer, "p_" + _name, _Lowerer._unary_prim)
+_Lowerer.p_not = _Lowerer._unary_prim
+for _name in _BINARY:
+    setattr(_Lowerer, "p_" + _name, _Lowerer._binary_prim)
+for _name in _COMPARE:
+    setattr(_Lowerer, "p_" + _name, _Lowerer._compare_prim)
+
+
+# --------------------------------------------------------------------------- memory planning
+
+
+class _Allocator:
+    """Best-fit allocation of aligned blocks in one arena, with coalescing frees."""
+
+    def __init__(self, base, align):
+        self.top = self.high = base
+        self.align = align
+        self.free: list = []  # sorted [offset, size]
+
+    def alloc(self, size):
+        cap = -(-size // self.align) * self.align
+        best = None
+        for i, (_, sz) in enumerate(self.free):
+            if sz >= cap and (best is None or sz < self.free[best][1]):
+                best = i
+        if best is not None:
+            off, sz = self.free[best]
+            if sz == cap:
+                del self.free[best]
+            else:
+                self.free[best] = [off + cap, sz - cap]
+            return off, cap
+        off = self.top
+        self.top += cap
+        self.high = max(self.high, self.top)
+        return off, cap
+
+    def release(self, off, cap):
+        if not cap:
+            return
+        free = self.free
+        i = 0
+        while i < len(free) and free[i][0] < off:
+            i += 1
+        free.insert(i, [off, cap])
+        if i + 1 < len(free) and free[i][0] + free[i][1] == free[i + 1][0]:
+            free[i][1] += free[i + 1][1]
+            del free[i + 1]
+        if i > 0 and free[i - 1][0] + free[i - 1][1] == free[i][0]:
+            free[i - 1][1] += free[i][1]
+            del free[i]
+            i -= 1
+        if free[i][0] + free[i][1] == self.top:
+            self.top = free[i][0]
+            del free[i]
+
+
+def _plan(ops, pinned, allocs):
+    last: dict = {}
+    for i, op in enumerate(ops):
+        for b in op.reads + op.writes:
+            last[b] = i
+    for b in pinned:
+        last[b] = len(ops)
+    for i, op in enumerate(ops):
+        taken = set()
+        for w in op.writes:
+            if w.offset is not None:
+                continue
+            for cand in op.inplace:
+                if (cand.kind == "temp" and cand.cls == w.cls and cand.size == w.size
+                        and last.get(cand) == i and cand not in taken and cand.cap
+                        and cand not in op.writes):
+                    w.offset, w.cap = cand.offset, cand.cap
+                    cand.cap = 0  # ownership moves to w
+                    taken.add(cand)
+                    break
+            else:
+                if w.size:
+                    w.offset, w.cap = allocs[w.cls].alloc(w.size)
+                else:
+                    w.offset, w.cap = 0, 0
+        for b in set(op.reads + op.writes):
+            if b.kind == "temp" and last.get(b) == i and b.cap:
+                allocs[b.cls].release(b.offset, b.cap)
+                b.cap = 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def lower(closed) -> Program:
+    """Lower ``closed`` (a ``ClosedJaxpr``) to a ``Program``; raises ``Unsupported``."""
+    jaxpr = closed.jaxpr
+    floats = _float_dtypes(jaxpr, set())
+    if len(floats) > 1:
+        raise Unsupported("mixed float dtypes: " + ", ".join(sorted(map(str, floats))))
+    fdtype = floats.pop() if floats else np.dtype(np.float64)
+    lw = _Lowerer(fdtype)
+    const_vals = [lw.const(c, v.aval) for c, v in zip(closed.consts, jaxpr.constvars)]
+    in_vals = []
+    for v in jaxpr.in_binders:
+        cls = lw.cls_of(v.aval.dtype, strict=False)
+        in_vals.append(Val(v.aval, cls, Buffer(cls, v.aval.size, "input")))
+    outs = lw.lower_jaxpr(jaxpr, const_vals, in_vals)
+    lw.name = "output"
+    out_bufs = [lw.materialize(x) for x in outs]
+    ops = lw.ops
+
+    # Layout: [reserved | constants | inputs | temporaries] in each arena.
+    itemsizes = [np.dtype(d).itemsize for d in lw.cls_dtypes]
+    aligns = [max(1, _ALIGN_BYTES // s) for s in itemsizes]
+    tops = [0, I_RESERVED, 0]
+
+    def place(buf):
+        c = buf.cls
+        buf.offset = tops[c]
+        buf.cap = 0  # constants and inputs are never freed
+        tops[c] += -(-buf.size // aligns[c]) * aligns[c]
+
+    for buf, _ in lw.consts:
+        place(buf)
+    image_ends = list(tops)
+    read_bufs = {b for op in ops for b in op.reads} | set(out_bufs)
+    in_plan = []
+    for k, x in enumerate(in_vals):
+        if x.buf in read_bufs and x.buf.size:
+            place(x.buf)
+            in_plan.append((k, x.cls, x.buf.offset, x.buf.offset + x.buf.size))
+        else:
+            x.buf.offset = 0
+    allocs = [_Allocator(t, a) for t, a in zip(tops, aligns)]
+    pinned = [b for b in out_bufs if b.kind == "temp"]
+    _plan(ops, pinned, allocs)
+    for b in out_bufs:
+        if b.offset is None:  # an empty output nothing writes
+            b.offset = 0
+    sizes = tuple(max(a.high, 1) for a in allocs)
+
+    images = []
+    for c in range(3):
+        image = np.zeros(image_ends[c], lw.cls_dtypes[c])
+        for buf, flat in lw.consts:
+            if buf.cls == c:
+                image[buf.offset: buf.offset + buf.size] = flat
+        images.append(image)
+
+    code = [len(ops), 2]
+    for op in ops:
+        fields = []
+        for f in op.fields:
+            if isinstance(f, Ref):
+                if f.buf.offset is None:
+                    raise AssertionError(f"unplanned buffer in {op.name}")
+                fields.append(f.buf.offset + f.delta)
+            else:
+                fields.append(int(f))
+        fields[0] = _slot(fields)
+        code.append(len(fields) + 1)
+        code.extend(fields)
+    out_plan = []
+    for x, b in zip(outs, out_bufs):
+        out_plan.append((x.cls, b.offset, b.offset + b.size, tuple(x.aval.shape),
+                         np.dtype(x.aval.dtype)))
+    return Program(
+        code=np.asarray(code, np.int64),
+        fdtype=fdtype,
+        sizes=sizes,
+        images=images,
+        in_plan=tuple(in_plan),
+        out_plan=tuple(out_plan),
+        op_names=[op.name for op in ops],
+        n_in=len(in_vals),
+        in_shapes=tuple(tuple(v.aval.shape) for v in jaxpr.in_binders),
+        n_ops=len(ops),
+    )
