@@ -44,6 +44,8 @@ class dtype:  # noqa: N801  (PyTorch's spelling)
     def __eq__(self, other):
         if isinstance(other, dtype):
             return other is self
+        if other is None or isinstance(other, str) and other not in np.sctypeDict:
+            return False
         try:
             return np.dtype(other) == self.dtype
         except TypeError:

@@ -8,6 +8,8 @@ records. The functions run only while an op signature is being staged (see
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fgrad._src import nn_ops
@@ -96,11 +98,11 @@ rpow = Op("PowBackward2", lambda x, base: _binary(fnp.power)(base, x))
 
 def _floor_divide(x, y):
     x, y = promote(x, y)
-    if get_aval(x).dtype.kind == "f":
-        return fnp.floor(fnp.divide(x, y))
-    raise TypeError("floor division of integer tensors is not supported; cast to float first")
+    return fnp.floor(fnp.divide(x, y))
 
 
+# Float operands only; integer floor division and remainder carry no gradient and are
+# computed by NumPy directly (see Tensor.__floordiv__).
 floor_divide = Op("DivBackward2", _floor_divide)
 remainder = Op("RemainderBackward0", lambda x, y: _remainder(*promote(x, y)))
 
@@ -143,10 +145,10 @@ def _bitwise(fn):
     return op
 
 
-bitwise_and = Op("BitwiseAndBackward0", _bitwise(lambda x, y: lax.and_(x, y)))
-bitwise_or = Op("BitwiseOrBackward0", _bitwise(lambda x, y: lax.or_(x, y)))
-bitwise_xor = Op("BitwiseXorBackward0", _bitwise(lambda x, y: lax.xor(x, y)))
-bitwise_not = Op("BitwiseNotBackward0", lambda x: lax.not_(x))
+bitwise_and = Op("BitwiseAndBackward0", _bitwise(lax.bitwise_and))
+bitwise_or = Op("BitwiseOrBackward0", _bitwise(lax.bitwise_or))
+bitwise_xor = Op("BitwiseXorBackward0", _bitwise(lax.bitwise_xor))
+bitwise_not = Op("BitwiseNotBackward0", lax.bitwise_not)
 
 # --------------------------------------------------------------------------- unary math
 
@@ -159,8 +161,8 @@ exp = _unary_op("ExpBackward0", fnp.exp)
 log = _unary_op("LogBackward0", fnp.log)
 log1p = _unary_op("Log1PBackward0", fnp.log1p)
 expm1 = _unary_op("Expm1Backward0", fnp.expm1)
-log2 = _unary_op("Log2Backward0", lambda x: fnp.divide(fnp.log(x), np.log(2.0)))
-log10 = _unary_op("Log10Backward0", lambda x: fnp.divide(fnp.log(x), np.log(10.0)))
+log2 = _unary_op("Log2Backward0", lambda x: fnp.divide(fnp.log(x), math.log(2.0)))
+log10 = _unary_op("Log10Backward0", lambda x: fnp.divide(fnp.log(x), math.log(10.0)))
 sin = _unary_op("SinBackward0", fnp.sin)
 cos = _unary_op("CosBackward0", fnp.cos)
 tan = _unary_op("TanBackward0", fnp.tan)

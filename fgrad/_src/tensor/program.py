@@ -90,7 +90,35 @@ def _fast_broadcast(eqn):
     return fast
 
 
+def _fast_dot(eqn):
+    """``dot_general`` without batch dims as one 2-D/1-D ``np.dot`` (BLAS gemm/gemv)."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    x, y = (v.aval for v in eqn.inputs)
+    if lb or rb or x.dtype != y.dtype or x.dtype.kind != "f":
+        return None
+    x_free = [d for d in range(x.ndim) if d not in lc]
+    y_free = [d for d in range(y.ndim) if d not in rc]
+    perm_x, perm_y = (*x_free, *lc), (*rc, *y_free)
+    k = int(np.prod([x.shape[d] for d in lc], dtype=np.int64))
+    m = int(np.prod([x.shape[d] for d in x_free], dtype=np.int64))
+    n = int(np.prod([y.shape[d] for d in y_free], dtype=np.int64))
+    shape_x = (m, k) if x_free else (k,)
+    shape_y = (k, n) if y_free else (k,)
+    out_shape = eqn.out_binders[0].aval.shape
+    same_x, same_y = perm_x == tuple(range(x.ndim)), perm_y == tuple(range(y.ndim))
+    dot = np.dot
+
+    def fast(a, b, *, dimension_numbers):
+        a = (a if same_x else a.transpose(perm_x)).reshape(shape_x)
+        b = (b if same_y else b.transpose(perm_y)).reshape(shape_y)
+        out = dot(a, b)
+        return out.reshape(out_shape) if out_shape else out
+
+    return fast
+
+
 _SPECIAL = {
+    "dot_general": _fast_dot,
     "reduce_sum": _fast_reduce(np.add),
     "reduce_max": _fast_reduce(np.maximum),
     "reduce_min": _fast_reduce(np.minimum),
@@ -98,13 +126,13 @@ _SPECIAL = {
 }
 
 
-def compile_jaxpr(closed, name, copy_outputs=False):
+def compile_jaxpr(closed, name, copy_outputs=0):
     """A Python function running ``closed`` with the NumPy implementations.
 
-    Equations whose inputs are all constants are evaluated once, here. With
-    ``copy_outputs``, outputs that alias an input, a constant or a read-only
-    broadcast are copied, so an op that is not a view never returns memory it
-    does not own.
+    Equations whose inputs are all constants are evaluated once, here. The first
+    ``copy_outputs`` outputs (an op's results, not its residuals) are copied when
+    they alias an input, a constant or a read-only broadcast, so an op that is not
+    a view never returns memory it does not own.
     """
     jaxpr = closed.jaxpr
     env: dict = {"_np_array": np.array}
@@ -160,9 +188,9 @@ def compile_jaxpr(closed, name, copy_outputs=False):
         target = ", ".join(outs) + ("," if eqn.primitive.multiple_results else "")
         lines.append(f"    {target} = {fn}({', '.join(call)})")
     results = []
-    for x in jaxpr.outs:
+    for i, x in enumerate(jaxpr.outs):
         text = atom(x)
-        if copy_outputs and (isinstance(x, core.Literal) or x in borrowed):
+        if i < copy_outputs and (isinstance(x, core.Literal) or x in borrowed):
             text = f"_np_array({text})"
         results.append(text)
     fname = f"_fgrad_{name}_{next(_counter)}"
@@ -208,7 +236,7 @@ def stage_primal(fn, avals, name, view):
     entry.multi = store["multi"]
     entry.out_avals = closed.out_avals
     entry.n_out = len(entry.out_avals)
-    entry.forward = compile_jaxpr(closed, name, copy_outputs=not view)
+    entry.forward = compile_jaxpr(closed, name, copy_outputs=0 if view else entry.n_out)
     entry.n_res = 0
     entry.backward = None
     return entry
@@ -273,7 +301,7 @@ def stage_vjp(fn, avals, diff, name, view):
     entry.out_diff = tuple(out_diff)
     entry.n_res = len(res_avals)
     entry.fwd_jaxpr, entry.bwd_jaxpr = fwd, bwd
-    entry.forward = compile_jaxpr(fwd, name, copy_outputs=not view)
+    entry.forward = compile_jaxpr(fwd, name, copy_outputs=0 if view else entry.n_out)
     entry.backward = compile_jaxpr(bwd, name + "_bwd")
     entry.ct_slots = tuple(slots)
     return entry

@@ -385,10 +385,11 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif a in ("cpu", None) or getattr(a, "type", None) == "cpu":
-                continue
-            elif isinstance(a, str):
-                raise RuntimeError(f"fgrad runs on the CPU only; cannot move a tensor to {a!r}")
+            elif a is None or isinstance(a, str) or hasattr(a, "type") and not isinstance(
+                    a, type):
+                if str(a) not in ("cpu", "None") and getattr(a, "type", None) != "cpu":
+                    raise RuntimeError(
+                        f"fgrad runs on the CPU only; cannot move a tensor to {a!r}")
             else:
                 dtype = a
         if dtype is None or as_dtype(dtype).dtype == self._value.dtype:
@@ -457,13 +458,13 @@ class Tensor:
         return apply(ops.rdiv, (self, _operand(other)))
 
     def __floordiv__(self, other):
-        return apply(ops.floor_divide, (self, _operand(other)))
+        return _integer_or(ops.floor_divide, np.floor_divide, self, _operand(other))
 
     def __rfloordiv__(self, other):
-        return apply(ops.floor_divide, (_operand(other), self))
+        return _integer_or(ops.floor_divide, np.floor_divide, _operand(other), self)
 
     def __mod__(self, other):
-        return apply(ops.remainder, (self, _operand(other)))
+        return _integer_or(ops.remainder, np.remainder, self, _operand(other))
 
     def __pow__(self, exponent):
         return self.pow(exponent)
@@ -602,7 +603,7 @@ class Tensor:
         return apply(ops.pow_scalar, (self,), (exponent,))
 
     def remainder(self, other):
-        return apply(ops.remainder, (self, _operand(other)))
+        return _integer_or(ops.remainder, np.remainder, self, _operand(other))
 
     def fmod(self, other):
         return apply(ops.fmod, (self, _operand(other)))
@@ -985,6 +986,14 @@ dispatch._wrap = Tensor._wrap
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
                "int32": "IntTensor", "bool": "BoolTensor", "uint8": "ByteTensor",
                "int16": "ShortTensor", "int8": "CharTensor"}
+
+
+def _integer_or(op, numpy_fn, x, y):
+    """``op`` for floats; for integer operands (no gradient) NumPy's function directly."""
+    xs = [a._value if isinstance(a, Tensor) else a for a in (x, y)]
+    if all(isinstance(a, (int, builtins.bool)) or a.dtype.kind in "iub" for a in xs):
+        return Tensor._wrap(np.asarray(numpy_fn(*xs)))
+    return apply(op, (x, y))
 
 
 def _rebuild(value, requires_grad):

@@ -1,0 +1,697 @@
+"""The Tensor facade: PyTorch's autograd semantics, errors, printing and op names.
+
+Expected strings and node names were taken from PyTorch 2.13 (with ``torch.``
+printed as ``fgrad.``); PyTorch itself is not needed to run these tests.
+"""
+
+import gc
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import fgrad as fg
+import fgrad.numpy as fnp
+
+F = fg.nn.functional
+
+
+def f64(data, requires_grad=True):
+    return fg.tensor(np.asarray(data, np.float64), requires_grad=requires_grad)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def test_python_floats_default_to_float32_ints_to_int64():
+    assert fg.tensor([1.0, 2.0]).dtype == fg.float32
+    assert fg.tensor(3.5).dtype is fg.float32
+    assert fg.tensor([1, 2]).dtype == fg.int64
+    assert fg.tensor([True]).dtype == fg.bool
+    assert fg.tensor(np.zeros(2)).dtype == fg.float64  # NumPy arrays keep their dtype
+    assert fg.float is fg.float32 and fg.double is fg.float64 and fg.long is fg.int64
+    assert np.dtype(fg.float32) == np.float32  # usable wherever NumPy wants a dtype
+
+
+def test_constructors():
+    assert fg.ones(2, 3).shape == (2, 3) and fg.zeros((2, 3)).shape == (2, 3)
+    assert fg.ones(2, dtype=fg.float64).dtype == fg.float64
+    assert fg.randn(5, 3).dtype == fg.float32 and fg.rand(4).dtype == fg.float32
+    assert fg.arange(5).tolist() == [0, 1, 2, 3, 4] and fg.arange(5).dtype == fg.int64
+    assert fg.arange(0, 1, 0.25).tolist() == [0.0, 0.25, 0.5, 0.75]
+    assert fg.full((2,), 7).dtype == fg.int64 and fg.full((2,), 1.5).dtype == fg.float32
+    assert fg.eye(2).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    x = fg.tensor([1, 2])
+    assert fg.ones_like(x).tolist() == [1, 1] and fg.zeros_like(x, dtype=fg.float32).dtype == \
+        fg.float32
+    assert fg.FloatTensor([1, 2]).dtype == fg.float32 and fg.FloatTensor(2, 3).shape == (2, 3)
+    assert fg.Tensor([1, 2]).dtype == fg.float32
+    assert fg.ones(2, requires_grad=True).requires_grad
+
+
+def test_from_numpy_shares_memory_and_tensor_copies():
+    a = np.zeros(3)
+    shared, copied = fg.from_numpy(a), fg.tensor(a)
+    a[0] = 5.0
+    assert shared[0].item() == 5.0 and copied[0].item() == 0.0
+
+
+def test_manual_seed_reproduces():
+    fg.manual_seed(3)
+    first = fg.randn(4).tolist()
+    fg.manual_seed(3)
+    assert fg.randn(4).tolist() == first
+
+
+def test_numpy_item_tolist_array_bool():
+    x = fg.tensor([[1.5, 2.0]])
+    assert x.numpy() is x.numpy() and isinstance(x.numpy(), np.ndarray)
+    assert np.asarray(x).tolist() == [[1.5, 2.0]]
+    assert x.tolist() == [[1.5, 2.0]] and fg.tensor([2.5]).item() == 2.5
+    assert bool(fg.tensor([1.0])) and not bool(fg.tensor(0.0))
+    assert float(fg.tensor(2.5)) == 2.5 and int(fg.tensor(2.7)) == 2
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(fg.tensor([1.0, 2.0]))
+    with pytest.raises(RuntimeError, match="cannot be converted to Scalar"):
+        fg.tensor([1.0, 2.0]).item()
+
+
+def test_while_loop_on_norm_works():
+    y = fg.tensor([0.1, 0.2], requires_grad=True) * 2
+    steps = 0
+    while y.data.norm() < 1000:
+        y = y * 2
+        steps += 1
+    assert steps == 12 and y.grad_fn.name() == "MulBackward0"
+
+
+def test_numpy_on_a_tensor_that_requires_grad_raises():
+    x = fg.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"detach\(\)\.numpy\(\)"):
+        x.numpy()
+    assert x.detach().numpy().tolist() == [1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- repr
+
+
+@pytest.mark.parametrize("make, text", [
+    (lambda: fg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True),
+     "tensor([[1., 2.],\n        [3., 4.]], requires_grad=True)"),
+    (lambda: fg.tensor([4.0960e+02, 4.0960e+03, 4.0960e-01]),
+     "tensor([4.0960e+02, 4.0960e+03, 4.0960e-01])"),
+    (lambda: fg.tensor([434.0550, 120.0645, -1788.3779]),
+     "tensor([  434.0550,   120.0645, -1788.3779])"),
+    (lambda: fg.tensor([[0.1441, 0.0443, 0.0845]] * 2),
+     "tensor([[0.1441, 0.0443, 0.0845],\n        [0.1441, 0.0443, 0.0845]])"),
+    (lambda: fg.tensor(True), "tensor(True)"),
+    (lambda: fg.tensor([True, True]), "tensor([True, True])"),
+    (lambda: fg.tensor([True, False]), "tensor([ True, False])"),
+    (lambda: fg.tensor([1, -100000]), "tensor([      1, -100000])"),
+    (lambda: fg.tensor([1, 2], dtype=fg.int32), "tensor([1, 2], dtype=fgrad.int32)"),
+    (lambda: fg.tensor([1.5], dtype=fg.float64), "tensor([1.5000], dtype=fgrad.float64)"),
+    (lambda: fg.tensor([-0.0, 1.0]), "tensor([-0., 1.])"),
+    (lambda: fg.tensor([float("inf"), -1.0, float("nan")]), "tensor([inf, -1., nan])"),
+    (lambda: fg.tensor(1e-5), "tensor(1.0000e-05)"),
+    (lambda: fg.tensor([1e9, 1.0]), "tensor([1.0000e+09, 1.0000e+00])"),
+    (lambda: fg.tensor([]), "tensor([])"),
+    (lambda: fg.zeros(0, 3), "tensor([], size=(0, 3))"),
+    (lambda: fg.arange(24.0).reshape(2, 3, 4),
+     "tensor([[[ 0.,  1.,  2.,  3.],\n         [ 4.,  5.,  6.,  7.],\n"
+     "         [ 8.,  9., 10., 11.]],\n\n        [[12., 13., 14., 15.],\n"
+     "         [16., 17., 18., 19.],\n         [20., 21., 22., 23.]]])"),
+    (lambda: fg.arange(30.0) * 1.125,
+     "tensor([ 0.0000,  1.1250,  2.2500,  3.3750,  4.5000,  5.6250,  6.7500,  7.8750,\n"
+     "         9.0000, 10.1250, 11.2500, 12.3750, 13.5000, 14.6250, 15.7500, 16.8750,\n"
+     "        18.0000, 19.1250, 20.2500, 21.3750, 22.5000, 23.6250, 24.7500, 25.8750,\n"
+     "        27.0000, 28.1250, 29.2500, 30.3750, 31.5000, 32.6250])"),
+    (lambda: fg.arange(2000.0).reshape(40, 50)[:7, :8] * 0 + fg.arange(1001.0)[:8],
+     "tensor([[0., 1., 2., 3., 4., 5., 6., 7.],\n        [0., 1., 2., 3., 4., 5., 6., 7.],\n"
+     "        [0., 1., 2., 3., 4., 5., 6., 7.],\n        [0., 1., 2., 3., 4., 5., 6., 7.],\n"
+     "        [0., 1., 2., 3., 4., 5., 6., 7.],\n        [0., 1., 2., 3., 4., 5., 6., 7.],\n"
+     "        [0., 1., 2., 3., 4., 5., 6., 7.]])"),
+    (lambda: fg.arange(1001.0), "tensor([   0.,    1.,    2.,  ...,  998.,  999., 1000.])"),
+    (lambda: fg.tensor([1.5], dtype=fg.float64, requires_grad=True) * 2,
+     "tensor([3.], dtype=fgrad.float64, grad_fn=<MulBackward0>)"),
+])
+def test_repr_matches_pytorch(make, text):
+    assert repr(make()) == text
+
+
+def test_repr_grad_fn_and_scalar():
+    x = fg.ones(2, 2, requires_grad=True)
+    assert repr(((x + 2) * (x + 2) * 3).mean()) == "tensor(27., grad_fn=<MeanBackward0>)"
+    assert repr(x.sum().grad_fn).startswith("<SumBackward0 object at 0x")
+    assert str(fg.Size([2, 3])) == "fgrad.Size([2, 3])" and repr(fg.float64) == "fgrad.float64"
+
+
+def test_repr_long_suffix_wraps_like_pytorch():
+    x = fg.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], dtype=fg.float64,
+                  requires_grad=True) * 1.5
+    assert repr(x) == (
+        "tensor([ 1.5000,  3.0000,  4.5000,  6.0000,  7.5000,  9.0000, 10.5000, 12.0000,\n"
+        "        13.5000], dtype=fgrad.float64, grad_fn=<MulBackward0>)")
+
+
+# --------------------------------------------------------------------------- node names
+
+X = np.arange(1.0, 7.0).reshape(2, 3) / 7
+V = np.array([0.3, -0.2, 0.5])
+
+
+@pytest.mark.parametrize("expr, name", [
+    (lambda x, v: x + v, "AddBackward0"), (lambda x, v: 2 + x, "AddBackward0"),
+    (lambda x, v: x - 2, "SubBackward0"), (lambda x, v: 2 - x, "RsubBackward1"),
+    (lambda x, v: x * 2, "MulBackward0"), (lambda x, v: x / 2, "DivBackward0"),
+    (lambda x, v: 2 / x, "MulBackward0"), (lambda x, v: x ** 2, "PowBackward0"),
+    (lambda x, v: x ** v, "PowBackward1"), (lambda x, v: 2 ** x, "PowBackward2"),
+    (lambda x, v: -x, "NegBackward0"), (lambda x, v: x.exp(), "ExpBackward0"),
+    (lambda x, v: x.tanh(), "TanhBackward0"), (lambda x, v: x.sigmoid(), "SigmoidBackward0"),
+    (lambda x, v: x.relu(), "ReluBackward0"), (lambda x, v: x.sum(), "SumBackward0"),
+    (lambda x, v: x.sum(0), "SumBackward1"), (lambda x, v: x.mean(), "MeanBackward0"),
+    (lambda x, v: x.mean(1), "MeanBackward1"), (lambda x, v: x.max(), "MaxBackward1"),
+    (lambda x, v: x.max(1)[0], "MaxBackward0"), (lambda x, v: x.var(), "VarBackward0"),
+    (lambda x, v: x.std(0), "StdBackward0"), (lambda x, v: x.norm(), "LinalgVectorNormBackward0"),
+    (lambda x, v: x.view(6), "ViewBackward0"), (lambda x, v: x.reshape(3, 2), "ViewBackward0"),
+    (lambda x, v: x.t().reshape(6), "UnsafeViewBackward0"), (lambda x, v: x.t(), "TBackward0"),
+    (lambda x, v: x.T, "PermuteBackward0"), (lambda x, v: x.transpose(0, 1), "TransposeBackward0"),
+    (lambda x, v: x.unsqueeze(0), "UnsqueezeBackward0"),
+    (lambda x, v: x.squeeze(), "SqueezeBackward0"),
+    (lambda x, v: x.expand(4, 2, 3), "ExpandBackward0"), (lambda x, v: x.clone(), "CloneBackward0"),
+    (lambda x, v: x.float(), "ToCopyBackward0"), (lambda x, v: x @ v, "MvBackward0"),
+    (lambda x, v: v @ v, "DotBackward0"), (lambda x, v: x.mm(x.t()), "MmBackward0"),
+    (lambda x, v: x[:, :2][0] @ x[:, :2], "SqueezeBackward4"),
+    (lambda x, v: x[0], "SelectBackward0"), (lambda x, v: x[1:], "SliceBackward0"),
+    (lambda x, v: x[:, 0], "SelectBackward0"), (lambda x, v: x[None], "UnsqueezeBackward0"),
+    (lambda x, v: x[...], "AliasBackward0"), (lambda x, v: x[[0, 1]], "IndexBackward0"),
+    (lambda x, v: x[x > 0.5], "IndexBackward0"), (lambda x, v: fg.cat([x, x]), "CatBackward0"),
+    (lambda x, v: fg.stack([x, x]), "StackBackward0"),
+    (lambda x, v: fg.where(x > 0.5, x, v), "WhereBackward0"),
+    (lambda x, v: x.clamp(0.2, 0.6), "ClampBackward1"),
+    (lambda x, v: F.softmax(x, dim=1), "SoftmaxBackward0"),
+    (lambda x, v: F.log_softmax(x, dim=1), "LogSoftmaxBackward0"),
+    (lambda x, v: F.mse_loss(x, x.detach() * 2), "MseLossBackward0"),
+    (lambda x, v: F.cross_entropy(x, fg.tensor([0, 2])), "NllLossBackward0"),
+    (lambda x, v: F.binary_cross_entropy_with_logits(x, fg.ones(2, 3)),
+     "BinaryCrossEntropyWithLogitsBackward0"),
+])
+def test_node_names_match_pytorch(expr, name):
+    out = expr(f64(X), f64(V))
+    assert type(out.grad_fn).__name__ == name
+    assert repr(out.grad_fn).startswith(f"<{name} object at 0x")
+
+
+def test_next_functions_show_accumulate_grad_for_leaves():
+    x = fg.ones(2, requires_grad=True)
+    y = x * 2 + 1
+    (mul, _), = y.grad_fn.next_functions
+    assert mul.name() == "MulBackward0"
+    (acc, _), = mul.next_functions
+    assert acc.name() == "AccumulateGrad" and acc.variable is x
+
+
+# --------------------------------------------------------------------------- grad semantics
+
+
+def test_grad_is_none_until_backward_then_accumulates_over_two_calls():
+    x = f64([1.0, 2.0])
+    assert x.grad is None
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+    x.grad.zero_()
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 0.0])
+    x.grad = None
+    (3 * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_grad_has_the_leaf_dtype_and_does_not_alias():
+    x, y = fg.ones(3, requires_grad=True), fg.ones(3, requires_grad=True)
+    (x + y).sum().backward()
+    assert x.grad.dtype == fg.float32
+    x.grad.zero_()
+    assert y.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_vector_jacobian_product_with_gradient_argument():
+    x = f64([1.0, 2.0, 3.0])
+    y = x ** 2
+    y.backward(fg.tensor([1.0, 0.1, 0.01], dtype=fg.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 0.4, 0.06])
+
+
+def test_non_scalar_backward_without_gradient_raises():
+    y = fg.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(RuntimeError,
+                       match=r"grad can be implicitly created only for scalar outputs.*\(2, 3\)"):
+        y.backward()
+
+
+def test_gradient_of_wrong_shape_raises():
+    y = fg.ones(2, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        y.backward(fg.ones(3))
+
+
+def test_backward_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad and does not have a grad_fn"):
+        fg.ones(2).sum().backward()
+
+
+def test_second_backward_through_freed_graph_raises_and_retain_graph_allows_it():
+    x = f64([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError,
+                       match=r"backward through the graph a second time(?s:.*)MulBackward0"
+                             r"(?s:.*)retain_graph=True"):
+        y.backward()
+
+    x.grad = None
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_graph_that_saved_nothing_can_be_walked_again():
+    x = f64([1.0, 2.0])
+    y = (x + 2).sum()
+    y.backward()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_requires_grad_on_integer_tensor_raises():
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require "
+                                           "gradients"):
+        fg.tensor([1, 2], requires_grad=True)
+    with pytest.raises(RuntimeError, match="floating point"):
+        fg.tensor([1, 2]).requires_grad_()
+    with pytest.raises(RuntimeError, match="floating point"):
+        fg.arange(3).requires_grad = True
+
+
+def test_requires_grad_is_settable_on_leaves_only():
+    x = fg.ones(2)
+    x.requires_grad = True
+    assert x.requires_grad and x.is_leaf
+    y = x * 2
+    assert not y.is_leaf
+    with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf variables"):
+        y.requires_grad = False
+    assert x.requires_grad_(False) is x and not x.requires_grad
+
+
+def test_non_leaf_grad_warns_and_retain_grad_fills_it():
+    x = f64([1.0, 2.0])
+    y = x * 3
+    z = (y * y).sum()
+    z.backward(retain_graph=True)
+    with pytest.warns(UserWarning, match=r"retain_grad\(\)"):
+        assert y.grad is None
+    y.retain_grad()
+    z.backward()
+    np.testing.assert_allclose(y.grad.numpy(), [6.0, 12.0])
+    assert y.retains_grad
+
+
+def test_non_leaf_grad_warning_is_shown_once_per_call_site():
+    y = f64([1.0]) * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            y.grad  # noqa: B018  (the same line each time)
+    assert len(caught) == 1 and issubclass(caught[0].category, UserWarning)
+
+
+def test_no_grad_context_and_decorator():
+    x = fg.ones(2, requires_grad=True)
+    with fg.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None and fg.is_grad_enabled()
+
+    @fg.no_grad()
+    def doubled(t):
+        assert not fg.is_grad_enabled()
+        return t * 2
+
+    @fg.no_grad
+    def tripled(t):
+        return t * 3
+
+    assert doubled(x).grad_fn is None and tripled(x).grad_fn is None
+    assert fg.is_grad_enabled()
+
+
+def test_enable_grad_and_set_grad_enabled():
+    x = fg.ones(2, requires_grad=True)
+    with fg.no_grad():
+        with fg.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    with fg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert fg.is_grad_enabled()
+    fg.set_grad_enabled(False)
+    try:
+        assert not fg.is_grad_enabled()
+    finally:
+        fg.set_grad_enabled(True)
+
+    @fg.set_grad_enabled(False)
+    def f():
+        return fg.is_grad_enabled()
+
+    assert f() is False and fg.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local():
+    seen = {}
+    barrier = threading.Barrier(2)
+
+    def worker():
+        barrier.wait()
+        seen["worker"] = fg.is_grad_enabled()
+        x = fg.ones(2, requires_grad=True)
+        seen["records"] = (x * 2).requires_grad
+
+    thread = threading.Thread(target=worker)
+    with fg.no_grad():
+        thread.start()
+        barrier.wait()
+        thread.join()
+        assert not fg.is_grad_enabled()
+    assert seen == {"worker": True, "records": True}
+
+
+def test_detach_shares_values_not_gradients():
+    x = f64([1.0, 2.0])
+    d = x.detach()
+    assert not d.requires_grad and d.grad_fn is None and d.is_leaf
+    with fg.no_grad():
+        x.mul_(10)
+    assert d.tolist() == [10.0, 20.0]
+    (d * 2).sum()  # no graph to x
+    (x * 1).sum().backward()
+    assert d.grad is None
+    data = x.data
+    assert not data.requires_grad
+    data[0] = -1.0
+    assert x[0].item() == -1.0
+
+
+def test_in_place_update_of_leaf_requiring_grad_raises_outside_no_grad():
+    w = fg.ones(2, requires_grad=True)
+    for update in (lambda: w.add_(1), lambda: w.sub_(1), lambda: w.mul_(2), lambda: w.zero_()):
+        with pytest.raises(RuntimeError, match=r"in-place operation(?s:.*)with fg.no_grad\(\)"):
+            update()
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        w -= 1
+    with fg.no_grad():
+        w -= 0.5 * fg.ones(2)
+        w.add_(fg.ones(2), alpha=2)
+    assert w.tolist() == [2.5, 2.5] and w.is_leaf and w.requires_grad
+
+
+def test_sgd_loop_with_no_grad_update():
+    w = fg.tensor([0.0, 0.0], requires_grad=True)
+    target = fg.tensor([1.0, -2.0])
+    for _ in range(200):
+        loss = ((w - target) ** 2).sum()
+        loss.backward()
+        with fg.no_grad():
+            w -= 0.1 * w.grad
+        w.grad.zero_()
+    np.testing.assert_allclose(w.detach().numpy(), [1.0, -2.0], atol=1e-5)
+
+
+def test_in_place_on_non_leaf_is_recorded():
+    x = f64([1.0, 2.0])
+    y = x * 1
+    y.mul_(3)
+    y.add_(x)
+    assert y.grad_fn.name() == "AddBackward0"
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 4.0])
+
+
+def test_setitem_with_gradients():
+    x = f64([1.0, 2.0, 3.0])
+    y = fg.zeros(3, dtype=fg.float64)
+    y[1:] = x[:2] * 2
+    assert y.requires_grad
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 0.0])
+
+
+def test_in_place_type_errors():
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
+        fg.tensor([1, 2]).add_(1.5)
+
+
+def test_hooks_on_leaf_and_non_leaf():
+    x = f64([1.0, 2.0])
+    y = x * 2
+    seen = []
+    y.register_hook(lambda g: seen.append(g.tolist()))
+    x.register_hook(lambda g: g * 10)
+    y.sum().backward()
+    assert seen == [[1.0, 1.0]]
+    np.testing.assert_allclose(x.grad.numpy(), [20.0, 20.0])
+
+
+# --------------------------------------------------------------------------- autograd.grad
+
+
+def test_autograd_grad_does_not_touch_dot_grad():
+    x = f64([1.0, 2.0])
+    (g,) = fg.autograd.grad((x ** 3).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [3.0, 12.0])
+    assert x.grad is None and not g.requires_grad
+
+
+def test_autograd_grad_unused_inputs():
+    x, y = f64([1.0]), f64([2.0])
+    with pytest.raises(RuntimeError, match="allow_unused=True"):
+        fg.autograd.grad((x * 2).sum(), [x, y])
+    gx, gy = fg.autograd.grad((x * 2).sum(), [x, y], allow_unused=True)
+    assert gx.tolist() == [2.0] and gy is None
+
+
+def test_autograd_grad_with_respect_to_intermediate():
+    x = f64([1.0, 2.0])
+    h = x * 3
+    out = (h ** 2).sum()
+    (gh,) = fg.autograd.grad(out, h)
+    np.testing.assert_allclose(gh.numpy(), [6.0, 12.0])
+
+
+def test_autograd_grad_grad_outputs():
+    x = f64([1.0, 2.0])
+    (g,) = fg.autograd.grad(x * x, x, grad_outputs=fg.tensor([1.0, 0.5], dtype=fg.float64))
+    np.testing.assert_allclose(g.numpy(), [2.0, 2.0])
+
+
+def w1_tensor(x):
+    return (fg.tanh(x) * x + fg.sin(x) ** 2).sum()
+
+
+def w1_array(x):
+    return fnp.sum(fnp.tanh(x) * x + fnp.sin(x) ** 2)
+
+
+def test_create_graph_second_derivatives_match_fg_hessian():
+    values = np.array([0.3, -1.2, 2.0])
+    x = f64(values)
+    (g,) = fg.autograd.grad(w1_tensor(x), x, create_graph=True)
+    assert g.requires_grad
+    rows = [fg.autograd.grad(g[i], x, retain_graph=True)[0].numpy() for i in range(3)]
+    np.testing.assert_allclose(np.stack(rows), fg.hessian(w1_array)(values), rtol=1e-10)
+
+
+def test_backward_create_graph_gives_hessian_vector_product():
+    values = np.array([0.5, 1.5])
+
+    def f_tensor(x):
+        return (x[0] ** 2 * x[1] + fg.exp(x[0] * x[1])).sum()
+
+    def f_array(x):
+        return x[0] ** 2 * x[1] + fnp.exp(x[0] * x[1])
+
+    x = f64(values)
+    f_tensor(x).backward(create_graph=True)
+    v = fg.tensor([1.0, -2.0], dtype=fg.float64)
+    grad_dot_v = (x.grad * v).sum()
+    x.grad = None
+    grad_dot_v.backward()
+    np.testing.assert_allclose(x.grad.numpy(), fg.hessian(f_array)(values) @ v.numpy(),
+                               rtol=1e-10)
+
+
+def test_third_derivative():
+    x = f64(2.0)
+    (g,) = fg.autograd.grad(x ** 4, x, create_graph=True)
+    (g2,) = fg.autograd.grad(g, x, create_graph=True)
+    (g3,) = fg.autograd.grad(g2, x)
+    assert (g.item(), g2.item(), g3.item()) == (32.0, 48.0, 48.0)
+
+
+# --------------------------------------------------------------------------- graph walk
+
+
+def test_100k_node_chain_does_not_hit_the_recursion_limit():
+    x = fg.tensor(1.0, dtype=fg.float64, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+    del y
+    gc.collect()
+
+
+def test_diamond_graph_sums_paths():
+    x = f64(3.0)
+    a = x * 2
+    b = x * x
+    out = a * b + a  # 2x^3 + 2x -> 6x^2 + 2
+    out.backward()
+    assert x.grad.item() == 56.0
+
+
+def test_multi_output_max_with_dim():
+    x = f64([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    values, indices = x.max(dim=1)
+    assert indices.tolist() == [1, 0] and not indices.requires_grad
+    assert x.max(1).values.tolist() == [5.0, 7.0]
+    values.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
+
+
+def test_chunk_and_unbind_gradients():
+    x = f64(np.arange(6.0))
+    a, b, c = x.chunk(3)
+    (a * 1 + c * 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1, 1, 0, 0, 2, 2])
+
+
+# --------------------------------------------------------------------------- op semantics
+
+
+def test_dim_keepdim_unbiased_var():
+    x = fg.tensor([[1.0, 2.0, 3.0], [4.0, 6.0, 8.0]])
+    assert x.sum(dim=1).tolist() == [6.0, 18.0]
+    assert x.sum(1, keepdim=True).shape == (2, 1)
+    assert x.mean(0).tolist() == [2.5, 4.0, 5.5]
+    np.testing.assert_allclose(x.var(1).numpy(), [1.0, 4.0])  # unbiased by default
+    np.testing.assert_allclose(x.var(1, unbiased=False).numpy(), [2 / 3, 8 / 3], rtol=1e-6)
+    np.testing.assert_allclose(x.std().numpy(), np.std(x.numpy(), ddof=1), rtol=1e-6)
+    assert x.sum((0, 1)).item() == 24.0
+
+
+def test_views_transposes_and_matmul():
+    x = fg.arange(6.0).reshape(2, 3)
+    assert x.view(3, 2).shape == (3, 2) and x.view(-1).shape == (6,)
+    assert x.t().shape == (3, 2) and x.T.tolist() == x.t().tolist()
+    w = fg.ones(3, 4)
+    assert (x @ w).shape == (2, 4) and x.matmul(w).tolist() == x.mm(w).tolist()
+    assert fg.matmul(x, fg.ones(3)).tolist() == [3.0, 12.0]
+
+
+def test_comparisons_all_any_norm():
+    x = fg.tensor([1.0, 2.0, 3.0])
+    assert x.eq(fg.tensor([1.0, 0.0, 3.0])).tolist() == [True, False, True]
+    assert x.ne(2).tolist() == [True, False, True]
+    assert x.lt(2).tolist() == [True, False, False] and x.gt(2).tolist() == [False, False, True]
+    assert x.gt(0).all().item() and not x.gt(2).all().item() and x.gt(2).any().item()
+    assert repr(x.eq(x).all()) == "tensor(True)"
+    np.testing.assert_allclose(x.norm().item(), np.sqrt(14.0), rtol=1e-6)
+    assert fg.tensor([3.0, 4.0]).norm(dim=0).item() == 5.0
+
+
+def test_norm_gradient_at_zero_is_zero():
+    x = fg.zeros(3, requires_grad=True)
+    x.norm().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_indexing_with_gradients():
+    x = f64(np.arange(12.0).reshape(3, 4))
+    y = x[0, 1] + x[1:, ::2].sum() + x[[0, 2], [3, 3]].sum() + x[x > 10].sum() + x[None, -1, 0]
+    y.sum().backward()
+    expected = np.zeros((3, 4))
+    expected[0, 1] += 1
+    expected[1:, ::2] += 1
+    expected[[0, 2], [3, 3]] += 1
+    expected[2, 3] += 1
+    expected[2, 0] += 1
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+def test_pytorch_type_promotion():
+    assert (fg.tensor([1, 2]) * 2.5).dtype == fg.float32
+    assert (fg.tensor([1, 2]) / fg.tensor([2, 4])).dtype == fg.float32
+    assert (fg.tensor([1.0]) + fg.tensor([1.0], dtype=fg.float64)).dtype == fg.float64
+    assert (fg.tensor([1.0]) + fg.tensor(1.0, dtype=fg.float64)).dtype == fg.float32
+    assert (fg.tensor([1, 2]) + fg.tensor(1.5)).dtype == fg.float32
+    assert (fg.tensor([True]) + 1).dtype == fg.int64
+    assert (fg.tensor([1, 2], dtype=fg.int32) + 2).dtype == fg.int32
+    assert (fg.tensor([5, 7]) // 2).tolist() == [2, 3] and (fg.tensor([5, -7]) % 3).tolist() \
+        == [2, 2]
+
+
+def test_mean_of_integers_raises_like_pytorch():
+    with pytest.raises(RuntimeError, match="mean\\(\\): could not infer output dtype"):
+        fg.tensor([1, 2]).mean()
+
+
+def test_gradients_match_fgrad_grad_for_many_ops():
+    values = np.array([[0.3, -0.7, 1.1], [0.2, 0.9, -1.5]])
+
+    def pairs():
+        yield (lambda t: (t.exp() * t.sin()).sum(), lambda a: fnp.sum(fnp.exp(a) * fnp.sin(a)))
+        yield (lambda t: (t.sigmoid() + t.relu() * t).mean(),
+               lambda a: fnp.mean(fg.nn.sigmoid(a) + fg.nn.relu(a) * a))
+        yield (lambda t: (t @ t.t()).sum() / t.norm(),
+               lambda a: fnp.sum(a @ a.T) / fnp.linalg.norm(a))
+        yield (lambda t: F.log_softmax(t, dim=1)[:, 1].sum(),
+               lambda a: fnp.sum(fg.nn.log_softmax(a, axis=1)[:, 1]))
+        yield (lambda t: (t.abs() + 1).log().var() + t.max(1)[0].sum(),
+               lambda a: fnp.var(fnp.log(fnp.abs(a) + 1), ddof=1) + fnp.sum(fnp.max(a, axis=1)))
+        yield (lambda t: F.binary_cross_entropy_with_logits(t, fg.ones(2, 3, dtype=fg.float64)),
+               lambda a: fnp.mean(fg.nn.binary_cross_entropy_with_logits(a, 1.0)))
+
+    for tensor_fn, array_fn in pairs():
+        x = f64(values)
+        tensor_fn(x).backward()
+        np.testing.assert_allclose(x.grad.numpy(), fg.grad(array_fn)(values), rtol=1e-10,
+                                   atol=1e-12)
+
+
+def test_bce_with_logits_is_stable_for_large_logits():
+    z = fg.tensor([1000.0, -1000.0], requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, fg.tensor([0.0, 1.0]))
+    loss.backward()
+    assert loss.item() == 1000.0 and z.grad.tolist() == [0.5, -0.5]
+
+
+def test_float32_stays_float32():
+    x = fg.randn(3, requires_grad=True)
+    y = (x.exp() * 2.5 + x ** 2).sum()
+    y.backward()
+    assert y.dtype == fg.float32 and x.grad.dtype == fg.float32
+
+
+def test_deep_copy_of_leaf():
+    import copy
+
+    x = f64([1.0])
+    x.sum().backward()
+    clone = copy.deepcopy(x)
+    assert clone.requires_grad and clone.grad.tolist() == [1.0] and clone is not x
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(x * 2)
