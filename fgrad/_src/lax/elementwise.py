@@ -229,9 +229,10 @@ def _pow_jvp_y(g, x, y):
 
 
 def _pow_jvp_x(g, x, y):
-    # d/dx x**y = y x**(y-1); where y == 0 it is 0 (also at x == 0).
-    dx = mul(y, pow(x, sub(y, 1)))
-    return mul(g, select_n(eq(y, 0), dx, lax.full_like(x, 0)))
+    # d/dx x**y = y x**(y-1); where y == 0 it is 0, also at x == 0 (computed without 0 * inf).
+    both_zero = bitwise_and(eq(x, 0), eq(y, 0))
+    safe_x = select_n(both_zero, x, lax.full_like(x, 1))
+    return mul(g, mul(y, pow(safe_x, sub(y, 1))))
 
 
 ad.defjvp(pow_p, _pow_jvp_x, _pow_jvp_y)
