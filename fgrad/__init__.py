@@ -8,7 +8,7 @@ jaxpr-like IR, and a PyTorch-like ``Tensor`` on the same machinery.
 8.0
 """
 
-from fgrad import autograd, config, errors, nn, numpy, test_util, tree_util
+from fgrad import autograd, config, errors, nn, numpy, optim, test_util, tree_util
 from fgrad._src.api import (
     grad,
     hessian,
@@ -20,6 +20,7 @@ from fgrad._src.api import (
     value_and_grad,
     vjp,
 )
+from fgrad._src.checkpoint import load, save  # state dicts as .npz, never pickles
 from fgrad._src.custom_derivatives import custom_vjp
 from fgrad._src.jit import jit
 from fgrad._src.lax import lax as _lax  # noqa: F401  (registers every primitive)
@@ -77,3 +78,4 @@ __all__ += [  # the Tensor facade (PyTorch's names)
     "Tensor", "Size", "tensor", "autograd", "dtype", "no_grad", "enable_grad",
     "set_grad_enabled", "is_grad_enabled", "inference_mode", "manual_seed",
 ]
+__all__ += ["optim", "save", "load"]  # fg.nn modules, optimizers, checkpoints

@@ -695,3 +695,23 @@ def test_deep_copy_of_leaf():
     assert clone.requires_grad and clone.grad.tolist() == [1.0] and clone is not x
     with pytest.raises(RuntimeError, match="graph leaves"):
         copy.deepcopy(x * 2)
+
+
+def test_in_place_change_of_a_saved_value_is_detected():
+    x, w = f64([1.0, 2.0]), fg.tensor([3.0, 4.0], dtype=fg.float64)
+    y = (x * w).sum()  # MulBackward0 saves w
+    with fg.no_grad():
+        w += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation(?s:.*)MulBackward0"):
+        y.backward()
+    # A value the backward does not need may change: AddBackward0 saves nothing.
+    z = (x + w).sum()
+    with fg.no_grad():
+        w += 1
+    z.backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+    # Updating after backward, as an optimizer does, is fine.
+    for _ in range(2):
+        (x * w).sum().backward()
+        with fg.no_grad():
+            w -= 0.1 * x.grad

@@ -12,6 +12,7 @@ tensor(1.4061, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
 """
 
 
+from fgrad._src.nn.ops import embedding  # noqa: F401  (defined with the nn layers)
 from fgrad._src.tensor import creation, ops
 from fgrad._src.tensor.dispatch import apply
 from fgrad._src.tensor.functions import _tensor
@@ -158,10 +159,11 @@ def _class_args(input, target, weight):  # noqa: A002
             "fgrad's cross_entropy/nll_loss take class indices (an integer target); "
             f"got a {t.dtype} target")
     n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
-    valid = t._value[t._value != -100] if t._value.size else t._value
-    if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
-        bad = valid[(valid < 0) | (valid >= n_classes)].flat[0]
-        raise IndexError(f"Target {bad} is out of bounds.")
+    if hasattr(t._value, "flags"):  # an array, not a tracer (fg.nn.functional_call)
+        valid = t._value[t._value != -100] if t._value.size else t._value
+        if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
+            bad = valid[(valid < 0) | (valid >= n_classes)].flat[0]
+            raise IndexError(f"Target {bad} is out of bounds.")
     extra = () if weight is None else (_tensor(weight),)
     return (x, t) + extra
 

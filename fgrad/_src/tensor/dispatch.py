@@ -9,11 +9,11 @@ a cached call costs one dict lookup plus the NumPy calls of its program.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
-from fgrad._src.tensor import grad_mode, names, program
+from fgrad._src.nn.tracing import apply_traced as _apply_traced  # fg.nn.functional_call
+from fgrad._src.nn.tracing import state as _traced
+from fgrad._src.tensor import grad_mode, graph, names, program
 
 Tensor = None  # set by fgrad._src.tensor.tensor once the class exists
 _cache: dict = {}
@@ -62,6 +62,8 @@ def _stage(op, params, args, diff):
 def apply(op, args, params=()):
     """Run ``op`` on ``args``; return a Tensor (or a tuple for multi-output ops)."""
     # NB: this is the hot path of every Tensor op; keep it flat.
+    if _traced.active:  # Tensors holding tracers, inside fg.nn.functional_call
+        return _apply_traced(op, args, params)
     enabled = _state.enabled
     grad = False
     if len(args) == 1 and isinstance(args[0], Tensor):
@@ -162,7 +164,7 @@ _DIFF_0 = (0,)
 _DIFF_2 = {(True, True): (0, 1), (True, False): (0,), (False, True): (1,)}
 _CACHE_LIMIT = 20000
 _new = object.__new__
-_next_seq = itertools.count().__next__
+_next_seq = graph.tick
 _wrap = None  # set by fgrad._src.tensor.tensor
 
 

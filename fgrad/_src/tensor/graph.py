@@ -15,6 +15,7 @@ cotangents per output. Leaves receive the sum of their cotangents at the end.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from heapq import heappop, heappush
 
@@ -29,6 +30,63 @@ _FREED_MESSAGE = (
     "backward through the graph a second time or if you need to access saved tensors after "
     "calling backward."
 )
+
+
+# --------------------------------------------------------------------------- in-place writes
+# PyTorch's version counters, kept per written array: an in-place write records
+# (weakref to the base array, the clock at the write). A node whose saved arrays
+# share a base written after the node was made refuses to run its backward.
+
+_writes: dict = {}
+_clock = itertools.count(1).__next__
+
+
+def tick() -> int:
+    """The next value of the clock shared by node creation and in-place writes."""
+    return _clock()
+
+
+def _base(array):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def mark_written(array):
+    """Record an in-place write into ``array`` (and so into every view of its base)."""
+    if not isinstance(array, np.ndarray):
+        return
+    base = _base(array)
+    if len(_writes) > 4096:
+        for key, (ref, _) in list(_writes.items()):
+            if ref() is None:
+                del _writes[key]
+    _writes[id(base)] = (weakref.ref(base), _clock())
+
+
+def _written_after(array, seq) -> bool:
+    if not isinstance(array, np.ndarray):
+        return False
+    base = _base(array)
+    record = _writes.get(id(base))
+    return record is not None and record[1] > seq and record[0]() is base
+
+
+def check_saved(node, create_graph):
+    """Raise if a value saved by ``node`` was modified in place after it was saved."""
+    arrays = list(node._saved or ())
+    if create_graph and node._args is not None:
+        arrays += [a._value for a in node._args if hasattr(a, "_value")]
+    for array in arrays:
+        if _written_after(array, node._seq):
+            shape = list(getattr(array, "shape", ()))
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{array.dtype} {shape}], saved by {type(node).__name__} "
+                "(fgrad: an in-place update such as `w -= lr * w.grad` ran between the forward "
+                "pass and backward(); do the update after backward(), or compute with a "
+                "copy: w.clone())"
+            )
 
 
 class Node:
@@ -228,6 +286,8 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
             if node not in run:
                 continue
         entry = node._entry
+        if _writes and entry.n_res:
+            check_saved(node, create_graph)
         # NB: inlined _node_backward for the common case (one output, no create_graph).
         if entry.n_out == 1 and not create_graph:
             if entry.n_res:
@@ -347,3 +407,4 @@ def accumulate_grad(leaf, ct, create_graph):
         leaf._grad = Tensor._wrap(grad._value + ct)
     else:
         np.add(grad._value, ct, out=grad._value, casting="unsafe")
+        mark_written(grad._value)

@@ -555,6 +555,7 @@ class Tensor:
             if not self._value.flags.writeable:
                 self._value = np.array(self._value)
             self._value[np_index] = value._value if isinstance(value, Tensor) else value
+            graph.mark_written(self._value)
             return
         size = self._value.size
         positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
@@ -778,7 +779,8 @@ class Tensor:
         return self.view(other.shape)
 
     def reshape(self, *shape):
-        op = ops.view if self._value.flags.c_contiguous else ops.reshape_copy
+        flags = getattr(self._value, "flags", None)  # None: a tracer (fg.nn.functional_call)
+        op = ops.view if flags is None or flags.c_contiguous else ops.reshape_copy
         return apply(op, (self,), (_dims(shape),))
 
     def reshape_as(self, other):
@@ -1147,6 +1149,7 @@ def _inplace(self, op, args, params=(), copy=False):
             result = result.expand(self.shape) if result.shape != self.shape else result
             return _rebase(self, result)
         np.copyto(self._value, src._value, casting="unsafe")
+        graph.mark_written(self._value)
         return self
     result = apply(op, args, params)
     if result._value.dtype != self._value.dtype:
@@ -1174,6 +1177,7 @@ def _write(self, value):
     if not self._value.flags.writeable:
         self._value = np.array(self._value)
     np.copyto(self._value, value, casting="unsafe")
+    graph.mark_written(self._value)
 
 
 def _rebase(self, result):
@@ -1195,4 +1199,5 @@ def _fill(self, value):
     if not self._value.flags.writeable:
         self._value = np.array(self._value)
     self._value[...] = value
+    graph.mark_written(self._value)
     return self

@@ -1,0 +1,303 @@
+"""``fg.save`` / ``fg.load``: checkpoints as plain ``.npz`` files, never pickles.
+
+Layout of a checkpoint (a zip archive readable by ``np.load(path,
+allow_pickle=False)``):
+
+* one ``.npy`` entry per array, named by its key path: the keys from the root
+  to the array, each escaped (``~`` -> ``~0``, ``/`` -> ``~1``) and joined by
+  ``/``, e.g. ``model/fc.weight`` or ``optimizer/state/0/exp_avg``;
+* an entry ``__fgrad_manifest__``: UTF-8 JSON (as a uint8 array) describing the
+  whole object tree — dict/OrderedDict/list/tuple nodes with their keys (and
+  key types: str, int, float, bool, None), scalars (int, float, bool, str,
+  None), and for each array its entry name, kind (``tensor``, ``parameter``,
+  ``ndarray``, ``scalar``), dtype, shape, ``requires_grad`` and SHA-256.
+
+``save`` writes to a temporary file in the target directory, fsyncs it and
+``os.replace``-s it over the target, so an interrupted save never leaves a
+half-written checkpoint in place of the previous one. ``load`` checks the
+manifest against every entry (names, dtypes, shapes, hashes) and raises
+``ValueError`` naming the path for a truncated, corrupted or tampered file.
+
+>>> import os, tempfile
+>>> import fgrad as fg
+>>> from fgrad import nn
+>>> model = nn.Linear(3, 2)
+>>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+>>> fg.save(model.state_dict(), path)
+>>> sd = fg.load(path)
+>>> list(sd), sd["weight"].requires_grad
+(['weight', 'bias'], False)
+>>> model.load_state_dict(sd)
+<All keys matched successfully>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+
+from fgrad._src.tensor.tensor import Tensor
+
+MANIFEST = "__fgrad_manifest__"
+FORMAT = "fgrad-checkpoint"
+VERSION = 1
+_KEY_TYPES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "none"}
+
+
+def _escape(key):
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _digest(array):
+    return hashlib.sha256(np.ascontiguousarray(array).view(np.uint8).data).hexdigest() if (
+        array.size) else hashlib.sha256(b"").hexdigest()
+
+
+class _Writer:
+    def __init__(self):
+        self.arrays = {}
+        self.names = {MANIFEST}
+
+    def entry_name(self, path):
+        base = "/".join(_escape(k) for k in path) or "root"
+        name, n = base, 1
+        while name in self.names:
+            n += 1
+            name = f"{base}~{n}"
+        self.names.add(name)
+        return name
+
+    def node(self, obj, path):
+        if isinstance(obj, Tensor):
+            from fgrad._src.nn.module import Parameter
+
+            kind = "parameter" if isinstance(obj, Parameter) else "tensor"
+            return self.array(obj._value, path, kind, requires_grad=obj.requires_grad)
+        if isinstance(obj, np.ndarray):
+            return self.array(obj, path, "ndarray")
+        if isinstance(obj, np.generic):
+            return self.array(np.asarray(obj), path, "scalar")
+        if obj is None or isinstance(obj, (bool, str)):
+            return {"type": "value", "value": obj}
+        if isinstance(obj, int):
+            return {"type": "int", "value": str(obj)}
+        if isinstance(obj, float):
+            return {"type": "float", "value": float.hex(obj) if math.isfinite(obj) else repr(obj)}
+        if isinstance(obj, dict):
+            items = []
+            for key, value in obj.items():
+                key_type = _KEY_TYPES.get(type(key))
+                if key_type is None:
+                    raise TypeError(
+                        f"fg.save: dict keys must be str, int, float, bool or None; got a "
+                        f"{type(key).__name__} key at {_where(path)}")
+                stored = key if key_type in ("str", "bool", "none") else (
+                    str(key) if key_type == "int" else float.hex(key))
+                items.append([stored, key_type, self.node(value, path + (key,))])
+            kind = "OrderedDict" if isinstance(obj, OrderedDict) else "dict"
+            if type(obj) not in (dict, OrderedDict):
+                kind = "dict"
+            return {"type": kind, "items": items}
+        if isinstance(obj, (list, tuple)):
+            return {"type": "tuple" if isinstance(obj, tuple) else "list",
+                    "items": [self.node(v, path + (i,)) for i, v in enumerate(obj)]}
+        hint = (" (save module.state_dict() / optimizer.state_dict() instead)"
+                if hasattr(obj, "state_dict") else "")
+        raise TypeError(
+            f"fg.save stores state dicts: Tensors, NumPy arrays, numbers, strings, None and "
+            f"dicts/lists/tuples of them; got {type(obj).__name__} at {_where(path)}{hint}")
+
+    def array(self, value, path, kind, requires_grad=False):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf" or array.dtype.hasobject:
+            raise TypeError(f"fg.save: cannot store an array of dtype {array.dtype} at "
+                            f"{_where(path)} (numeric and bool dtypes only)")
+        name = self.entry_name(path)
+        self.arrays[name] = array
+        return {"type": "array", "kind": kind, "entry": name, "dtype": array.dtype.str,
+                "shape": list(array.shape), "requires_grad": bool(requires_grad),
+                "sha256": _digest(array)}
+
+
+def _where(path):
+    return "the root" if not path else "key path " + "/".join(repr(k) for k in path)
+
+
+def save(obj, f):
+    """Write ``obj`` (a state dict, or nested dicts/lists of Tensors, arrays and
+    Python scalars) to ``f``, a path or a binary file object.
+
+    A path is written atomically: to a temporary file in the same directory, then
+    ``os.replace``-d over ``f``. The file name is used as given (no suffix is added).
+    """
+    writer = _Writer()
+    manifest = {"format": FORMAT, "version": VERSION, "root": writer.node(obj, ())}
+    payload = dict(writer.arrays)
+    payload[MANIFEST] = np.frombuffer(json.dumps(manifest).encode("utf-8"), np.uint8)
+    if hasattr(f, "write"):
+        np.savez(f, **payload)
+        return
+    path = os.fspath(f)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+class _Reader:
+    def __init__(self, archive, where):
+        self.archive = archive
+        self.where = where
+        self.used = set()
+
+    def fail(self, why):
+        raise ValueError(f"fg.load: {self.where} is not a valid fgrad checkpoint: {why}")
+
+    def node(self, node):
+        if not isinstance(node, dict):
+            self.fail("malformed manifest")
+        kind = node.get("type")
+        if kind == "value":
+            value = node.get("value")
+            if value is not None and not isinstance(value, (bool, str)):
+                self.fail("malformed scalar in manifest")
+            return value
+        if kind == "int":
+            return int(node["value"])
+        if kind == "float":
+            text = node["value"]
+            return float(text) if text in ("nan", "inf", "-inf") else float.fromhex(text)
+        if kind in ("dict", "OrderedDict"):
+            out = OrderedDict() if kind == "OrderedDict" else {}
+            for key, key_type, child in node["items"]:
+                out[self.key(key, key_type)] = self.node(child)
+            return out
+        if kind in ("list", "tuple"):
+            items = [self.node(child) for child in node["items"]]
+            return tuple(items) if kind == "tuple" else items
+        if kind == "array":
+            return self.array(node)
+        self.fail(f"unknown node type {kind!r} in manifest")
+
+    def key(self, key, key_type):
+        if key_type == "str" and isinstance(key, str):
+            return key
+        if key_type == "int":
+            return int(key)
+        if key_type == "float":
+            return float.fromhex(key)
+        if key_type == "bool" and isinstance(key, bool):
+            return key
+        if key_type == "none" and key is None:
+            return None
+        self.fail(f"malformed key {key!r} in manifest")
+
+    def array(self, node):
+        name = node["entry"]
+        if name not in self.archive.files or name == MANIFEST:
+            self.fail(f"entry {name!r} listed in the manifest is missing")
+        array = self.archive[name]
+        self.used.add(name)
+        if array.dtype.str != node["dtype"] or list(array.shape) != list(node["shape"]):
+            self.fail(f"entry {name!r} has dtype {array.dtype.str} shape {list(array.shape)}, "
+                      f"the manifest says {node['dtype']} {node['shape']}")
+        if _digest(array) != node["sha256"]:
+            self.fail(f"entry {name!r} does not match its SHA-256 in the manifest (the file "
+                      "was modified or corrupted)")
+        kind = node["kind"]
+        if kind == "ndarray":
+            return array
+        if kind == "scalar":
+            return array[()]
+        if kind == "parameter":
+            from fgrad._src.nn.module import Parameter
+
+            return Parameter(array, requires_grad=bool(node.get("requires_grad", True)))
+        if kind == "tensor":
+            t = Tensor._wrap(array)
+            if node.get("requires_grad"):
+                t.requires_grad_(True)
+            return t
+        self.fail(f"unknown array kind {kind!r}")
+
+
+def load(f, map_location=None, weights_only=True):
+    """Read a checkpoint written by ``fg.save``. Tensors come back as Tensors (not
+    requiring grad, as saved from a state dict), NumPy arrays as arrays, containers and
+    scalars as saved. Nothing is ever unpickled.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the
+    file) for anything that is not an intact fgrad checkpoint. ``map_location`` may
+    only be None or ``"cpu"``; ``weights_only`` is accepted for PyTorch compatibility.
+    """
+    if map_location not in (None, "cpu"):
+        raise ValueError(f"fg.load: fgrad runs on the CPU only (map_location={map_location!r})")
+    where = repr(os.fspath(f)) if not hasattr(f, "read") else "the file object"
+    if not hasattr(f, "read"):
+        with open(os.fspath(f), "rb") as handle:
+            data = handle.read()
+    else:
+        data = f.read()
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint (not a readable "
+                         f".npz archive: {e})") from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint (a single .npy "
+                         "array, not an .npz archive)")
+    reader = _Reader(archive, where)
+    try:
+        with archive:
+            if MANIFEST not in archive.files:
+                reader.fail("no manifest entry (was it written by fg.save?)")
+            try:
+                manifest = json.loads(archive[MANIFEST].tobytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                reader.fail(f"unreadable manifest ({e})")
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                reader.fail("the manifest does not describe an fgrad checkpoint")
+            if manifest.get("version") != VERSION:
+                reader.fail(f"unsupported checkpoint version {manifest.get('version')!r}")
+            obj = reader.node(manifest.get("root"))
+            extra = set(archive.files) - reader.used - {MANIFEST}
+            if extra:
+                reader.fail(f"entries not listed in the manifest: {sorted(extra)}")
+            return obj
+    except ValueError as e:
+        if str(e).startswith("fg.load:"):
+            raise
+        raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint ({e})") from e
+    except (KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint "
+                         f"({type(e).__name__}: {e})") from e

@@ -1,0 +1,229 @@
+"""``Optimizer``: parameter groups, per-parameter state, ``zero_grad``, ``state_dict``.
+
+Subclasses implement ``_update(group, param, grad, state)`` on NumPy arrays:
+updates write into the parameters' arrays in place and never record a graph
+(the same objects stay registered in the model, as in PyTorch). Parameters
+whose ``grad`` is None or that do not require grad (frozen) are skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+
+import numpy as np
+
+from fgrad._src.tensor import grad_mode
+from fgrad._src.tensor.tensor import Tensor
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+def _as_value(x):
+    return x.item() if isinstance(x, Tensor) else x
+
+
+class Optimizer:
+    """Base class of ``SGD``, ``Adam`` and ``AdamW``.
+
+    ``params`` is an iterable of Tensors, or of dicts (parameter groups) each with
+    a ``"params"`` entry and optional per-group hyperparameters that override the
+    optimizer's defaults.
+
+    >>> import fgrad as fg
+    >>> from fgrad import nn, optim
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    >>> opt = optim.SGD([{"params": model[0].parameters()},
+    ...                  {"params": model[1].parameters(), "lr": 0.5}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.5]
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        if isinstance(params, (Tensor, np.ndarray)):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or "
+                f"dicts, but got {Tensor.type(params) if isinstance(params, Tensor) else 'ndarray'}"
+                " (pass model.parameters() or [tensor])")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        """Add a group ``{"params": [...], **hyperparameters}`` (e.g. for a new layer)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if p.grad_fn is not None:
+                raise ValueError("can't optimize a non-leaf Tensor")
+            if p._value.dtype.kind != "f":
+                raise TypeError(f"optimizer can only optimize floating point Tensors, got "
+                                f"{p.dtype}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+        group["params"] = params
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        self._check_hyperparameters(group)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def _check_hyperparameters(self, group):
+        pass
+
+    # ------------------------------------------------------------------ gradients
+
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of every parameter (to None by default, as PyTorch)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p._grad is None:
+                    continue
+                if set_to_none:
+                    p._grad = None
+                else:
+                    g = p._grad
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    if not g._value.flags.writeable:
+                        g._value = np.array(g._value)
+                    g._value[...] = 0
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient. ``closure`` (optional) re-evaluates
+        the model and returns the loss, which ``step`` returns."""
+        loss = None
+        if closure is not None:
+            with grad_mode.enable_grad():
+                loss = closure()
+        with grad_mode.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    grad = p._grad
+                    if grad is None or not p._requires_grad:
+                        continue  # frozen, or not reached by backward()
+                    if not p._value.flags.writeable:
+                        p._value = np.array(p._value)
+                    self._update(group, p, grad._value, self.state[p])
+        return loss
+
+    def _update(self, group, param, grad, state):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state dict
+
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,
+        parameters numbered in group order, as PyTorch's."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                packed["params"].append(index[id(p)])
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index and s}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state saved by ``state_dict`` (e.g. via
+        ``fg.save``/``fg.load``) into an optimizer over the same parameters."""
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict:
+            raise ValueError("optimizer state_dict must be a dict with 'state' and "
+                             "'param_groups' entries (from optimizer.state_dict())")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)} vs {len(self.param_groups)})")
+        for mine, saved in zip(self.param_groups, saved_groups):
+            if len(mine["params"]) != len(saved["params"]):
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size "
+                    f"of optimizer's group ({len(saved['params'])} vs {len(mine['params'])})")
+        id_map = {}
+        for mine, saved in zip(self.param_groups, saved_groups):
+            for p, i in zip(mine["params"], saved["params"]):
+                id_map[int(i)] = p
+        new_state = defaultdict(dict)
+        for key, value in state_dict.get("state", {}).items():
+            p = id_map.get(int(key))
+            if p is None:
+                continue
+            new_state[p] = {k: self._cast_state(p, k, v) for k, v in value.items()}
+        for mine, saved in zip(self.param_groups, saved_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    mine[k] = tuple(v) if isinstance(v, list) and k == "betas" else copy.deepcopy(
+                        v)
+        self.state = new_state
+
+    @staticmethod
+    def _cast_state(param, key, value):
+        if isinstance(value, np.ndarray):
+            value = Tensor._wrap(value)
+        if not isinstance(value, Tensor):
+            return copy.deepcopy(value)
+        array = np.array(value._value)
+        if key != "step":
+            if array.shape != param._value.shape:
+                raise ValueError(f"optimizer state {key!r} has shape {array.shape}, but its "
+                                 f"parameter has shape {param._value.shape}")
+            if array.dtype.kind == "f":
+                array = array.astype(param._value.dtype)
+        return Tensor._wrap(array)
+
+    def __repr__(self):
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def _buffer(state, key, like):
+    t = state.get(key)
+    if t is None:
+        t = state[key] = Tensor._wrap(np.zeros_like(like))
+    return t._value
