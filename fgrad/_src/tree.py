@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -74,6 +75,18 @@ register_pytree_node(
     lambda keys, children: dict(zip(keys, children)),
 )
 register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
+# As in JAX: an OrderedDict keeps its insertion order; a defaultdict sorts its keys
+# and remembers its default_factory.
+register_pytree_node(
+    collections.OrderedDict,
+    lambda d: (list(d.values()), tuple(d)),
+    lambda keys, children: collections.OrderedDict(zip(keys, children)),
+)
+register_pytree_node(
+    collections.defaultdict,
+    lambda d: ([d[k] for k in _sorted_keys(d)], (d.default_factory, tuple(_sorted_keys(d)))),
+    lambda aux, children: collections.defaultdict(aux[0], zip(aux[1], children)),
+)
 
 
 def _node_type(x):
@@ -108,15 +121,22 @@ class PyTreeDef:
         return hash(self._key())
 
     def __repr__(self):
+        return f"PyTreeDef({self._body()})"
+
+    def _body(self) -> str:
+        """JAX's notation: ``*`` leaves, ``(*,)`` tuples, ``[*]`` lists, ``{'a': *}`` dicts."""
         if self.node_type is None:
             return "*"
         if self.node_type is type(None):
             return "None"
-        inner = ", ".join(repr(c) for c in self.children)
+        parts = [c._body() for c in self.children]
         if self.node_type is dict:
-            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.aux, self.children))
-            return f"PyTreeDef({{{inner}}})"
-        return f"PyTreeDef({self.node_type.__name__}({inner}))"
+            return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(self.aux, parts)) + "}"
+        if self.node_type is tuple:
+            return f"({parts[0]},)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
+        if self.node_type is list:
+            return "[" + ", ".join(parts) + "]"
+        return f"{self.node_type.__name__}(" + ", ".join(parts) + ")"
 
 
 LEAF = PyTreeDef(None, None, ())
@@ -126,7 +146,7 @@ def tree_flatten(tree, is_leaf: Callable | None = None):
     """Return ``(leaves, treedef)``.
 
     >>> tree_flatten({"b": 2, "a": (1, None)})
-    ([1, 2], PyTreeDef({'a': PyTreeDef(tuple(*, None)), 'b': *}))
+    ([1, 2], PyTreeDef({'a': (*, None), 'b': *}))
     """
     leaves: list = []
     treedef = _flatten(tree, leaves, is_leaf)
@@ -184,7 +204,7 @@ def tree_structure(tree, is_leaf: Callable | None = None) -> PyTreeDef:
     """The ``PyTreeDef`` of ``tree``.
 
     >>> tree_structure((1, 2))
-    PyTreeDef(tuple(*, *))
+    PyTreeDef((*, *))
     """
     return tree_flatten(tree, is_leaf)[1]
 
