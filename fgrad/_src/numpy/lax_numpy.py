@@ -937,8 +937,12 @@ def broadcast_to(x, shape):
     x = _operand(x)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     source = get_aval(x).shape
-    if _broadcast_shapes("broadcast_to", source, shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast shape {source} to {shape}")
+    try:
+        compatible = tuple(np.broadcast_shapes(source, shape)) == shape
+    except ValueError:
+        compatible = False
+    if not compatible:
+        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {source} to {shape}")
     return _broadcast_to(x, shape)
 
 

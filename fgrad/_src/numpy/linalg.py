@@ -28,20 +28,25 @@ def matmul(a, b):
     >>> matmul(np.ones((2, 3)), np.ones((3, 4))).shape
     (2, 4)
     """
+    return _matmul(a, b, "matmul")
+
+
+def _matmul(a, b, name):
     a, b = fnp._promote(fnp._operand(a), fnp._operand(b))
     a_aval, b_aval = get_aval(a), get_aval(b)
     if a_aval.ndim == 0 or b_aval.ndim == 0:
         raise ValueError(
-            "matmul: input operand does not have enough dimensions (scalars are not "
+            f"{name}: input operand does not have enough dimensions (scalars are not "
             f"allowed; got shapes {a_aval.shape} and {b_aval.shape}); use multiply or *"
         )
     a_shape = a_aval.shape if a_aval.ndim > 1 else (1,) + a_aval.shape
     b_shape = b_aval.shape if b_aval.ndim > 1 else b_aval.shape + (1,)
     if a_shape[-1] != b_shape[-2]:
         raise _shape_error(
-            "matmul", a, b,
-            f"size {a_shape[-1]} (last dim of the first) != size {b_shape[-2]} "
-            "(second-to-last dim of the second)",
+            name, a, b,
+            f"size {a_shape[-1]} ({'length' if a_aval.ndim == 1 else 'last dim'} of the "
+            f"first) != size {b_shape[-2]} "
+            f"({'length' if b_aval.ndim == 1 else 'second-to-last dim'} of the second)",
         )
     if a_aval.ndim == 1 or b_aval.ndim <= 2:
         # A vector or matrix operand needs no batch broadcasting: contract directly
@@ -52,7 +57,7 @@ def matmul(a, b):
     try:
         batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
     except ValueError:
-        raise _shape_error("matmul", a, b, "batch dimensions do not broadcast") from None
+        raise _shape_error(name, a, b, "batch dimensions do not broadcast") from None
     a3 = fnp._broadcast_to(a, batch + a_shape[-2:])
     b3 = fnp._broadcast_to(b, batch + b_shape[-2:])
     nb = len(batch)
@@ -72,7 +77,7 @@ def dot(a, b):
     if a_ndim == 0 or b_ndim == 0:
         return fnp.multiply(a, b)
     if b_ndim <= 2 and a_ndim <= 2:
-        return matmul(a, b)
+        return _matmul(a, b, "dot")
     b_axis = 0 if b_ndim == 1 else b_ndim - 2
     return tensordot(a, b, ((a_ndim - 1,), (b_axis,)), name="dot")
 

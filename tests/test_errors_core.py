@@ -1,0 +1,220 @@
+"""SPEC §4 errors of the core: shape mismatches name the user-level op and both
+user shapes; concretizing a tracer under jit/make_jaxpr raises ConcretizationError
+naming the operation and the user's line; non-array pytree leaves are a TypeError.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import fgrad as fg
+import fgrad.numpy as fnp
+from fgrad.errors import ConcretizationError
+
+
+def _modes(f, *args):
+    """Ways to call ``f``: eagerly, staged with make_jaxpr, and jitted."""
+    return {
+        "eager": lambda: f(*args),
+        "make_jaxpr": lambda: fg.make_jaxpr(f)(*args),
+        "jit": lambda: fg.jit(f)(*args),
+    }
+
+
+PRIMITIVE_NAMES = ["mul", "sub", "dot_general", "broadcast_in_dim", "reshape[", "div", "pow"]
+
+SHAPE_ERRORS = [
+    # (what the user called, the function, operands, the op name the message must use)
+    ("x + y", lambda x, y: x + y, (np.ones((2, 3)), np.ones(4)), "add"),
+    ("fnp.add", fnp.add, (np.ones((2, 3)), np.ones(4)), "add"),
+    ("x * y", lambda x, y: x * y, (np.ones((3, 1, 2)), np.ones((4, 3))), "multiply"),
+    ("fnp.multiply", fnp.multiply, (np.ones(5, np.float32), np.ones(2, np.float32)), "multiply"),
+    ("x - y", lambda x, y: x - y, (np.ones((2, 3)), np.ones((3, 2))), "subtract"),
+    ("x / y", lambda x, y: x / y, (np.ones(3), np.ones(2)), "divide"),
+    ("x ** y", lambda x, y: x ** y, (np.ones(3), np.ones(2)), "power"),
+    ("fnp.maximum", fnp.maximum, (np.ones(3), np.ones(2)), "maximum"),
+    ("x < y", lambda x, y: x < y, (np.ones(3), np.ones(2)), "less"),
+    ("fnp.where", lambda c, x: fnp.where(c, x, 0.0), (np.ones(2) > 0, np.ones(3)), "where"),
+    ("x @ y", lambda x, y: x @ y, (np.ones((2, 3)), np.ones((4, 5))), "matmul"),
+    ("fnp.matmul vectors", fnp.matmul, (np.ones(3), np.ones(4)), "matmul"),
+    ("x @ y batched", lambda x, y: x @ y, (np.ones((2, 3, 4)), np.ones((5, 4, 6))), "matmul"),
+    ("fnp.dot", fnp.dot, (np.ones((2, 3)), np.ones(4)), "dot"),
+    ("fnp.inner", fnp.inner, (np.ones((2, 3)), np.ones(4)), "inner"),
+    ("fnp.tensordot", lambda x, y: fnp.tensordot(x, y, 1), (np.ones((2, 3)), np.ones(4)),
+     "tensordot"),
+    ("fnp.concatenate", lambda x, y: fnp.concatenate([x, y]), (np.ones((2, 3)), np.ones((2, 4))),
+     "concatenate"),
+    ("fnp.broadcast_to", lambda x: fnp.broadcast_to(x, (2, 4)), (np.ones(3),), "broadcast_to"),
+]
+
+
+# Operators on NumPy arrays are NumPy's business: they are checked on tracers only.
+SHAPE_CASES = [
+    pytest.param(case, mode, id=f"{case[0]}-{mode}")
+    for case in SHAPE_ERRORS
+    for mode in ("eager", "make_jaxpr", "jit")
+    if mode != "eager" or case[0].startswith("fnp.")
+]
+
+
+@pytest.mark.parametrize("case,mode", SHAPE_CASES)
+def test_shape_mismatch_names_user_op_and_both_shapes(case, mode):
+    _, f, args, op = case
+    with pytest.raises(ValueError) as info:
+        _modes(f, *args)[mode]()
+    msg = str(info.value)
+    assert re.match(rf"{op}\b", msg), f"message does not start with {op!r}: {msg}"
+    for arg in args:
+        assert str(np.shape(arg)) in msg, f"shape {np.shape(arg)} missing from: {msg}"
+    rest = msg[len(op):]
+    for prim in PRIMITIVE_NAMES:
+        if prim not in op:
+            assert not re.search(rf"\b{re.escape(prim)}", rest), f"names {prim}: {msg}"
+
+
+def test_matmul_message_shows_user_shapes_not_padded_ones():
+    with pytest.raises(ValueError) as info:
+        fg.jit(lambda x, y: x @ y)(np.ones(3), np.ones((2, 4, 5)))
+    msg = str(info.value)
+    assert "(3,)" in msg and "(2, 4, 5)" in msg
+    assert "(1, 3)" not in msg and "(3, 1)" not in msg
+
+
+RESHAPES = [((6,), (4, 2)), ((6,), (4, -1)), ((2, 3), (5,)), ((0, 3), (-1, 0)),
+            ((6,), (-1, -1))]
+
+
+@pytest.mark.parametrize("mode", ["eager", "make_jaxpr", "jit"])
+@pytest.mark.parametrize("shape,new", RESHAPES, ids=[f"{s}->{n}" for s, n in RESHAPES])
+def test_reshape_mismatch(shape, new, mode):
+    x = np.ones(shape)
+    calls = _modes(lambda a: fnp.reshape(a, new), x)
+    if mode != "eager":
+        calls = _modes(lambda a: a.reshape(new), x)  # the tracer method
+    with pytest.raises(ValueError) as info:
+        calls[mode]()
+    msg = str(info.value)
+    assert msg.startswith("reshape")
+    if new.count(-1) < 2:
+        assert str(shape) in msg and str(new) in msg, msg
+    with pytest.raises(ValueError):
+        np.reshape(x, new)  # NumPy agrees
+
+
+# --------------------------------------------------------------------------- concretization
+
+
+def _branchy(x):
+    if x > 0:  # the offending line
+        return x
+    return -x
+
+
+def _to_int(x):
+    return np.ones(3)[: int(x)]  # the offending line
+
+
+def _to_float(x):
+    return x * float(x)  # the offending line
+
+
+def _item(x):
+    return x.item()  # the offending line
+
+
+def _while(x):
+    while x < 10:  # the offending line
+        x = x * 2
+    return x
+
+
+CONCRETE = [
+    (_branchy, "bool()", "if x > 0:"),
+    (_to_int, "int()", "int(x)"),
+    (_to_float, "float()", "float(x)"),
+    (_item, ".item()", "x.item()"),
+    (_while, "bool()", "while x < 10:"),
+]
+
+
+@pytest.mark.parametrize("transform", ["jit", "make_jaxpr"])
+@pytest.mark.parametrize("case", CONCRETE, ids=[c[1] for c in CONCRETE])
+def test_concretization_error_names_operation_and_line(case, transform):
+    f, what, line = case
+    call = fg.jit(f) if transform == "jit" else fg.make_jaxpr(f)
+    with pytest.raises(ConcretizationError) as info:
+        call(np.float64(2.0))
+    assert isinstance(info.value, TypeError)
+    msg = str(info.value)
+    assert what in msg
+    assert __file__ in msg or "test_errors_core.py" in msg, msg
+    assert line in msg, f"the user's source line {line!r} is not in: {msg}"
+    assert "fnp.where" in msg and "static_argnums" in msg
+
+
+def test_concretization_error_reports_the_line_number():
+    with pytest.raises(ConcretizationError) as info:
+        fg.jit(_branchy)(1.0)
+    lineno = _branchy.__code__.co_firstlineno + 1
+    assert f"test_errors_core.py:{lineno}:" in str(info.value)
+
+
+def test_static_argnums_and_where_are_the_fixes():
+    def f(x, n):
+        if n > 0:
+            return x * n
+        return -x
+
+    assert float(fg.jit(f, static_argnums=1)(2.0, 3)) == 6.0
+    assert float(fg.jit(f, static_argnums=(1,))(2.0, -1)) == -2.0
+    g = fg.jit(lambda x: fnp.where(x > 0, x, -x))
+    assert float(g(-3.0)) == 3.0
+    # grad runs on concrete values: Python control flow works there.
+    assert float(fg.grad(_branchy)(-2.0)) == -1.0
+
+
+def test_concretization_under_grad_of_jit():
+    with pytest.raises(ConcretizationError):
+        fg.grad(fg.jit(_branchy))(1.0)
+
+
+# --------------------------------------------------------------------------- non-array leaves
+
+BAD_LEAVES = [("abc", "str"), (object(), "object"), ({"a": [1.0, "x"]}, "str"),
+              ((np.ones(2), None, len), "builtin_function_or_method")]
+
+
+@pytest.mark.parametrize("value,type_name", BAD_LEAVES, ids=[b[1] for b in BAD_LEAVES])
+def test_non_array_leaves_are_a_clear_type_error(value, type_name):
+    calls = {
+        "jit": lambda: fg.jit(lambda t: 1.0)(value),
+        "make_jaxpr": lambda: fg.make_jaxpr(lambda t: 1.0)(value),
+        "grad": lambda: fg.grad(lambda t: 1.0)(value),
+        "vjp": lambda: fg.vjp(lambda t: 1.0, value),
+        "jvp": lambda: fg.jvp(lambda t: 1.0, (value,), (value,)),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError) as info:
+            call()
+        msg = str(info.value)
+        assert type_name in msg, f"{name}: {msg}"
+        assert "array" in msg, f"{name}: {msg}"
+
+
+def test_non_array_outputs_are_a_clear_type_error():
+    for call in (lambda: fg.jit(lambda x: (x, "s"))(1.0),
+                 lambda: fg.make_jaxpr(lambda x: {"a": x, "b": object()})(1.0)):
+        with pytest.raises(TypeError, match="str|object") as info:
+            call()
+        assert "output" in str(info.value)
+
+
+def test_unsupported_dtypes_are_a_clear_type_error():
+    for bad in (np.array(["a", "b"]), np.ones(2, np.complex128), np.ones(2, np.float16)):
+        with pytest.raises(TypeError, match=str(bad.dtype)):
+            fnp.sin(bad)
+        with pytest.raises(TypeError, match=str(bad.dtype)):
+            fg.jit(lambda x: x)(bad)
