@@ -715,3 +715,16 @@ def test_in_place_change_of_a_saved_value_is_detected():
         (x * w).sum().backward()
         with fg.no_grad():
             w -= 0.1 * x.grad
+
+
+@pytest.mark.parametrize("module", [
+    "fgrad._src.tensor.tensor", "fgrad._src.tensor.creation", "fgrad._src.tensor.dtype",
+    "fgrad._src.tensor.grad_mode", "fgrad._src.tensor.names", "fgrad._src.tensor.repr",
+    "fgrad._src.tensor.autograd", "fgrad.autograd", "fgrad.nn.functional",
+])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

@@ -8,7 +8,7 @@ Each function is one recorded op with PyTorch's node name, e.g.
 >>> import fgrad as fg
 >>> z = fg.tensor([0.0, 2.0], requires_grad=True)
 >>> fg.nn.functional.binary_cross_entropy_with_logits(z, fg.tensor([1.0, 0.0]))
-tensor(1.4061, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
+tensor(1.4100, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
 """
 
 

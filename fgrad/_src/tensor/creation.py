@@ -88,7 +88,8 @@ def _has_numpy_scalar(data):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (nested lists, scalars, arrays).
 
-    >>> tensor([[1, 2], [3, 4]], dtype=float32, requires_grad=True)
+    >>> import fgrad as fg
+    >>> fg.tensor([[1, 2], [3, 4]], dtype=fg.float32, requires_grad=True)
     tensor([[1., 2.],
             [3., 4.]], requires_grad=True)
     """

@@ -17,8 +17,6 @@ records the whole formula as one node).
 
 from __future__ import annotations
 
-import numpy as np
-
 from fgrad._src.tensor.graph import Node
 
 _classes: dict = {}
@@ -62,19 +60,20 @@ def matmul_name(ndim_a: int, ndim_b: int) -> str:
     return "UnsafeViewBackward0"
 
 
-def index_name(index: tuple) -> str:
-    """The node PyTorch leaves for ``x[index]`` (``index`` already a tuple).
+def index_name(template: tuple) -> str:
+    """The node PyTorch leaves for ``x[index]``; ``template`` is the parsed index
+    (ints, ``None``, ``...``, ``("slice", ...)`` and ``("array", k)`` items).
 
-    >>> index_name((0,)), index_name((slice(1, None),)), index_name((None,))
+    >>> index_name((0,)), index_name((("slice", 1, None, None),)), index_name((None,))
     ('SelectBackward0', 'SliceBackward0', 'UnsqueezeBackward0')
     """
     name = "AliasBackward0"
-    for item in index:
-        if isinstance(item, (np.ndarray, list)) or hasattr(item, "_value"):
+    for item in template:
+        if isinstance(item, tuple) and item[0] == "array":
             return "IndexBackward0"
         if item is None:
             name = "UnsqueezeBackward0"
-        elif isinstance(item, slice):
+        elif isinstance(item, tuple):
             name = "SliceBackward0"
         elif item is not Ellipsis:
             name = "SelectBackward0"

@@ -392,22 +392,7 @@ def _getitem(x, *rest):
     return indexing.getitem(x, _rebuild_index(template, arrays))
 
 
-def _index_name(avals, params):
-    template = params[0]
-    name = "AliasBackward0"
-    for item in template:
-        if isinstance(item, tuple) and item[0] == "array":
-            return "IndexBackward0"
-        if item is None:
-            name = "UnsqueezeBackward0"
-        elif isinstance(item, tuple):
-            name = "SliceBackward0"
-        elif item is not Ellipsis:
-            name = "SelectBackward0"
-    return name
-
-
-getitem = Op(_index_name, _getitem, view=True)
+getitem = Op(lambda avals, params: names.index_name(params[0]), _getitem, view=True)
 
 
 def _setitem(x, value, positions, mask):
