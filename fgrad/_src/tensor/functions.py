@@ -19,8 +19,10 @@ def _tensor(x):
 
 
 def _forward(method):
+    unbound = getattr(Tensor, method)
+
     def fn(input, *args, **kwargs):  # noqa: A002  (PyTorch's argument name)
-        return getattr(_tensor(input), method)(*args, **kwargs)
+        return unbound(input if isinstance(input, Tensor) else _tensor(input), *args, **kwargs)
 
     fn.__name__ = fn.__qualname__ = method
     fn.__doc__ = f"``fg.{method}(x, ...)`` is ``x.{method}(...)``."

@@ -467,6 +467,8 @@ class Tensor:
         return _integer_or(ops.remainder, np.remainder, self, _operand(other))
 
     def __pow__(self, exponent):
+        if type(exponent) is int or type(exponent) is float:
+            return apply(ops.pow_scalar, (self,), (exponent,))
         return self.pow(exponent)
 
     def __rpow__(self, base):
