@@ -276,6 +276,7 @@ tensor([[27., 27.],
 
 
 def test_seed003_requires_grad_(capsys):
+    torch.manual_seed(0)
     a = torch.randn(2, 2)
     a = ((a * 3) / (a - 1))
     print(a.requires_grad)
@@ -321,6 +322,7 @@ tensor([[9., 9.],
         [9., 9.]], grad_fn=<MulBackward0>)
 """)
 
+    torch.manual_seed(0)
     gradient = torch.randn(2, 2)
 
     # retain_variable 을 지정하지 않았다면 오류가 발생할 것입니다.
@@ -394,6 +396,7 @@ tensor([[27., 27.],
 
 
 def test_seed004_requires_grad_(capsys):
+    torch.manual_seed(0)
     a = torch.randn(2, 2)
     a = ((a * 3) / (a - 1))
     print("a =", a)
