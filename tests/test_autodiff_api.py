@@ -655,3 +655,34 @@ def test_seed_vjp_doubling():
     (g,) = vjp_fn(v)
     np.testing.assert_allclose(g, [102.4, 1024.0, 0.1024])
     np.testing.assert_allclose(fg.jacrev(f)(x).T @ v, g)
+
+
+# --------------------------------------------------------------------------- dtypes at the edges
+
+
+def test_python_scalar_arguments_stay_weak_under_every_transform():
+    x32 = np.ones(2, np.float32)
+    f = lambda s: fnp.sum(x32 * s)  # noqa: E731  (s is weak: the sum stays float32)
+    assert f(2.0).dtype == np.float32
+    values = [fg.value_and_grad(f)(2.0)[0], fg.jit(fg.value_and_grad(f))(2.0)[0],
+              fg.vjp(f, 2.0)[0], fg.jvp(f, (2.0,), (1.0,))[0], fg.jit(f)(2.0)]
+    assert [np.asarray(v).dtype for v in values] == [np.float32] * 5
+    assert float(fg.grad(f)(2.0)) == 2.0
+    # a cotangent given as a Python float under an outer grad
+    assert float(fg.grad(lambda c: fg.vjp(lambda x: x * 2, np.float32(1.0))[1](c)[0])(1.0)) == 2
+
+
+def test_jacobians_of_empty_arrays_keep_dtype():
+    for dtype in (np.float32, np.float64):
+        for jac in (fg.jacfwd, fg.jacrev):
+            j = jac(lambda x: x * 2)(np.ones((2, 0), dtype))
+            assert j.shape == (2, 0, 2, 0) and j.dtype == dtype
+    assert fg.grad(lambda x: fnp.sum(x))(np.ones(0, np.float32)).dtype == np.float32
+
+
+def test_traced_tangents_and_cotangents_are_checked_and_cast():
+    with pytest.raises(TypeError, match="tangent dtype float32 does not match primal dtype"):
+        fg.jit(lambda x, t: fg.jvp(lambda x: x * 2, (x,), (t,)))(np.ones(2),
+                                                               np.ones(2, np.float32))
+    out = fg.jit(lambda x, c: fg.vjp(lambda x: x * 2, x)[1](c))(np.ones((), np.float32), 1.0)
+    assert out[0].dtype == np.float32 and float(out[0]) == 2.0

@@ -180,7 +180,7 @@ row("where-cond-bcast", lambda c, x, y: fnp.where(c, x, y),
     ((3,), const(np.array([True, False, True]))), ((2, 3), U()), ((), U()), covers=("where",))
 row("where-scalar-branch", lambda x: fnp.where(x > 0, x * x, 0.0), ((2, 3), pm()),
     covers=("where",))
-row("python-float-arg", lambda x, s: x * s + s, ((2, 3), U()), ((), pyfloat()),
+row("python-float-arg", lambda x, s: x * s + s * s, ((2, 3), U()), ((), pyfloat()),
     covers=("multiply", "add"))
 row("int-arg-constant", lambda x, n: x ** n + x * n, ((3,), U(0.5, 2.0)),
     ((3,), const(np.array([1, 2, 3]))), covers=("power",))

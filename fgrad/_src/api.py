@@ -173,9 +173,7 @@ def _check_cotangent(ct, aval):
             f"vjp cotangent has dtype {ct_aval.dtype}, but the output it pairs with has "
             f"dtype {aval.dtype}; cast it with .astype({aval.dtype.name})"
         )
-    if isinstance(ct, Tracer):
-        return ct
-    return np.asarray(ct, dtype=aval.dtype)
+    return _as_dtype(ct, aval.dtype)
 
 
 def _cast_ct(ct, aval):
@@ -342,13 +340,20 @@ def _check_tangent(t, aval):
         )
     if not dtypes.is_float(aval.dtype):
         return ad.Zero(ad.tangent_aval(aval))
-    if isinstance(t, Tracer):
-        return t
     if t_aval.dtype != aval.dtype and not t_aval.weak_type:
         raise TypeError(
             f"jvp: tangent dtype {t_aval.dtype} does not match primal dtype {aval.dtype}"
         )
-    return np.asarray(t, aval.dtype)
+    return _as_dtype(t, aval.dtype)
+
+
+def _as_dtype(x, dtype):
+    """A concrete or traced value in ``dtype`` (weak Python-scalar types resolved)."""
+    if isinstance(x, Tracer):
+        from fgrad._src.lax import lax
+
+        return lax.convert_element_type(x, dtype)
+    return np.asarray(x, dtype)
 
 
 # --------------------------------------------------------------------------- jacobians
@@ -360,13 +365,14 @@ def _std_basis(aval):
     return [eye[k].reshape(aval.shape) for k in range(n)]
 
 
-def _stack_columns(columns, out_shape, in_shape):
+def _stack_columns(columns, out_aval, in_shape):
     """Stack Jacobian columns (one per input element) into ``out_shape + in_shape``."""
     import fgrad._src.numpy.lax_numpy as fnp
 
+    out_shape = out_aval.shape
     n_in = int(np.prod(in_shape, dtype=np.int64))
     if n_in == 0:
-        return np.zeros(tuple(out_shape) + tuple(in_shape))
+        return np.zeros(tuple(out_shape) + tuple(in_shape), out_aval.dtype)
     stacked = fnp.stack(columns, axis=-1)
     return fnp.reshape(stacked, tuple(out_shape) + tuple(in_shape))
 
@@ -412,11 +418,10 @@ def jacfwd(f, argnums=0):
 def _assemble(outs, out_tree, in_avals, in_tree, columns_per_out, single):
     out_leaves = []
     for j, out in enumerate(outs):
-        out_shape = get_aval(out).shape
         per_input = []
         for i, aval in enumerate(in_avals):
             cols = [c for k, c in columns_per_out[j] if k == i]
-            per_input.append(_stack_columns(cols, out_shape, aval.shape))
+            per_input.append(_stack_columns(cols, ad.tangent_aval(get_aval(out)), aval.shape))
         jac_tree = tree_unflatten(in_tree, per_input)
         out_leaves.append(jac_tree[0] if single else jac_tree)
     return tree_unflatten(out_tree, out_leaves)

@@ -81,16 +81,17 @@ def add_tangents(x, y):
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("_trace", "primal", "tangent")
+    __slots__ = ("_trace", "primal", "tangent", "_aval")
 
-    def __init__(self, trace, primal, tangent):
+    def __init__(self, trace, primal, tangent, aval=None):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
+        self._aval = aval  # only set to keep a concrete primal weakly typed
 
     @property
     def aval(self):
-        return get_aval(self.primal)
+        return get_aval(self.primal) if self._aval is None else self._aval
 
     def concrete_value(self):
         return core.concrete_value_of(self.primal)
@@ -109,7 +110,13 @@ class JVPTrace(core.Trace):
         if rule is None:
             raise NotImplementedError(f"primitive {primitive.name} has no JVP rule")
         primals_out, tangents_out = rule(primals, tangents, **params)
-        return [JVPTracer(self, p, t) for p, t in zip(primals_out, tangents_out)]
+        avals = [None] * len(primals_out)
+        if any(t.aval.weak_type for t in tracers):
+            # NB: concrete NumPy results cannot carry NEP 50 weakness (Python scalars do).
+            avals = core.abstract_eval(primitive, [t.aval for t in tracers], params)
+            avals = [a if a.weak_type and not isinstance(p, Tracer) else None
+                     for a, p in zip(avals, primals_out)]
+        return [JVPTracer(self, p, t, a) for p, t, a in zip(primals_out, tangents_out, avals)]
 
 
 def jvp_flat(f, primals, tangents):

@@ -82,8 +82,8 @@ class RecordTrace(core.Trace):
 
     def new_input(self, val) -> RecordTracer:
         recording = self.recording
+        aval = get_aval(val)  # NB: before to_numpy, so a Python scalar input stays weak
         val = core.to_numpy(val)
-        aval = get_aval(val)
         slot = recording.new_slot(aval)
         recording.in_slots.append(slot)
         return RecordTracer(self, val, slot, aval)
@@ -105,7 +105,10 @@ class RecordTrace(core.Trace):
     def process_primitive(self, primitive, tracers, params):
         recording = self.recording
         vals = apply_impl(primitive, [t.val for t in tracers], params)
-        avals = [get_aval(v) for v in vals]
+        if any(t.aval.weak_type for t in tracers):  # concrete values cannot carry weakness
+            avals = core.abstract_eval(primitive, [t.aval for t in tracers], params)
+        else:
+            avals = [get_aval(v) for v in vals]
         out_slots = tuple(recording.new_slot(aval) for aval in avals)
         recording.eqns.append((primitive, tuple(t.slot for t in tracers), params, out_slots))
         return [RecordTracer(self, v, s, a) for v, s, a in zip(vals, out_slots, avals)]
