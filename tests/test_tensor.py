@@ -728,3 +728,25 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_max_with_dim_sends_the_gradient_to_the_returned_index():
+    x = f64([[2.0, 2.0, 1.0]])
+    values, indices = x.max(1, keepdim=True)
+    assert values.shape == (1, 1) and indices.tolist() == [[0]]
+    values.sum().backward()
+    assert x.grad.tolist() == [[1.0, 0.0, 0.0]]  # PyTorch: the tie goes to the index it returns
+
+
+def test_piecewise_constant_ops_give_zero_gradients_not_none():
+    x = f64([1.5, -2.0])
+    (x.sign() + x.floor() + x.round()).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
+
+
+def test_binary_cross_entropy_gradient_is_finite_at_saturated_probabilities():
+    z = f64([-1000.0, 0.0, 1000.0])
+    loss = F.binary_cross_entropy(z.sigmoid(), fg.tensor([1.0, 0.0, 1.0], dtype=fg.float64))
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.all(np.isfinite(z.grad.numpy()))
+    np.testing.assert_allclose(loss.item(), 100 / 3 + np.log(2) / 3)

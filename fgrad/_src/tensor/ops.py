@@ -247,10 +247,28 @@ amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims
 amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
 max_all = Op("MaxBackward1", lambda x: fnp.max(x))
 min_all = Op("MinBackward1", lambda x: fnp.min(x))
-max_dim = Op("MaxBackward0", lambda x, dim, keepdim: (
-    fnp.max(x, axis=dim, keepdims=keepdim), fnp.argmax(x, axis=dim, keepdims=keepdim)))
-min_dim = Op("MinBackward0", lambda x, dim, keepdim: (
-    fnp.min(x, axis=dim, keepdims=keepdim), fnp.argmin(x, axis=dim, keepdims=keepdim)))
+def _select_along(x, index, dim, keepdim):
+    """``x`` at ``index`` (an int array of the reduced shape) along ``dim``: a gather, so
+    the gradient goes to that one element, as PyTorch's ``max(dim)`` does."""
+    shape = get_aval(x).shape
+    reduced = shape[:dim] + shape[dim + 1:]
+    grids = np.indices(reduced, sparse=True) if reduced else ()
+    parts = list(grids[:dim]) + [index] + list(grids[dim:])
+    out = indexing.getitem(x, tuple(parts))
+    return fnp.expand_dims(out, dim) if keepdim else out
+
+
+def _max_dim(x, dim, keepdim, arg=fnp.argmax):
+    dim = dim % max(get_aval(x).ndim, 1)
+    if get_aval(x).ndim == 0:
+        return x, fnp.zeros((), np.int64)
+    index = arg(x, axis=dim)
+    values = _select_along(x, index, dim, keepdim)
+    return values, (fnp.expand_dims(index, dim) if keepdim else index)
+
+
+max_dim = Op("MaxBackward0", _max_dim)
+min_dim = Op("MinBackward0", lambda x, dim, keepdim: _max_dim(x, dim, keepdim, fnp.argmin))
 argmax = Op("ArgmaxBackward0", lambda x, dim, keepdim: fnp.argmax(x, axis=dim, keepdims=keepdim))
 argmin = Op("ArgminBackward0", lambda x, dim, keepdim: fnp.argmin(x, axis=dim, keepdims=keepdim))
 
@@ -468,9 +486,11 @@ binary_cross_entropy_with_logits = Op("BinaryCrossEntropyWithLogitsBackward0", _
 def _bce(probs, target, *rest):
     *weights, reduction = rest
     probs, target = promote(probs, target)
-    # PyTorch clamps the log terms at -100 so that p = 0 or 1 stays finite.
-    log_p = fnp.maximum(fnp.log(probs), -100.0)
-    log_1mp = fnp.maximum(fnp.log(fnp.subtract(1, probs)), -100.0)
+    # PyTorch clamps the log terms at -100 so that p = 0 or 1 stays finite; clamping the
+    # argument (at e^-100) keeps the gradient finite there too.
+    tiny = math.exp(-100.0)
+    log_p = fnp.log(fnp.maximum(probs, tiny))
+    log_1mp = fnp.log(fnp.maximum(fnp.subtract(1, probs), tiny))
     loss = fnp.negative(fnp.add(fnp.multiply(target, log_p),
                                 fnp.multiply(fnp.subtract(1, target), log_1mp)))
     if weights:

@@ -247,8 +247,8 @@ def stage_vjp(fn, avals, diff, name, view):
 
     The forward program returns ``outputs + residuals``; the backward program
     maps ``residuals + cotangents of the float outputs`` to the cotangents of
-    the inputs in ``ct_slots`` (positions into ``diff``; inputs whose cotangent
-    is symbolically zero are left out).
+    the inputs in ``ct_slots`` (positions into ``diff``, all of them: a
+    symbolically zero cotangent becomes zeros, as PyTorch's formulas give).
     """
     store: dict = {}
 
@@ -282,7 +282,8 @@ def stage_vjp(fn, avals, diff, name, view):
         outs = []
         for k, (g, i) in enumerate(zip(grads, diff)):
             if isinstance(g, ad.Zero):
-                continue
+                # PyTorch gives zeros, not "no gradient" (sign, floor, round, ...).
+                g = np.zeros(avals[i].shape, avals[i].dtype)
             want = avals[i].dtype
             if get_aval(g).dtype != want:
                 from fgrad._src.lax import lax
