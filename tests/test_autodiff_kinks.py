@@ -257,3 +257,12 @@ def test_logaddexp_of_minus_infinities_is_finite():
     assert np.isfinite(gx) and np.isfinite(gy)
     gx, gy = fg.grad(fnp.logaddexp, argnums=(0, 1))(-np.inf, 0.0)
     assert (float(gx), float(gy)) == (0.0, 1.0)
+
+
+def test_double_where_keeps_the_unselected_branch_finite():
+    naive = fg.grad(lambda x: fnp.where(x > 0, fnp.sqrt(x), 0.0))
+    safe = fg.grad(lambda x: fnp.where(x > 0, fnp.sqrt(fnp.where(x > 0, x, 1.0)), 0.0))
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(naive(-1.0))  # 0 * (derivative of sqrt at -1), as in JAX and PyTorch
+    assert float(safe(-1.0)) == 0.0
+    assert float(safe(4.0)) == 0.25

@@ -98,7 +98,7 @@ class custom_vjp:
     >>> def fwd(x):
     ...     return x, None
     >>> def bwd(res, g):
-    ...     return (np.clip(g, -1.0, 1.0),)
+    ...     return (fg.numpy.clip(g, -1.0, 1.0),)
     >>> clip_gradient.defvjp(fwd, bwd)
     >>> float(fg.grad(lambda x: 5.0 * clip_gradient(x))(2.0))
     1.0

@@ -136,10 +136,10 @@ def linearize_flat(f, primals):
     to tangents out, with the residuals it needs as constants.
 
     >>> from fgrad._src.lax import lax
-    >>> outs, lin = linearize_flat(lambda x: [lax.sin(x)], [np.float64(0.0)])
-    >>> print(lin)
-    { lambda a:f64[]; b:f64[]. let
-        c:f64[] = mul b a
+    >>> outs, lin = linearize_flat(lambda x: [lax.sin(x)], [np.zeros(2)])
+    >>> print(lin)  # a = cos(x) is the residual
+    { lambda a:f64[2]; b:f64[2]. let
+        c:f64[2] = mul b a
       in (c,) }
     """
     builder = JaxprBuilder()
