@@ -750,3 +750,29 @@ def test_binary_cross_entropy_gradient_is_finite_at_saturated_probabilities():
     loss.backward()
     assert np.isfinite(loss.item()) and np.all(np.isfinite(z.grad.numpy()))
     np.testing.assert_allclose(loss.item(), 100 / 3 + np.log(2) / 3)
+
+
+def test_threads_record_and_walk_their_own_graphs():
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for i in range(60):
+            v = rng.standard_normal(int(rng.integers(1, 5)))
+            x = f64(v)
+            if i % 5 == 0:
+                with fg.no_grad():
+                    if w1_tensor(x).requires_grad:
+                        errors.append("no_grad leaked into another thread")
+                continue
+            w1_tensor(x).backward()
+            t = np.tanh(v)
+            if not np.allclose(x.grad.numpy(), (1 - t * t) * v + t + 2 * np.sin(v) * np.cos(v)):
+                errors.append("wrong gradient")
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

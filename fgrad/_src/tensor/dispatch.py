@@ -164,7 +164,7 @@ _DIFF_0 = (0,)
 _DIFF_2 = {(True, True): (0, 1), (True, False): (0,), (False, True): (1,)}
 _CACHE_LIMIT = 20000
 _new = object.__new__
-_next_seq = graph.tick
+_next_seq = graph._clock  # shared with in-place write clocks
 _wrap = None  # set by fgrad._src.tensor.tensor
 
 

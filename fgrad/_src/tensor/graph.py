@@ -211,10 +211,12 @@ def _zeros_ct(aval, create_graph):
     return _tensor_module().Tensor._wrap(zeros) if create_graph else zeros
 
 
-def _tensor_module():
-    from fgrad._src.tensor import tensor
+class _TensorModule:
+    Tensor = None  # set by fgrad._src.tensor.tensor (which imports this module)
 
-    return tensor
+
+def _tensor_module():
+    return _TensorModule
 
 
 def run_backward(roots, root_cts, retain_graph, create_graph, inputs=None, accumulate=True):

@@ -987,6 +987,7 @@ class Tensor:
 _new = object.__new__
 dispatch.Tensor = Tensor
 dispatch._wrap = Tensor._wrap
+graph._TensorModule.Tensor = Tensor
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
                "int32": "IntTensor", "bool": "BoolTensor", "uint8": "ByteTensor",
                "int16": "ShortTensor", "int8": "CharTensor"}
