@@ -6,7 +6,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from fgrad._src.nn.module import Module
+from fgrad._src.nn.module import Module, _addindent
 
 
 def _index(idx, n, what):
@@ -149,6 +149,24 @@ class ModuleList(Module):
 
     def __dir__(self):
         return [k for k in super().__dir__() if not k.isdigit()]
+
+    def __repr__(self):
+        """Like PyTorch's: runs of identical modules print once, as ``(0-2): 3 x ...``."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        blocks = []  # [start, end, repr]
+        for i, r in enumerate(reprs):
+            if blocks and blocks[-1][2] == r:
+                blocks[-1][1] = i
+            else:
+                blocks.append([i, i, r])
+        lines = []
+        for start, end, r in blocks:
+            n = end - start + 1
+            text = f"({start}): {r}" if n == 1 else f"({start}-{end}): {n} x {r}"
+            lines.append(_addindent(text, 2))
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def append(self, module):
         """Add ``module`` at the end; returns ``self``."""

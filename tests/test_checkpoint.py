@@ -1,0 +1,260 @@
+"""fg.save / fg.load: .npz checkpoints with a JSON manifest, no pickle, atomic writes,
+clear errors for damaged files."""
+
+import io
+import json
+import math
+import os
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import fgrad as fg
+from fgrad import nn, optim
+from fgrad._src import checkpoint
+
+
+def make_model():
+    fg.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_model_state_dict_round_trip(tmp_path):
+    model = make_model()
+    path = tmp_path / "model.pt"
+    fg.save(model.state_dict(), path)
+    assert sorted(os.listdir(tmp_path)) == ["model.pt"]  # exact name, no temp files left
+    loaded = fg.load(path)
+    assert type(loaded) is OrderedDict
+    assert list(loaded) == list(model.state_dict())
+    for key, value in model.state_dict().items():
+        got = loaded[key]
+        assert type(got) is fg.Tensor and not got.requires_grad
+        assert got.dtype == value.dtype and got.shape == value.shape
+        assert np.array_equal(got.numpy(), value.numpy())
+    other = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    assert repr(other.load_state_dict(loaded)) == "<All keys matched successfully>"
+    x = fg.randn(2, 4)
+    with fg.no_grad():
+        assert np.array_equal(other(x).numpy(), model(x).numpy())
+
+
+def test_training_resumes_identically_from_a_checkpoint(tmp_path):
+    x = fg.randn(16, 4)
+    y = fg.tensor(np.arange(16) % 3)
+
+    def train_steps(model, opt, n):
+        for _ in range(n):
+            loss = nn.CrossEntropyLoss()(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    model = make_model()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    train_steps(model, opt, 3)
+    path = tmp_path / "ckpt.pt"
+    fg.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, path)
+    train_steps(model, opt, 2)
+
+    ckpt = fg.load(path)
+    assert ckpt["epoch"] == 3 and sorted(ckpt["optimizer"]["state"]) == [0, 1, 2, 3]
+    assert ckpt["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    resumed = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    resumed.load_state_dict(ckpt["model"])
+    opt2 = optim.Adam(resumed.parameters(), lr=0.5)
+    opt2.load_state_dict(ckpt["optimizer"])
+    assert opt2.param_groups[0]["lr"] == 0.01
+    train_steps(resumed, opt2, 2)
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert np.array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_nested_values_keys_and_escaping(tmp_path):
+    obj = {
+        "a/b": fg.ones(2),
+        "a~1b": fg.zeros(2),
+        1: np.arange(3),
+        "1": np.float32(2.5),
+        None: [1, 2.5, True, None, "text", (3, 4)],
+        2.5: {"inner": {"deep": fg.tensor([1, 2])}},
+        "floats": [math.inf, -math.inf, 1e-320, 0.1],
+        "big": 2 ** 80,
+        "f64": fg.tensor([1.0, 2.0], dtype=fg.float64),
+        "param": nn.Parameter(fg.ones(1)),
+        "empty": np.zeros((0, 3), np.float32),
+        "flag": np.array([True, False]),
+    }
+    path = tmp_path / "nested.ckpt"
+    fg.save(obj, path)
+    got = fg.load(path)
+    assert list(got) == list(obj)
+    assert np.array_equal(got["a/b"].numpy(), [1.0, 1.0])
+    assert np.array_equal(got["a~1b"].numpy(), [0.0, 0.0])
+    assert type(got[1]) is np.ndarray and got[1].tolist() == [0, 1, 2]
+    assert type(got["1"]) is np.float32 and got["1"] == 2.5
+    assert got[None] == [1, 2.5, True, None, "text", (3, 4)]
+    assert type(got[None][2]) is bool and type(got[None][5]) is tuple
+    assert got[2.5]["inner"]["deep"].dtype == fg.int64
+    assert got["floats"] == [math.inf, -math.inf, 1e-320, 0.1]
+    assert got["big"] == 2 ** 80 and got["f64"].dtype == fg.float64
+    assert isinstance(got["param"], nn.Parameter) and got["param"].requires_grad
+    assert got["empty"].shape == (0, 3) and got["flag"].dtype == np.bool_
+    nan = fg.load(_saved(tmp_path, {"x": math.nan}))["x"]
+    assert math.isnan(nan)
+
+
+def _saved(tmp_path, obj, name="x.pt"):
+    path = tmp_path / name
+    fg.save(obj, path)
+    return path
+
+
+def test_file_is_plain_npz_without_pickles(tmp_path):
+    path = _saved(tmp_path, {"model": make_model().state_dict(), "step": 7})
+    with np.load(path, allow_pickle=False) as archive:
+        names = sorted(archive.files)
+        assert names == sorted(["__fgrad_manifest__", "model/0.weight", "model/0.bias",
+                                "model/2.weight", "model/2.bias"])
+        manifest = json.loads(archive["__fgrad_manifest__"].tobytes())
+        assert manifest["format"] == "fgrad-checkpoint" and manifest["version"] == 1
+        for name in names:
+            assert archive[name].dtype != object
+    with zipfile.ZipFile(path) as zf:
+        assert all(n.endswith(".npy") for n in zf.namelist())
+
+
+def test_file_objects(tmp_path):
+    buffer = io.BytesIO()
+    fg.save({"w": fg.ones(3)}, buffer)
+    buffer.seek(0)
+    assert fg.load(buffer)["w"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = _saved(tmp_path, {"w": fg.ones(3)}, "model.pt")
+    before = path.read_bytes()
+
+    def crash(file, **arrays):  # write part of a file, then die
+        file.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(checkpoint.np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fg.save({"w": fg.zeros(3)}, path)
+    assert path.read_bytes() == before  # the previous checkpoint is intact
+    assert os.listdir(tmp_path) == ["model.pt"]  # and the temp file is gone
+    monkeypatch.undo()
+    assert fg.load(path)["w"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_truncated_file_raises_value_error_naming_the_path(tmp_path):
+    path = _saved(tmp_path, make_model().state_dict())
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 5, 0):
+        bad = tmp_path / f"cut{cut}.pt"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=f"fg.load: '.*cut{cut}.pt' is not a valid fgrad "
+                                             "checkpoint"):
+            fg.load(bad)
+
+
+def test_flipped_byte_in_array_data_is_detected(tmp_path):
+    path = _saved(tmp_path, {"w": fg.arange(100.0)})
+    data = bytearray(path.read_bytes())
+    start = data.index(b"w.npy") + 200  # inside the array payload
+    data[start] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
+        fg.load(path)
+
+
+def _rewrite(path, replace):
+    """Rewrite the zip with some entries replaced (valid zip, valid CRCs)."""
+    with zipfile.ZipFile(path) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries.update(replace)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+
+
+def _npy(array):
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_tampered_arrays_and_manifest_are_detected(tmp_path):
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    _rewrite(path, {"w.npy": _npy(np.array([1.0, 1.0, 9.0], np.float32))})
+    with pytest.raises(ValueError, match="does not match its SHA-256"):
+        fg.load(path)
+
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    _rewrite(path, {"w.npy": _npy(np.ones(4, np.float32))})
+    with pytest.raises(ValueError, match="the manifest says"):
+        fg.load(path)
+
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    _rewrite(path, {"extra.npy": _npy(np.ones(1))})
+    with pytest.raises(ValueError, match="not listed in the manifest"):
+        fg.load(path)
+
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    _rewrite(path, {"w.npy": _npy(np.array([{"evil": 1}], dtype=object))})
+    with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
+        fg.load(path)  # object arrays are never unpickled
+
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    _rewrite(path, {"__fgrad_manifest__.npy": _npy(np.frombuffer(b"{not json", np.uint8))})
+    with pytest.raises(ValueError, match="unreadable manifest"):
+        fg.load(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.ones(2))
+    with pytest.raises(ValueError, match="no manifest entry"):
+        fg.load(plain)
+    single = tmp_path / "single.npy"
+    np.save(single, np.ones(2))
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        fg.load(single)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(256))
+    with pytest.raises(ValueError, match="junk.pt"):
+        fg.load(junk)
+    with pytest.raises(FileNotFoundError):
+        fg.load(tmp_path / "missing.pt")
+
+
+def test_unsupported_objects_are_rejected(tmp_path):
+    with pytest.raises(TypeError, match=r"got Sequential at the root \(save "
+                                        r"module.state_dict\(\)"):
+        fg.save(make_model(), tmp_path / "m.pt")
+    with pytest.raises(TypeError, match="got object at key path 'a'/0"):
+        fg.save({"a": [object()]}, tmp_path / "m.pt")
+    with pytest.raises(TypeError, match="dict keys must be"):
+        fg.save({(1, 2): 3}, tmp_path / "m.pt")
+    with pytest.raises(TypeError, match="dtype"):
+        fg.save({"c": np.array([1 + 2j])}, tmp_path / "m.pt")
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_map_location():
+    buffer = io.BytesIO()
+    fg.save({"w": fg.ones(1)}, buffer)
+    buffer.seek(0)
+    assert fg.load(buffer, map_location="cpu")["w"].item() == 1.0
+    with pytest.raises(ValueError, match="CPU only"):
+        fg.load(buffer, map_location="cuda:0")
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(checkpoint, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
