@@ -262,6 +262,8 @@ shaped("broadcast_to-0d", lambda x: fnp.broadcast_to(x, (2, 3)), ())
 shaped("broadcast_arrays", lambda x, y: fnp.broadcast_arrays(x, y), (3, 1), (4,))
 shaped("concatenate", lambda x, y: fnp.concatenate([x, y, x], axis=1), (2, 3), (2, 1))
 shaped("concatenate-none", lambda x, y: fnp.concatenate([x, y], axis=None), (2, 3), (4,))
+shaped("concatenate-const", lambda x: fnp.concatenate([np.ones((2, 1), x.dtype), x], 1),
+       (2, 3), covers=("concatenate",))
 shaped("stack", lambda x, y: fnp.stack([x, y], axis=-1), (2, 3), (2, 3))
 shaped("stack-0d", lambda x, y: fnp.stack([x, y, x]), (), ())
 shaped("hstack", lambda x, y: fnp.hstack([x, y]), (3,), (2,))
@@ -403,6 +405,8 @@ row("select_n-int", lambda w, a, b, c: lax.select_n(w, a, b, c),
 row("astype-f32", lambda x: fnp.astype(x, np.float32) * 2.0, ((3,), U()), covers=("astype",))
 row("astype-f64", lambda x: fnp.astype(x, np.float64) ** 2, ((3,), U()), covers=("astype",))
 row("astype-method", lambda x: (x.astype(np.float32), x.astype(np.float64) * x), ((3,), U()))
+row("astype-int", lambda x: fnp.astype(fnp.astype(x, np.int64), x.dtype) * x, ((3,), frac()),
+    covers=("astype",))
 row("integer_pow", lambda x: lax.integer_pow(x, 5) + lax.integer_pow(x, -3), ((3,), pm(0.5, 1.5)))
 row("iota", lambda x: x * lax.convert_element_type(lax.iota(np.int64, (2, 3), 1), x.dtype),
     ((2, 3), U()))
@@ -417,6 +421,29 @@ DTYPES = [np.float32, np.float64]
 @pytest.mark.parametrize("r", ROWS, ids=[r.name for r in ROWS])
 def test_rule(r, dtype):
     check_grads(r.fun, r.sample(dtype), order=2, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("r", ROWS, ids=[r.name for r in ROWS])
+def test_rule_under_jit(r, dtype):
+    """The gradient programs, staged by jit and run by the backend, match eager vjp/jvp."""
+    args = r.sample(dtype)
+    rng = np.random.default_rng(0)
+    out = r.fun(*args)
+    cts = fg.tree_util.tree_map(lambda o: np.asarray(rng.standard_normal(np.shape(o)),
+                                                     np.asarray(o).dtype), out)
+    tangents = fg.tree_util.tree_map(lambda a: np.asarray(
+        rng.standard_normal(np.shape(a)), np.asarray(a).dtype), args)
+
+    def both(args, cts, tangents):
+        return fg.vjp(r.fun, *args)[1](cts), fg.jvp(r.fun, args, tangents)[1]
+
+    expected = both(args, cts, tangents)
+    actual = fg.jit(both)(args, cts, tangents)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, e in zip(fg.tree_util.tree_leaves(actual), fg.tree_util.tree_leaves(expected)):
+        assert np.asarray(a).dtype == np.asarray(e).dtype
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
 
 
 def test_row_names_are_unique():
