@@ -215,6 +215,19 @@ def test_custom_vjp_fwd_returning_the_wrong_thing():
         fg.grad(_make(lambda r, g: (g, g), fwd=lambda x, y: ((x, y), None)))(2.0, 3.0)
 
 
+def test_custom_vjp_fwd_output_must_match_the_function():
+    @fg.custom_vjp
+    def f(x):
+        return x * 2.0
+
+    f.defvjp(lambda x: (fnp.sum(x), None), lambda r, g: (g,))
+    with pytest.raises(TypeError, match=r"fwd of f returned output 0 of type f64\[\].*f64\[2\]"):
+        fg.grad(lambda x: fnp.sum(f(x)))(np.ones(2))
+    f.defvjp(lambda x: (fnp.astype(x, np.float32), None), lambda r, g: (g,))
+    with pytest.raises(TypeError, match=r"f32\[2\], but the function returns f64\[2\]"):
+        fg.vjp(f, np.ones(2))
+
+
 def test_custom_vjp_errors_also_under_jit():
     f = _make(lambda r, g: (g * r[1],))
     with pytest.raises(TypeError, match="one cotangent per argument"):

@@ -126,7 +126,7 @@ class custom_vjp:
             return self.fun(*args)
         in_avals = [get_aval(x) for x in leaves]
         call_jaxpr, out_tree = self._trace(in_tree, in_avals)
-        fwd_flat, bwd_flat = self._flat_rules(in_tree, in_avals, out_tree)
+        fwd_flat, bwd_flat = self._flat_rules(in_tree, in_avals, out_tree, call_jaxpr.out_avals)
         outs = custom_vjp_call_p.bind(
             *leaves, call_jaxpr=call_jaxpr, fwd=fwd_flat, bwd=bwd_flat, name=self.__name__
         )
@@ -146,7 +146,7 @@ class custom_vjp:
             self._jaxpr_cache[key] = (call_jaxpr, store["tree"])
         return self._jaxpr_cache[key]
 
-    def _flat_rules(self, in_tree, in_avals, out_tree):
+    def _flat_rules(self, in_tree, in_avals, out_tree, out_avals):
         res_tree_cell = {}
         name = self.__name__
 
@@ -164,6 +164,13 @@ class custom_vjp:
                     f"custom_vjp fwd of {name} returned output structure {fwd_out_tree}, "
                     f"but the function returns {out_tree}"
                 )
+            for i, (leaf, aval) in enumerate(zip(out_leaves, out_avals)):
+                got = get_aval(leaf)
+                if got.shape != aval.shape or got.dtype != aval.dtype:
+                    raise TypeError(
+                        f"custom_vjp fwd of {name} returned output {i} of type "
+                        f"{got.str_short()}, but the function returns {aval.str_short()}"
+                    )
             res_leaves, res_tree_cell["tree"] = tree_flatten(residuals)
             return out_leaves, res_leaves
 
