@@ -686,3 +686,13 @@ def test_traced_tangents_and_cotangents_are_checked_and_cast():
                                                                np.ones(2, np.float32))
     out = fg.jit(lambda x, c: fg.vjp(lambda x: x * 2, x)[1](c))(np.ones((), np.float32), 1.0)
     assert out[0].dtype == np.float32 and float(out[0]) == 2.0
+
+
+def test_keyword_arguments_are_constants():
+    f = lambda x, scale=1.0: fnp.sum(x ** 2) * scale  # noqa: E731
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(fg.grad(f)(x, scale=3.0), 6 * x)
+    np.testing.assert_allclose(fg.value_and_grad(f)(x, scale=3.0)[0], 15.0)
+    np.testing.assert_allclose(fg.jacrev(f)(x, scale=3.0), 6 * x)
+    np.testing.assert_allclose(fg.jacfwd(f)(x, scale=3.0), 6 * x)
+    np.testing.assert_allclose(fg.hessian(f)(x, scale=3.0), 6 * np.eye(2))

@@ -388,7 +388,7 @@ def jacfwd(f, argnums=0):
     """
 
     @functools.wraps(f)
-    def jacfun(*args):
+    def jacfun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacfwd")
         _check_differentiable(args, nums, "jacfwd")
         diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
@@ -397,7 +397,7 @@ def jacfwd(f, argnums=0):
             full = list(args)
             for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
                 full[n] = a
-            out_leaves, store["tree"] = tree_flatten(f(*full))
+            out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
             return out_leaves
 
         store: dict = {}
@@ -437,7 +437,7 @@ def jacrev(f, argnums=0):
     """
 
     @functools.wraps(f)
-    def jacfun(*args):
+    def jacfun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev")
         _check_differentiable(args, nums, "jacrev")
         diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
@@ -447,7 +447,7 @@ def jacrev(f, argnums=0):
             full = list(args)
             for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
                 full[n] = a
-            out_leaves, store["tree"] = tree_flatten(f(*full))
+            out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
             return out_leaves
 
         outs, lin = linearize(f_flat, diff_flat)
