@@ -1008,3 +1008,32 @@ def test_weak_type_examples():
     assert closed.in_avals[0].weak_type and closed.in_avals[0].dtype == F64
     # A bare Python float alone is float64, like NumPy.
     assert np.asarray(fg.jit(fnp.sin)(1.0)).dtype == np.float64
+
+
+WEAK_CONSISTENCY = {
+    # Python operators on Python scalars give Python scalars (weak) ...
+    "x * (s / 2.0)": lambda x, s: x * (s / 2.0),
+    "x + (-s) ** 2": lambda x, s: x + (-s) ** 2,
+    "(s > 1.0) * x": lambda x, s: (s > 1.0) * x,
+    # ... but NumPy functions of Python scalars give NumPy scalars (strong), as in NumPy 2.
+    "x * fnp.sin(s)": lambda x, s: x * fnp.sin(s),
+    "x * fnp.where(x > 0, 1.0, s)": lambda x, s: x * fnp.where(x > 0, 1.0, s),
+    "x + fnp.maximum(s, 0.5)": lambda x, s: x + fnp.maximum(s, 0.5),
+    "x + fnp.sum(s)": lambda x, s: x + fnp.sum(s),
+    "x - fnp.asarray(s)": lambda x, s: x - fnp.asarray(s),
+    "x * fnp.array([s, s])": lambda x, s: x * fnp.array([s, s]),
+    "x * fnp.abs(s)": lambda x, s: x * fnp.abs(s),
+}
+
+
+@pytest.mark.parametrize("name", WEAK_CONSISTENCY)
+@pytest.mark.parametrize("s", [2.0, 3], ids=repr)
+def test_python_scalar_arguments_promote_like_eager_numpy(name, s):
+    """A Python scalar passed to jit/make_jaxpr behaves exactly as it does eagerly."""
+    f = WEAK_CONSISTENCY[name]
+    x = np.array([0.5, -1.5], np.float32)
+    ref = f  # eagerly, fnp on NumPy values *is* the NumPy computation
+    expected = np.asarray(f(x, s))
+    np_expected = eval(name.replace("fnp.", "np."), {"np": np, "x": x, "s": s})
+    assert expected.dtype == np.asarray(np_expected).dtype, "eager fgrad differs from NumPy"
+    check_against_numpy(f, ref, (x, s), modes=("jaxpr", "jit"), what=name)

@@ -66,7 +66,8 @@ def binop(name, impl, accepted=NUMERIC, result_dtype=None) -> Primitive:
             )
         _check_dtype(name, x, accepted)
         dtype = x.dtype if result_dtype is None else result_dtype
-        return ShapedArray(x.shape, dtype, x.weak_type and y.weak_type and result_dtype is None)
+        # NB: comparisons of two weak operands are weak too, like Python's `2.0 > 1.0`.
+        return ShapedArray(x.shape, dtype, x.weak_type and y.weak_type)
 
     core.abstract_eval_rules[prim] = abstract
     out_dtype = (lambda x, y: np.asarray(x).dtype) if result_dtype is None else (

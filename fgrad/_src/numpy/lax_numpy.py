@@ -9,6 +9,8 @@ Shape errors name the user-level function and the user's shapes.
 from __future__ import annotations
 
 import builtins
+import functools
+import inspect
 import math
 import operator
 
@@ -1148,3 +1150,49 @@ def astype(x, dtype):
     array([1])
     """
     return _cast(_operand(x), dtypes.check_supported(dtype))
+
+
+# --------------------------------------------------------------------------- strong results
+
+
+def _strong(out):
+    """NumPy functions return NumPy values, never Python scalars: their results are
+    strongly typed. (Operators on Python scalars stay weak, see tracer_methods.)"""
+    if isinstance(out, Tracer):
+        if out.aval.weak_type:
+            return lax.convert_element_type(out, out.aval.dtype, weak_type=False)
+        return out
+    if _is_python_scalar(out):
+        return np.asarray(out)[()]
+    if isinstance(out, (list, tuple)) and not isinstance(out, np.ndarray):
+        return type(out)(_strong(o) for o in out)
+    return out
+
+
+def strong_result(fn):
+    """Decorate a public ``fgrad.numpy`` function so its results are strongly typed,
+    as NumPy's are: ``jit(lambda x, s: x * fnp.sin(s))(f32_array, 2.0)`` is float64,
+    exactly like the eager ``x * np.sin(2.0)``. The undecorated function stays
+    available as ``fn.__wrapped__`` (Python operators use it).
+
+    >>> strong_result(lambda x: x)(2.0)
+    np.float64(2.0)
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return _strong(fn(*args, **kwargs))
+
+    return wrapper
+
+
+_NOT_ARRAY_VALUED = {"shape", "ndim", "size", "strong_result"}
+for _name, _fn in list(globals().items()):
+    if (
+        not _name.startswith("_")
+        and _name not in _NOT_ARRAY_VALUED
+        and inspect.isfunction(_fn)
+        and _fn.__module__ == __name__
+    ):
+        globals()[_name] = strong_result(_fn)
+del _name, _fn

@@ -20,7 +20,7 @@ def _swap(fn):
 def _floordiv(x, y):
     x, y = fnp._promote_broadcast("floor_divide", x, y)
     if fnp.get_aval(x).dtype.kind == "f":
-        return fnp.floor(fnp.divide(x, y))
+        return _raw(fnp.floor)(_raw(fnp.divide)(x, y))
     raise TypeError("floor division of integer tracers is not supported; cast to float")
 
 
@@ -60,20 +60,32 @@ _and = _bitwise("bitwise_and", lax.bitwise_and)
 _or = _bitwise("bitwise_or", lax.bitwise_or)
 _xor = _bitwise("bitwise_xor", lax.bitwise_xor)
 
+def _raw(fn):
+    # NB: operators skip the strong-result wrapper of fgrad.numpy functions: an
+    # operator on traced Python scalars stays weak, as `2.0 * s` is a Python float.
+    return getattr(fn, "__wrapped__", fn)
+
+
+_add, _sub, _mul, _div, _pow = (
+    _raw(f) for f in (fnp.add, fnp.subtract, fnp.multiply, fnp.divide, fnp.power)
+)
+_lt, _le, _gt, _ge, _eq, _ne = (
+    _raw(f) for f in (fnp.less, fnp.less_equal, fnp.greater, fnp.greater_equal, fnp.equal,
+                      fnp.not_equal)
+)
+
 _OPERATORS = {
-    "__add__": fnp.add, "__radd__": _swap(fnp.add),
-    "__sub__": fnp.subtract, "__rsub__": _swap(fnp.subtract),
-    "__mul__": fnp.multiply, "__rmul__": _swap(fnp.multiply),
-    "__truediv__": fnp.divide, "__rtruediv__": _swap(fnp.divide),
+    "__add__": _add, "__radd__": _swap(_add),
+    "__sub__": _sub, "__rsub__": _swap(_sub),
+    "__mul__": _mul, "__rmul__": _swap(_mul),
+    "__truediv__": _div, "__rtruediv__": _swap(_div),
     "__floordiv__": _floordiv, "__rfloordiv__": _swap(_floordiv),
-    "__pow__": fnp.power, "__rpow__": _swap(fnp.power),
+    "__pow__": _pow, "__rpow__": _swap(_pow),
     "__matmul__": linalg.matmul, "__rmatmul__": _swap(linalg.matmul),
-    "__lt__": fnp.less, "__le__": fnp.less_equal,
-    "__gt__": fnp.greater, "__ge__": fnp.greater_equal,
-    "__eq__": fnp.equal, "__ne__": fnp.not_equal,
+    "__lt__": _lt, "__le__": _le, "__gt__": _gt, "__ge__": _ge, "__eq__": _eq, "__ne__": _ne,
     "__and__": _and, "__or__": _or, "__xor__": _xor,
     "__rand__": _swap(_and), "__ror__": _swap(_or), "__rxor__": _swap(_xor),
-    "__neg__": fnp.negative, "__pos__": _pos, "__abs__": fnp.abs,
+    "__neg__": _raw(fnp.negative), "__pos__": _pos, "__abs__": _raw(fnp.abs),
     "__invert__": _invert,
     "__getitem__": indexing.getitem,
 }
