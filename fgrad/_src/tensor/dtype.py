@@ -17,8 +17,6 @@ import builtins
 
 import numpy as np
 
-from fgrad._src import dtypes as core_dtypes
-
 
 class dtype:  # noqa: N801  (PyTorch's spelling)
     """A Tensor element type, e.g. ``fg.float32``.
@@ -56,9 +54,6 @@ class dtype:  # noqa: N801  (PyTorch's spelling)
 
     def __reduce__(self):
         return (as_dtype, (self.name,))
-
-    def to_complex(self):  # pragma: no cover - PyTorch API shape only
-        raise TypeError("fgrad has no complex dtypes")
 
 
 float32 = dtype("float32")
@@ -105,10 +100,6 @@ def as_dtype(value) -> dtype:
 
 def from_numpy_dtype(np_dtype) -> dtype:
     return _BY_NUMPY[np_dtype]
-
-
-def numpy_dtype(value) -> np.dtype:
-    return as_dtype(value).dtype
 
 
 def _category(np_dtype) -> int:
@@ -159,7 +150,3 @@ def result_type(avals) -> np.dtype:
         else:
             zero = d if zero is None else promote_types(zero, d)
     return _combine(dim, _combine(zero, wrapped))
-
-
-def is_float(np_dtype) -> bool:
-    return core_dtypes.is_float(np_dtype)

@@ -41,11 +41,6 @@ _writes: dict = {}
 _clock = itertools.count(1).__next__
 
 
-def tick() -> int:
-    """The next value of the clock shared by node creation and in-place writes."""
-    return _clock()
-
-
 def _base(array):
     while isinstance(array.base, np.ndarray):
         array = array.base

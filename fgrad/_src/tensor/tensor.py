@@ -284,10 +284,6 @@ class Tensor:
     is_cuda = False
     is_sparse = False
 
-    @property
-    def is_floating_point_(self):
-        return self._value.dtype.kind == "f"
-
     def is_floating_point(self):
         return self._value.dtype.kind == "f"
 
