@@ -272,7 +272,7 @@ def repeat_args(draw, dts):
 
 
 def _norm_kwargs(ndim):
-    ords = [None, 1, 2, np.inf, -np.inf, 3, 0.5]
+    ords = [None, 1, 2, np.inf, -np.inf, 3, 0.5, 0, -1, -2, -0.5]
     return st.fixed_dictionaries(
         {
             "ord": st.sampled_from(ords),
@@ -1037,3 +1037,109 @@ def test_python_scalar_arguments_promote_like_eager_numpy(name, s):
     np_expected = eval(name.replace("fnp.", "np."), {"np": np, "x": x, "s": s})
     assert expected.dtype == np.asarray(np_expected).dtype, "eager fgrad differs from NumPy"
     check_against_numpy(f, ref, (x, s), modes=("jaxpr", "jit"), what=name)
+
+
+# --------------------------------------------------------------------------- other inputs
+
+LIST_CALLS = {
+    "sum": lambda m: m.sum([[1, 2], [3, 4]], axis=0),
+    "mean": lambda m: m.mean([1, 2, 4]),
+    "exp": lambda m: m.exp([0, 1]),
+    "sin(int)": lambda m: m.sin(1),
+    "maximum": lambda m: m.maximum([1, -2], 0),
+    "add(float, list)": lambda m: m.add(0.5, [1, 2]),
+    "multiply(bool, list)": lambda m: m.multiply(True, [1.5, 2]),
+    "where": lambda m: m.where([True, False], [1, 2], [3.0, 4.0]),
+    "dot": lambda m: m.dot([1.0, 2.0], [3.0, 4.0]),
+    "matmul": lambda m: m.matmul([[1, 2]], [[3], [4]]),
+    "concatenate": lambda m: m.concatenate([[1, 2], [3.0]]),
+    "stack": lambda m: m.stack([[1, 2], [3, 4]], axis=1),
+    "reshape": lambda m: m.reshape([1, 2, 3, 4], (2, 2)),
+    "transpose": lambda m: m.transpose([[1, 2]]),
+    "clip": lambda m: m.clip([-2, 0.5, 3], 0, 1),
+    "argmax": lambda m: m.argmax([1, 3, 2]),
+    "logaddexp": lambda m: m.logaddexp(1, 2),
+    "power(int, int)": lambda m: m.power(2, 3),
+    "square(float)": lambda m: m.square(1.5),
+    "abs(bool)": lambda m: m.abs(True),
+    "var": lambda m: m.var([1, 2, 3, 4]),
+    "norm": lambda m: m.linalg.norm([3, 4]),
+    "outer": lambda m: m.outer([1, 2], [3, 4, 5]),
+    "einsum": lambda m: m.einsum("i,i", [1.0, 2.0], [3.0, 4.0]),
+    "all": lambda m: m.all([1, 0]),
+    "full_like": lambda m: m.full_like([1, 2], 0.5),
+    "array(nested)": lambda m: m.array([[1, 2], [3, 4]], dtype=np.float32),
+}
+
+
+@pytest.mark.parametrize("name", LIST_CALLS)
+def test_python_lists_and_scalars(name):
+    """Eagerly, lists and Python scalars are accepted wherever NumPy accepts them."""
+    call = LIST_CALLS[name]
+    check_against_numpy(lambda: call(fnp), lambda: call(np), (), modes=("eager",), what=name)
+
+
+NUMPY_SCALARS = [np.float32(2.0), np.float64(2.0), np.int64(3), np.bool_(True)]
+
+
+@pytest.mark.parametrize("name", ["add", "multiply", "maximum", "less", "divide"])
+@pytest.mark.parametrize("dtype", [F32, F64, I64], ids=lambda d: d.name)
+@pytest.mark.parametrize("scalar", NUMPY_SCALARS, ids=lambda s: f"np.{type(s).__name__}")
+def test_numpy_scalars_are_strong(name, dtype, scalar):
+    """NEP 50: NumPy scalars take part in promotion (f32 array * np.float64 -> f64)."""
+    fn, ref = getattr(fnp, name), getattr(np, name)
+    x = np.array([0.5, 1.0, 2.0]).astype(dtype)
+    check_against_numpy(lambda a, s: fn(a, s), lambda a, s: ref(a, s), (x, scalar),
+                        what=f"{name}(x, {scalar!r})")
+    check_against_numpy(lambda a: fn(scalar, a), lambda a: ref(scalar, a), (x,),
+                        what=f"{name}({scalar!r}, x) literal")
+
+
+REDUCTION_DTYPES = [None, F32, F64]
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "prod", "var", "std", "cumsum"])
+@pytest.mark.parametrize("in_dtype", [F32, F64, I64, BOOL], ids=lambda d: d.name)
+@pytest.mark.parametrize("dtype", REDUCTION_DTYPES, ids=lambda d: getattr(d, "name", "None"))
+def test_reduction_dtype_argument(name, in_dtype, dtype):
+    x = (np.arange(6).reshape(2, 3) % 3 - 0.5).astype(in_dtype)
+    fn, ref = getattr(fnp, name), getattr(np, name)
+    check_against_numpy(lambda a: fn(a, axis=0, dtype=dtype), lambda a: ref(a, axis=0, dtype=dtype),
+                        (x,), what=f"{name}(axis=0, dtype={dtype})")
+
+
+BAD_AXES = [
+    ("sum", (2, 3), {"axis": 2}), ("sum", (2, 3), {"axis": -3}), ("sum", (2, 3), {"axis": (0, 0)}),
+    ("sum", (2, 3), {"axis": (0, -2)}), ("mean", (2, 3), {"axis": 5}),
+    ("max", (2, 3), {"axis": (1, 3)}), ("argmax", (2, 3), {"axis": 2}),
+    ("var", (4,), {"axis": 1}), ("cumsum", (2, 3), {"axis": -3}), ("all", (2,), {"axis": 1}),
+    ("squeeze", (2, 1), {"axis": 0}), ("squeeze", (2, 1), {"axis": 2}),
+    ("expand_dims", (2,), {"axis": 3}), ("expand_dims", (2,), {"axis": (0, 0)}),
+    ("swapaxes", (2, 3), {"axis1": 0, "axis2": 2}), ("moveaxis", (2, 3), {"source": 2,
+                                                                          "destination": 0}),
+    ("transpose", (2, 3), {"axes": (0, 0)}), ("transpose", (2, 3), {"axes": (0,)}),
+    ("concatenate", (2, 3), {"axis": 2}), ("stack", (2, 3), {"axis": 3}),
+    ("split", (4,), {"indices_or_sections": 3}), ("split", (4,), {"indices_or_sections": 2,
+                                                                    "axis": 1}),
+    ("flip", (2, 3), {"axis": 2}), ("repeat", (2,), {"repeats": 2, "axis": 1}),
+    ("argmin", (0,), {}), ("max", (2, 0), {"axis": 1}), ("min", (0,), {}),
+    ("reshape", (6,), {"newshape": (-1, -1)}), ("broadcast_to", (3,), {"shape": (3, 2)}),
+]
+
+
+@pytest.mark.parametrize("name,shape,kwargs", BAD_AXES,
+                         ids=[f"{n}{s}{k}" for n, s, k in BAD_AXES])
+def test_invalid_axes_and_sizes_raise_like_numpy(name, shape, kwargs):
+    x = np.ones(shape)
+    fn, ref = getattr(fnp, name), getattr(np, name)
+    if name in ("concatenate", "stack"):
+        check_against_numpy(lambda a: fn([a, a], **kwargs), lambda a: ref([a, a], **kwargs), (x,),
+                            what=name)
+    elif name == "reshape":
+        check_against_numpy(lambda a: fn(a, kwargs["newshape"]),
+                            lambda a: ref(a, kwargs["newshape"]), (x,), what=name)
+    else:
+        check_against_numpy(lambda a: fn(a, **kwargs), lambda a: ref(a, **kwargs), (x,), what=name)
+    with pytest.raises((ValueError, IndexError, TypeError)):
+        ref(x, **kwargs) if name not in ("concatenate", "stack", "reshape") else (
+            ref([x, x], **kwargs) if name != "reshape" else ref(x, kwargs["newshape"]))

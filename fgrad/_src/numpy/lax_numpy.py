@@ -887,8 +887,10 @@ def moveaxis(x, source, destination):
     """
     x = _operand(x)
     ndim = get_aval(x).ndim
-    src = [operator.index(s) % ndim for s in np.atleast_1d(source)]
-    dst = [operator.index(d) % ndim for d in np.atleast_1d(destination)]
+    src = [_canonical_axis(int(s), ndim, "source")[0] for s in np.atleast_1d(source)]
+    dst = [_canonical_axis(int(d), ndim, "destination")[0] for d in np.atleast_1d(destination)]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError("moveaxis: repeated axis in `source` or `destination`")
     if len(src) != len(dst):
         raise ValueError("moveaxis: source and destination must have the same length")
     order = [n for n in range(ndim) if n not in src]

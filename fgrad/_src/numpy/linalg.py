@@ -167,6 +167,14 @@ def norm(x, ord=None, axis=None, keepdims=False):
         is_zero = lax.eq(total, 0)  # NB: double select, as above: gradient 0 at 0
         safe = lax.select_n(is_zero, total, lax.full_like(total, 1))
         return lax.select_n(is_zero, fnp.power(safe, 1.0 / ord), lax.full_like(total, 0))
+    if isinstance(ord, (int, float)) and ord == 0:
+        # The number of non-zero entries (no gradient), in x's float dtype, as NumPy.
+        nonzero = fnp.astype(fnp.not_equal(x, 0), aval.dtype)
+        return fnp.sum(nonzero, axis=axes, keepdims=keepdims)
+    if isinstance(ord, (int, float)) and ord < 0:
+        # (sum |x|^p)^(1/p) for p < 0: a zero entry makes it 0, as in NumPy.
+        total = fnp.sum(fnp.power(fnp.abs(x), float(ord)), axis=axes, keepdims=keepdims)
+        return fnp.power(total, 1.0 / ord)
     raise ValueError(f"norm: unsupported ord={ord!r}")
 
 
