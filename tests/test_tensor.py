@@ -776,3 +776,16 @@ def test_threads_record_and_walk_their_own_graphs():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_gather_index_select_masked_select():
+    x = f64(np.arange(12.0).reshape(3, 4))
+    a = x.gather(0, fg.tensor([[0, 2, 1, 0], [2, 2, 0, 1]]))
+    b = x.index_select(1, fg.tensor([3, 0, 3]))
+    c = x.masked_select(x > 6)
+    assert a.tolist() == [[0.0, 9.0, 6.0, 3.0], [8.0, 9.0, 2.0, 7.0]]
+    assert [type(t.grad_fn).__name__ for t in (a, b, c)] == [
+        "GatherBackward0", "IndexSelectBackward0", "MaskedSelectBackward0"]
+    (a.sum() + (b * 3).sum() + (c * 5).sum()).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[4, 0, 1, 7], [0, 1, 2, 10], [7, 7, 7, 11]])
+    assert x.new_zeros(2, 3).dtype == fg.float64 and x.new_ones(2).tolist() == [1.0, 1.0]

@@ -38,7 +38,7 @@ _METHODS = (
     "true_divide remainder fmod atan2 maximum minimum lerp eq ne lt le gt ge greater less "
     "greater_equal less_equal not_equal equal allclose isclose logical_and logical_or "
     "logical_xor logical_not isnan isinf isfinite matmul mm mv dot bmm outer masked_fill "
-    "max min softmax log_softmax clone detach numel"
+    "max min softmax log_softmax clone detach numel gather index_select masked_select"
 ).split()
 
 for _name in _METHODS:

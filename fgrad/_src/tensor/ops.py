@@ -427,6 +427,19 @@ def _setitem(x, value, positions, mask):
 
 setitem = Op("CopySlices", _setitem)
 
+def _gather(x, index, dim):
+    """``out[i][j] = x[index[i][j]][j]`` (for ``dim=0``): PyTorch's ``gather``."""
+    shape = get_aval(index).shape
+    parts = list(np.indices(shape, sparse=True)) if shape else []
+    parts[dim] = index
+    return indexing.getitem(x, tuple(parts))
+
+
+gather = Op("GatherBackward0", _gather)
+index_select = Op("IndexSelectBackward0", lambda x, index, dim: indexing.getitem(
+    x, (slice(None),) * dim + (index,)))
+masked_select = Op("MaskedSelectBackward0", lambda x, rows: fnp.reshape(x, (-1,))[rows])
+
 # --------------------------------------------------------------------------- linear algebra
 
 

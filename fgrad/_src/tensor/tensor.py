@@ -870,6 +870,46 @@ class Tensor:
     def unbind(self, dim=0):
         return apply(ops.unbind, (self,), (int(dim) % self._value.ndim,))
 
+    def gather(self, dim, index):
+        """``out[i][j] = self[index[i][j]][j]`` for ``dim=0`` (``GatherBackward0``)."""
+        index = _index_tensor(index, "gather")
+        if index.ndim != self._value.ndim:
+            raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                               "tensor")
+        return apply(ops.gather, (self, index), (int(dim) % builtins.max(self._value.ndim, 1),))
+
+    def index_select(self, dim, index):
+        index = _index_tensor(index, "index_select")
+        return apply(ops.index_select, (self, index), (int(dim) % builtins.max(
+            self._value.ndim, 1),))
+
+    def masked_select(self, mask):
+        mask = _operand(mask)
+        flat = np.flatnonzero(np.broadcast_to(mask._value, self._value.shape))
+        x = self if mask.shape == self.shape else self.expand(np.broadcast_shapes(
+            self.shape, mask.shape))
+        return apply(ops.masked_select, (x, Tensor._wrap(flat)))
+
+    # ------------------------------------------------------------------ new tensors
+
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        from fgrad._src.tensor import creation
+
+        return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        return self.new_full(_dims(size), 0, dtype=dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        return self.new_full(_dims(size), 1, dtype=dtype, requires_grad=requires_grad)
+
+    new_empty = new_zeros
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        dt = as_dtype(dtype).dtype if dtype is not None else self._value.dtype
+        out = Tensor._wrap(np.full(_dims((size,)), fill_value, dt))
+        return out.requires_grad_() if requires_grad else out
+
     # ------------------------------------------------------------------ linear algebra
 
     def matmul(self, other):
@@ -1054,6 +1094,13 @@ def _check_ndim(name, t, ndim, what):
 
 
 # --------------------------------------------------------------------------- indexing
+
+
+def _index_tensor(index, name):
+    index = _operand(index)
+    if not isinstance(index, Tensor) or index._value.dtype.kind not in "iu":
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+    return index
 
 
 def _parse_index(index, shape):
