@@ -379,6 +379,12 @@ EINSUM_SPECS = [
     ("ij,ij->i", [(2, 3), (2, 3)]),
     ("ij,jk,kl->il", [(2, 3), (3, 2), (2, 2)]),
     ("i,i,i->i", [(4,), (4,), (4,)]),
+    ("...ij,...jk->...ik", [(2, 2, 3), (3, 4)]),
+    ("...i,...i", [(2, 3), (1, 3)]),
+    ("i...->...", [(3, 2)]),
+    ("...", [(2, 3)]),
+    ("ij...,j->i...", [(2, 3, 1, 2), (3,)]),
+    ("...ii->...i", [(2, 3, 3)]),
     ("ji", [(2, 3)]),
     ("iij->j", [(2, 2, 3)]),
     ("ij,kj->ikj", [(2, 3), (1, 3)]),
@@ -1143,3 +1149,24 @@ def test_invalid_axes_and_sizes_raise_like_numpy(name, shape, kwargs):
     with pytest.raises((ValueError, IndexError, TypeError)):
         ref(x, **kwargs) if name not in ("concatenate", "stack", "reshape") else (
             ref([x, x], **kwargs) if name != "reshape" else ref(x, kwargs["newshape"]))
+
+
+@pytest.mark.parametrize("spec,operand_shapes", EINSUM_SPECS, ids=[s for s, _ in EINSUM_SPECS])
+def test_every_einsum_spec(spec, operand_shapes):
+    rng = np.random.default_rng(0)
+    ops = tuple(rng.normal(size=s) for s in operand_shapes)
+    check_against_numpy(lambda *a: fnp.einsum(spec, *a), lambda *a: np.einsum(spec, *a), ops,
+                        what=f"einsum({spec!r})")
+
+
+@pytest.mark.parametrize("spec,operand_shapes", [
+    ("ij,jk->ik", [(2, 3), (4, 2)]), ("ij->k", [(2, 3)]), ("ij->ii", [(2, 2)]),
+    ("ijk", [(2, 3)]), ("i,j", [(2,)]), ("...i,...i", [(2, 3), (4, 3)]), ("i.j", [(2, 2)]),
+    ("i1", [(2, 2)]),
+], ids=lambda v: repr(v))
+def test_einsum_errors_like_numpy(spec, operand_shapes):
+    ops = tuple(np.ones(s) for s in operand_shapes)
+    check_against_numpy(lambda *a: fnp.einsum(spec, *a), lambda *a: np.einsum(spec, *a), ops,
+                        what=f"einsum({spec!r})")
+    with pytest.raises(ValueError):
+        np.einsum(spec, *ops)

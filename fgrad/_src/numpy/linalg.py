@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import string
 
 import numpy as np
 
@@ -181,22 +182,66 @@ def norm(x, ord=None, axis=None, keepdims=False):
 # --------------------------------------------------------------------------- einsum
 
 
-def _parse_einsum(subscripts, n_operands):
+def _parse_einsum(subscripts, shapes):
+    """Split ``subscripts`` into per-operand labels and output labels.
+
+    ``...`` becomes fresh letters for the broadcast dimensions (right-aligned across
+    operands, as in NumPy); implicit output is ``...`` then the labels used once.
+    """
     subscripts = subscripts.replace(" ", "")
-    if "." in subscripts:
-        raise NotImplementedError("einsum: ellipsis ('...') is not supported yet")
     if "->" in subscripts:
         inputs, output = subscripts.split("->")
     else:
-        inputs = subscripts
-        letters = inputs.replace(",", "")
-        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        inputs, output = subscripts, None
     inputs = inputs.split(",")
-    if len(inputs) != n_operands:
+    if len(inputs) != len(shapes):
         raise ValueError(
-            f"einsum: {len(inputs)} subscript groups for {n_operands} operands in {subscripts!r}"
+            f"einsum: {len(inputs)} subscript groups for {len(shapes)} operands in {subscripts!r}"
         )
-    return inputs, output
+    for term in [*inputs, output or ""]:
+        if term.count("...") > 1 or not all(c.isalpha() for c in term.replace("...", "")):
+            raise ValueError(f"einsum: invalid subscripts {subscripts!r}")
+    counts = [len(t) - 3 if "..." in t else None for t in inputs]
+    n_ell = max([ndim - c for c, ndim in zip(counts, map(len, shapes)) if c is not None],
+                default=0)
+    unused = [c for c in string.ascii_letters if c not in subscripts]
+    ell = "".join(unused[:n_ell])
+    expanded = []
+    for term, count, shape in zip(inputs, counts, shapes):
+        if count is not None:
+            k = len(shape) - count
+            if k < 0:
+                raise ValueError(
+                    f"einsum: subscripts {term!r} have more labels than operand of shape {shape}"
+                )
+            term = term.replace("...", ell[n_ell - k:])
+        expanded.append(term)
+    if output is None:
+        letters = "".join(expanded)
+        output = ell + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell)
+        )
+    else:
+        output = output.replace("...", ell)
+    if len(set(output)) != len(output) or any(c not in "".join(expanded) for c in output):
+        raise ValueError(f"einsum: invalid output subscripts in {subscripts!r}")
+    return expanded, output, set(ell)
+
+
+def _broadcast_labels(operands, inputs, labels):
+    """Broadcast size-1 dimensions of the ``...`` labels to their full size."""
+    sizes: dict = {}
+    for op, term in zip(operands, inputs):
+        for c, n in zip(term, get_aval(op).shape):
+            if c in labels and n != 1:
+                sizes[c] = n
+    out = []
+    for op, term in zip(operands, inputs):
+        shape = get_aval(op).shape
+        target = tuple(sizes.get(c, n) if c in labels and n == 1 else n
+                       for c, n in zip(term, shape))
+        out.append(fnp._broadcast_to(op, target) if target != shape else op)
+    return out
 
 
 def _take_diagonals(x, labels):
@@ -222,24 +267,26 @@ def _diagonal(x, axis1, axis2):
 
 
 def einsum(subscripts, *operands):
-    """Einstein summation (``np.einsum``) for explicit or implicit subscripts.
+    """Einstein summation (``np.einsum``): explicit or implicit subscripts, ``...``.
 
     >>> einsum("ij,jk->ik", np.ones((2, 3)), np.ones((3, 4))).shape
     (2, 4)
     """
-    inputs, output = _parse_einsum(subscripts, len(operands))
     operands = fnp._promote(*[fnp._operand(op) for op in operands])
+    inputs, output, ell = _parse_einsum(subscripts, [get_aval(op).shape for op in operands])
     if operands and get_aval(operands[0]).dtype == bool:
         # Bool einsum is an "or" of "and"s, as in NumPy: count in int64, test != 0.
         out = einsum(subscripts, *[fnp._cast(op, np.int64) for op in operands])
         return lax.ne(out, 0)
-    terms = []
+    terms: list = []
     for op, labels in zip(operands, inputs):
         if len(labels) != get_aval(op).ndim:
             raise ValueError(
                 f"einsum: subscripts {labels!r} do not match operand of shape {get_aval(op).shape}"
             )
-        terms.append(_take_diagonals(op, labels))
+        terms.append(labels)
+    operands = _broadcast_labels(operands, terms, ell)
+    terms = [_take_diagonals(op, labels) for op, labels in zip(operands, terms)]
     sizes: dict = {}
     for op, labels in terms:
         for c, s in zip(labels, get_aval(op).shape):
