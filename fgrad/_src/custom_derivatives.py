@@ -41,17 +41,14 @@ custom_vjp_call_p = primitive(
 
 def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name):
     outs, residuals = fwd(*primals)
-    out_avals = [ad.tangent_aval(get_aval(x)) for x in outs]
-    if all(isinstance(t, ad.Zero) for t in tangents):
-        return outs, [ad.Zero(aval) for aval in out_avals]
-    tangents_in = [ad.instantiate_zeros(t) for t in tangents]
+    out_avals = tuple(ad.tangent_aval(get_aval(x)) for x in outs)
     tangents_out = custom_lin_p.bind(
-        *residuals, *tangents_in, num_res=len(residuals), bwd=bwd, out_avals=tuple(out_avals)
+        *residuals, *tangents, num_res=len(residuals), bwd=bwd, out_avals=out_avals
     )
     return outs, tangents_out
 
 
-ad.jvp_rules[custom_vjp_call_p] = _custom_vjp_call_jvp
+ad.defjvp_instantiated(custom_vjp_call_p, _custom_vjp_call_jvp)
 
 # --------------------------------------------------------------------------- custom_lin
 

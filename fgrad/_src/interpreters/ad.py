@@ -266,6 +266,22 @@ def defjvp_zero(prim):
     jvp_rules[prim] = rule
 
 
+def defjvp_instantiated(prim, jvp_rule):
+    """Register a whole-primitive JVP rule that needs every tangent as an array
+    (``custom_vjp_call``): ``jvp_rule(primals, tangents, **params)`` returns
+    ``(primals_out, tangents_out)``. When no input carries a tangent, the primitive
+    is applied and its outputs get zero tangents without calling the rule.
+    """
+
+    def rule(primals, tangents, **params):
+        if all(isinstance(t, Zero) for t in tangents):
+            outs = prim.bind_list(*primals, **params)
+            return outs, _zero_tangents_for(outs)
+        return jvp_rule(primals, [instantiate_zeros(t) for t in tangents], **params)
+
+    jvp_rules[prim] = rule
+
+
 def deflinear(prim, transpose_rule, linear_argnums=None, nonlinear_argnums=()):
     """Register a primitive that is linear in its array inputs (all of them, those in
     ``linear_argnums``, or all but ``nonlinear_argnums``; the others, such as indices
