@@ -644,17 +644,19 @@ def test_seed_mean_of_squares():
 def test_seed_vjp_doubling():
     def f(x):
         y = x * 2
-        for _ in range(9):
+        while fnp.linalg.norm(y) < 1000:  # the number of doublings depends on x
             y = y * 2
         return y
 
-    x = np.array([0.3, -1.2, 0.5])
+    x = np.array([0.3, -1.2, 0.5])  # |x| = 1.33: 2 ** 10 * 1.33 > 1000 > 2 ** 9 * 1.33
     y, vjp_fn = fg.vjp(f, x)
     np.testing.assert_allclose(y, x * 1024)
     v = np.array([0.1, 1.0, 0.0001])
     (g,) = vjp_fn(v)
     np.testing.assert_allclose(g, [102.4, 1024.0, 0.1024])
     np.testing.assert_allclose(fg.jacrev(f)(x).T @ v, g)
+    (g_small,) = fg.vjp(f, x / 8)[1](v)  # three more doublings
+    np.testing.assert_allclose(g_small, 8 * g)
 
 
 # --------------------------------------------------------------------------- dtypes at the edges
