@@ -378,6 +378,28 @@ def _stack_columns(columns, out_aval, in_shape):
     return fnp.reshape(stacked, tuple(out_shape) + tuple(in_shape))
 
 
+def _jacobian_setup(f, argnums, args, kwargs, name):
+    """Validate ``argnums`` and flatten the differentiated arguments for jacfwd/jacrev.
+
+    Returns ``(single, diff_flat, in_tree, f_flat, store)``; ``f_flat`` maps the
+    flat differentiated leaves to flat outputs and leaves the output tree in
+    ``store["tree"]``.
+    """
+    single, nums = _normalize_argnums(argnums, len(args), name)
+    _check_differentiable(args, nums, name)
+    diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
+    store: dict = {}
+
+    def f_flat(*leaves):
+        full = list(args)
+        for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
+            full[n] = a
+        out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
+        return out_leaves
+
+    return single, diff_flat, in_tree, f_flat, store
+
+
 def jacfwd(f, argnums=0):
     """Dense Jacobian by forward mode (one JVP of the linearized function per input element).
 
@@ -389,18 +411,9 @@ def jacfwd(f, argnums=0):
 
     @functools.wraps(f)
     def jacfun(*args, **kwargs):
-        single, nums = _normalize_argnums(argnums, len(args), "jacfwd")
-        _check_differentiable(args, nums, "jacfwd")
-        diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
-
-        def f_flat(*leaves):
-            full = list(args)
-            for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
-                full[n] = a
-            out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
-            return out_leaves
-
-        store: dict = {}
+        single, diff_flat, in_tree, f_flat, store = _jacobian_setup(
+            f, argnums, args, kwargs, "jacfwd"
+        )
         outs, (lin, _, _) = linearize(f_flat, diff_flat)
         in_avals = [get_aval(x) for x in diff_flat]
         columns_per_out = [[] for _ in outs]
@@ -438,18 +451,9 @@ def jacrev(f, argnums=0):
 
     @functools.wraps(f)
     def jacfun(*args, **kwargs):
-        single, nums = _normalize_argnums(argnums, len(args), "jacrev")
-        _check_differentiable(args, nums, "jacrev")
-        diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
-        store: dict = {}
-
-        def f_flat(*leaves):
-            full = list(args)
-            for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
-                full[n] = a
-            out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
-            return out_leaves
-
+        single, diff_flat, in_tree, f_flat, store = _jacobian_setup(
+            f, argnums, args, kwargs, "jacrev"
+        )
         outs, lin = linearize(f_flat, diff_flat)
         out_avals = [get_aval(o) for o in outs]
         in_avals = [get_aval(x) for x in diff_flat]
