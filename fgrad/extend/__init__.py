@@ -18,6 +18,8 @@ from fgrad._src.interpreters.ad import (
     defbilinear,
     defjvp,
     defjvp2,
+    defjvp_instantiated,
+    defjvp_minmax,
     defjvp_zero,
     deflinear,
     deftranspose,
@@ -29,6 +31,7 @@ from fgrad._src.pretty_print import pp_rules
 __all__ = [
     "ClosedJaxpr", "Jaxpr", "JaxprEqn", "Literal", "Primitive", "ShapedArray", "Var",
     "abstract_eval_rules", "eval_jaxpr", "impl_rules", "typecheck_jaxpr", "Zero",
-    "defbilinear", "defjvp", "defjvp2", "defjvp_zero", "deflinear", "deftranspose",
+    "defbilinear", "defjvp", "defjvp2", "defjvp_instantiated", "defjvp_minmax",
+    "defjvp_zero", "deflinear", "deftranspose",
     "jvp_rules", "transpose_rules", "pp_rules",
 ]
