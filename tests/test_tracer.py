@@ -243,3 +243,46 @@ def test_concrete_tracers_under_grad_allow_python_control_flow():
     assert float(fg.grad(f)(-3.0)) == 3.0
     g = fg.grad(lambda x: x.sum() * x.item() if x.ndim else x)(np.full(1, 5.0))
     np.testing.assert_array_equal(g, [5.0])
+
+
+# --------------------------------------------------------------------------- NumPy on tracers
+
+NUMPY_ON_TRACERS = {
+    "np.sin(x)": lambda x: np.sin(x),
+    "np.exp(x) * np.ones(3)": lambda x: np.exp(x) * np.ones(3),
+    "np.maximum(x, 0.5)": lambda x: np.maximum(x, 0.5),
+    "np.ones(3) - x": lambda x: np.ones(3) - x,
+    "np.arange(3.0) ** x": lambda x: np.arange(3.0) ** x,
+    "np.ones((2, 3)) @ x": lambda x: np.ones((2, 3)) @ x,
+    "np.sum(x * x)": lambda x: np.sum(x * x),
+    "np.mean(x, axis=0, keepdims=True)": lambda x: np.mean(x, axis=0, keepdims=True),
+    "np.dot(x, x)": lambda x: np.dot(x, x),
+    "np.where(x > 1, x, 0.0)": lambda x: np.where(x > 1, x, 0.0),
+    "np.concatenate([x, x])": lambda x: np.concatenate([x, x]),
+    "np.reshape(x, (3, 1))": lambda x: np.reshape(x, (3, 1)),
+    "np.linalg.norm(x)": lambda x: np.linalg.norm(x),
+    "np.shape(x)[0] * x": lambda x: np.shape(x)[0] * x,
+}
+
+
+@pytest.mark.parametrize("name", NUMPY_ON_TRACERS)
+def test_numpy_functions_on_tracers_dispatch_to_fgrad(name):
+    """NEP 13/18: np.sin(tracer) & co. run the fgrad.numpy function (traced, differentiable)."""
+    f = NUMPY_ON_TRACERS[name]
+    x = np.array([0.3, 1.4, 2.2])  # away from kinks (maximum at 0.5, where at 1)
+    check_against_numpy(f, f, (x,), modes=TRACED, what=name)
+    # The gradient flows through NumPy calls instead of being silently zero.
+    g = fg.grad(lambda a: fg.numpy.sum(f(a)))(x)
+    eps = 1e-6
+    fd = [(np.sum(f(x + eps * e)) - np.sum(f(x - eps * e))) / (2 * eps) for e in np.eye(3)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: np.add.reduce(x), lambda x: np.sin(x, out=np.empty(3)), lambda x: np.fft.fft(x),
+    lambda x: np.cumprod(x), lambda x: np.sort(x),
+], ids=["ufunc.reduce", "ufunc out=", "np.fft.fft", "np.cumprod", "np.sort"])
+def test_unsupported_numpy_calls_on_tracers_raise_clearly(call):
+    for transform in (fg.jit, lambda f: fg.grad(lambda a: fg.numpy.sum(f(a)))):
+        with pytest.raises(TypeError, match="not supported on traced arrays"):
+            transform(call)(np.ones(3))

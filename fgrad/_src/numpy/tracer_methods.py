@@ -120,6 +120,53 @@ def _setitem(self, idx, value):
     )
 
 
+def _public(name, module_name="numpy"):
+    """The ``fgrad.numpy`` (or ``fgrad.numpy.linalg``) function called ``name``, or None."""
+    import fgrad.numpy as public
+
+    if module_name not in ("numpy", "numpy.linalg"):
+        return None
+    if module_name == "numpy.linalg":
+        public = public.linalg
+    fn = getattr(public, {"true_divide": "divide"}.get(name, name), None)
+    return fn if callable(fn) and not isinstance(fn, type) else None
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    # NEP 13: np.sin(tracer), ndarray * tracer ... run the fgrad.numpy function, so
+    # they trace and differentiate instead of silently dropping to concrete values.
+    fn = None
+    if method == "__call__" and not kwargs:
+        fn = _UFUNC_OPERATORS.get(ufunc.__name__) or _public(ufunc.__name__)
+    if fn is None:
+        call = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        extra = f" with {sorted(kwargs)}" if kwargs else ""
+        raise TypeError(
+            f"{call}{extra} is not supported on traced arrays; use the fgrad.numpy "
+            f"function (import fgrad.numpy as fnp) instead."
+        )
+    return fn(*inputs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    # NEP 18: np.sum(tracer), np.dot(tracer, w) ... dispatch to fgrad.numpy.
+    module = func.__module__ or "numpy"
+    fn = _public(func.__name__, module)
+    if fn is None:
+        name = f"{module.replace('numpy', 'np', 1)}.{func.__name__}"
+        raise TypeError(
+            f"{name} is not supported on traced arrays (fgrad.numpy has no equivalent); "
+            "express it with fgrad.numpy functions."
+        )
+    return fn(*args, **kwargs)
+
+
+_UFUNC_OPERATORS = {
+    "bitwise_and": _and, "bitwise_or": _or, "bitwise_xor": _xor, "invert": _invert,
+    "floor_divide": _floordiv, "positive": _pos,
+}
+
+
 def install():
     for name, fn in _OPERATORS.items():
         setattr(Tracer, name, fn)
@@ -128,6 +175,8 @@ def install():
     Tracer.reshape = _reshape
     Tracer.transpose = _transpose
     Tracer.__setitem__ = _setitem
+    Tracer.__array_ufunc__ = _array_ufunc
+    Tracer.__array_function__ = _array_function
     Tracer.T = property(lambda self: fnp.transpose(self))
 
 
