@@ -419,11 +419,14 @@ class Module:
         Parameter objects stay the same, so optimizers keep working). Devices other
         than ``"cpu"`` are not available."""
         for a in args:
-            if a in ("cpu", None) or isinstance(a, str) and a.startswith("cpu"):
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif a is None or isinstance(a, str) and a.startswith("cpu"):
                 continue
-            if isinstance(a, str):
+            elif isinstance(a, str):
                 raise RuntimeError(f"fgrad runs on the CPU only; cannot move a module to {a!r}")
-            dtype = a.dtype if isinstance(a, Tensor) else a
+            else:
+                dtype = a
         for key in ("device", "non_blocking", "memory_format"):
             kwargs.pop(key, None)
         if kwargs:
