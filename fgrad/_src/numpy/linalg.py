@@ -324,3 +324,9 @@ def _contract_pair(x, x_labels, y, y_labels, keep):
 
 
 math  # noqa: B018
+
+
+# NumPy functions return strongly typed results (see lax_numpy.strong_result).
+matmul, dot, outer, inner, tensordot, norm, einsum = (
+    fnp.strong_result(f) for f in (matmul, dot, outer, inner, tensordot, norm, einsum)
+)
