@@ -37,7 +37,7 @@ else:
     HAVE_NUMBA = True
 # TEMPORARY while the interpreter is being validated: execute.py only routes programs here
 # when this is true. run() works regardless.
-AVAILABLE = False
+AVAILABLE = HAVE_NUMBA and __import__("os").environ.get("FGRAD_INTERP") == "1"
 
 if HAVE_NUMBA:
     from fgrad._src.backend import kernels_common, kernels_entry

@@ -494,7 +494,8 @@ class _Lowerer:
             out = cases[0]
             for k in range(1, len(cases)):
                 b_aval = which.aval.update(dtype=np.dtype(bool), weak_type=False)
-                is_k = self.binary(which, self.scalar_const(k, CLS_I), b_aval, FAM_COMPARE, EQ)
+                k_val = self.lazy(which.aval, self.scalar_const(k, CLS_I))
+                is_k = self.binary(which, k_val, b_aval, FAM_COMPARE, EQ)
                 out = self.select2(is_k, out, cases[k], aval)
             return [out]
         return [self.select2(which, cases[0], cases[1], aval)]
@@ -1004,7 +1005,9 @@ def lower(closed) -> Program:
         for f in op.fields:
             if isinstance(f, Ref):
                 if f.buf.offset is None:
-                    raise AssertionError(f"unplanned buffer in {op.name}")
+                    if f.buf.size:
+                        raise AssertionError(f"unplanned buffer in {op.name}")
+                    f.buf.offset = 0  # an empty value nothing writes
                 fields.append(f.buf.offset + f.delta)
             else:
                 fields.append(int(f))

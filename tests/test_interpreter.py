@@ -1,0 +1,734 @@
+"""The numba interpreter against the NumPy reference: differential tests over every
+primitive (random shapes including 0-d, size-1 and empty; float32, float64, int64
+and bool), random multi-op programs, index errors, fallbacks, caching and threads.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fgrad as fg
+from fgrad._src import core
+from fgrad._src.backend import interp, lower
+from fgrad._src.core import ShapedArray
+from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+from fgrad._src.lax import lax
+
+pytestmark = pytest.mark.skipif(not interp.HAVE_NUMBA, reason="numba is not installed")
+
+F32, F64, I64, BOOL = (np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_))
+FLOATS = [F32, F64]
+TOL = {F32: (2e-6, 2e-6), F64: (1e-13, 1e-13)}
+SPECIALS = [0.0, -0.0, 1.0, -1.0, 0.5, np.inf, -np.inf, np.nan]
+
+
+# --------------------------------------------------------------------------- harness
+
+
+def stage(f, args):
+    """Trace ``f`` (arrays -> array or tuple of arrays) into a ClosedJaxpr."""
+
+    def f_flat(*xs):
+        out = f(*xs)
+        return list(out) if isinstance(out, (tuple, list)) else [out]
+
+    avals = [ShapedArray(np.shape(a), np.asarray(a).dtype) for a in args]
+    return trace_to_jaxpr(f_flat, avals)
+
+
+def reference(closed, args):
+    with np.errstate(all="ignore"):
+        return [np.asarray(x) for x in core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))]
+
+
+def assert_same(got, want, tol=None, scale=False):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert isinstance(g, np.ndarray)
+        assert g.shape == w.shape, (g.shape, w.shape)
+        assert g.dtype == w.dtype, (g.dtype, w.dtype)
+        if w.dtype.kind == "f":
+            rtol, atol = tol or TOL[w.dtype]
+            if scale and w.size:
+                finite = np.abs(w[np.isfinite(w)])
+                atol *= max(1.0, float(finite.max())) if finite.size else 1.0
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
+        else:
+            np.testing.assert_array_equal(g, w)
+
+
+def check(f, *args, tol=None, scale=False, lowered=True):
+    """Run ``f`` on ``args`` with the interpreter and the reference; compare."""
+    args = [np.asarray(a) for a in args]
+    closed = stage(f, args)
+    prog = interp.program_for(closed)
+    if lowered:
+        assert isinstance(prog, lower.Program), prog
+    want = reference(closed, args)
+    with np.errstate(all="ignore"):
+        got = interp.run(closed, args)
+    assert_same(got, want, tol, scale)
+    return closed
+
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+nonempty = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+
+
+def float_elements(dtype, lo=-3.0, hi=3.0, specials=True):
+    width = 32 if dtype == F32 else 64
+    base = st.floats(lo, hi, width=width)
+    return st.one_of(base, st.sampled_from(SPECIALS)) if specials else base
+
+
+def arrays(dtype, shape, lo=-3.0, hi=3.0, specials=True):
+    if dtype.kind == "f":
+        elements = float_elements(dtype, lo, hi, specials)
+    elif dtype == BOOL:
+        elements = st.booleans()
+    else:
+        elements = st.integers(int(lo) * 3, int(hi) * 3)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+def axes_of(data, ndim):
+    return tuple(sorted(data.draw(st.sets(st.integers(0, ndim - 1)) if ndim else st.just(set()))))
+
+
+# --------------------------------------------------------------------------- elementwise
+
+UNARY_FLOAT = [
+    "neg", "sign", "floor", "ceil", "round", "abs", "square", "exp", "log", "log1p", "expm1",
+    "tanh", "logistic", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+    "acosh", "atanh", "sqrt", "rsqrt", "is_finite", "stop_gradient",
+]
+UNARY_INT = ["neg", "sign", "abs", "square", "bitwise_not", "stop_gradient"]
+
+
+@pytest.mark.parametrize("name", UNARY_FLOAT)
+@settings(max_examples=12)
+@given(data=st.data())
+def test_unary_float(name, data):
+    dtype = data.draw(st.sampled_from(FLOATS))
+    x = data.draw(arrays(dtype, shapes))
+    check(getattr(lax, name), x)
+
+
+@pytest.mark.parametrize("name", UNARY_INT)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_unary_int_bool(name, data):
+    dtype = data.draw(st.sampled_from([I64, BOOL] if name in ("bitwise_not",) else [I64]))
+    check(getattr(lax, name), data.draw(arrays(dtype, shapes)))
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_integer_pow(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I64]))
+    y = data.draw(st.integers(-3, 6) if dtype.kind == "f" else st.integers(0, 6))
+    x = data.draw(arrays(dtype, shapes))
+    check(lambda x: lax.integer_pow(x, y), x, tol=(1e-5, 1e-6) if dtype == F32 else None)
+
+
+BINARY = {
+    "add": "fi", "sub": "fi", "mul": "fi", "div": "fi", "rem": "fi", "max": "fib", "min": "fib",
+    "pow": "f", "atan2": "f", "bitwise_and": "ib", "bitwise_or": "ib", "bitwise_xor": "ib",
+    "eq": "fib", "ne": "fib", "lt": "fib", "le": "fib", "gt": "fib", "ge": "fib",
+}
+KINDS = {"f": FLOATS, "i": [I64], "b": [BOOL]}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@settings(max_examples=15)
+@given(data=st.data())
+def test_binary(name, data):
+    dtype = data.draw(st.sampled_from([d for k in BINARY[name] for d in KINDS[k]]))
+    shape = data.draw(shapes)
+    x = data.draw(arrays(dtype, shape))
+    if name == "pow":  # NB: NumPy's 0-d float power gives nan for (-inf) ** 0.5, arrays inf
+        x = np.where(x == -np.inf, np.asarray(-2, dtype), x)
+    fn = getattr(lax, name)
+    # The second operand: an array, a 0-d array broadcast by the wrapper, or a Python scalar
+    # (which becomes a literal): the interpreter reads lazy broadcasts as scalars.
+    how = data.draw(st.sampled_from(["array", "0d", "scalar", "scalar-first"]))
+    if how == "array":
+        check(fn, x, data.draw(arrays(dtype, shape)))
+    elif how == "0d":
+        check(fn, x, data.draw(arrays(dtype, ())))
+    else:
+        v = data.draw(arrays(dtype, ())).item()
+        check((lambda x: fn(v, x)) if how == "scalar-first" else (lambda x: fn(x, v)), x)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_select_n(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I64, BOOL]))
+    shape = data.draw(shapes)
+    n_cases = data.draw(st.integers(1, 3))
+    if n_cases == 2 and data.draw(st.booleans()):
+        which = data.draw(arrays(BOOL, data.draw(st.sampled_from([shape, ()]))))
+    else:
+        wshape = data.draw(st.sampled_from([shape, ()]))
+        which = data.draw(hnp.arrays(I64, wshape, elements=st.integers(0, n_cases - 1)))
+    cases = [data.draw(arrays(dtype, shape)) for _ in range(n_cases)]
+    scalar_case = data.draw(st.integers(-1, n_cases - 1))
+
+    def f(w, *cs):
+        cs = list(cs)
+        if scalar_case >= 0:  # one case is a broadcast scalar
+            cs[scalar_case] = lax.broadcast_in_dim(np.asarray(cases[0].flat[0] if cases[0].size
+                                                              else 0, dtype), shape, ())
+        return lax.select_n(w, *cs)
+
+    check(f, which, *cases)
+
+
+def test_select_n_int_predicate_out_of_range():
+    closed = stage(lambda w, a, b: lax.select_n(w, a, b), [np.array([0, 2]), np.zeros(2),
+                                                            np.ones(2)])
+    args = [np.array([0, 2]), np.zeros(2), np.ones(2)]
+    with pytest.raises(ValueError):
+        reference(closed, args)
+    with pytest.raises(ValueError):
+        interp.run(closed, args)
+
+
+CASTS = [F32, F64, I64, BOOL]
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_convert_element_type(data):
+    src = data.draw(st.sampled_from(CASTS))
+    dst = data.draw(st.sampled_from(CASTS))
+    # float -> int of NaN/inf/out-of-range values is undefined: keep values finite.
+    x = data.draw(arrays(src, shapes, specials=dst.kind != "i"))
+    lowered = not (src.kind == "f" and dst.kind == "f" and src != dst)
+    check(lambda x: lax.convert_element_type(x, dst), x, lowered=lowered)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_broadcast_in_dim(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    out_shape = data.draw(shapes)
+    keep = sorted(data.draw(st.sets(st.integers(0, len(out_shape) - 1))) if out_shape else [])
+    in_shape = tuple(data.draw(st.sampled_from([out_shape[d], 1])) for d in keep)
+    x = data.draw(arrays(dtype, in_shape))
+    check(lambda x: lax.broadcast_in_dim(x, out_shape, keep), x)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_reshape_squeeze_expand_dims(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, shapes))
+    flat = (x.size,)
+    ones = tuple(d for d, n in enumerate(x.shape) if n == 1)
+    new_dims = data.draw(st.sets(st.integers(0, x.ndim), max_size=2))
+
+    def f(x):
+        y = lax.neg(x) if dtype.kind in "fi" else lax.bitwise_not(x)
+        return (lax.reshape(y, flat), lax.squeeze(y, ones), lax.expand_dims(x, tuple(new_dims)),
+                lax.reshape(lax.reshape(y, flat), x.shape))
+
+    check(f, x)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_transpose(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, shapes))
+    perm = data.draw(st.permutations(range(x.ndim)))
+    check(lambda x: lax.transpose(x, perm), x)
+
+
+REDUCTIONS = {"reduce_sum": "fi", "reduce_prod": "fi", "reduce_max": "fib", "reduce_min": "fib"}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@settings(max_examples=25)
+@given(data=st.data())
+def test_reductions(name, data):
+    dtype = data.draw(st.sampled_from([d for k in REDUCTIONS[name] for d in KINDS[k]]))
+    shape = data.draw(shapes if name in ("reduce_sum", "reduce_prod") else nonempty)
+    x = data.draw(arrays(dtype, shape))
+    axes = axes_of(data, x.ndim)
+    check(lambda x: getattr(lax, name)(x, axes), x, tol=(1e-5, 1e-5) if dtype == F32 else None,
+          scale=True)
+
+
+def test_reduce_sum_long_rows_match_numpy_pairwise():
+    rng = np.random.default_rng(0)
+    for dtype in FLOATS:
+        for shape, axes in [((1000,), (0,)), ((3, 517), (1,)), ((300, 7), (0,)),
+                            ((4, 260, 3), (0, 2))]:
+            x = rng.standard_normal(shape).astype(dtype)
+            closed = stage(lambda x: lax.reduce_sum(x, axes), [x])  # noqa: B023
+            got = interp.run(closed, [x])[0]
+            np.testing.assert_allclose(got, np.sum(x, axis=axes), rtol=TOL[dtype][0] * 10,
+                                       atol=TOL[dtype][1] * 10)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_argmax_argmin(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, nonempty.filter(lambda s: len(s) > 0)))
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    check(lambda x: (lax.argmax(x, axis), lax.argmin(x, axis)), x)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_cumsum(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I64]))
+    x = data.draw(arrays(dtype, shapes.filter(lambda s: len(s) > 0)))
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    reverse = data.draw(st.booleans())
+    check(lambda x: lax.cumsum(x, axis, reverse), x)
+
+
+@st.composite
+def dot_problem(draw):
+    """Random dimension numbers: shared batch and contracting dims, free dims anywhere."""
+    nb, nc = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    nfx, nfy = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    sizes = st.integers(0, 3)
+    batch = [draw(sizes) for _ in range(nb)]
+    contract = [draw(sizes) for _ in range(nc)]
+    roles_x = [("b", i) for i in range(nb)] + [("c", i) for i in range(nc)] + \
+        [("f", draw(sizes)) for _ in range(nfx)]
+    roles_y = [("b", i) for i in range(nb)] + [("c", i) for i in range(nc)] + \
+        [("f", draw(sizes)) for _ in range(nfy)]
+    roles_x = draw(st.permutations(roles_x))
+    roles_y = draw(st.permutations(roles_y))
+
+    def layout(roles):
+        shape, b, c = [], {}, {}
+        for d, (role, v) in enumerate(roles):
+            if role == "b":
+                shape.append(batch[v])
+                b[v] = d
+            elif role == "c":
+                shape.append(contract[v])
+                c[v] = d
+            else:
+                shape.append(v)
+        return tuple(shape), b, c
+
+    sx, bx, cx = layout(roles_x)
+    sy, by, cy = layout(roles_y)
+    dims = ((tuple(cx[i] for i in range(nc)), tuple(cy[i] for i in range(nc))),
+            (tuple(bx[i] for i in range(nb)), tuple(by[i] for i in range(nb))))
+    return sx, sy, dims
+
+
+@settings(max_examples=60)
+@given(data=st.data(), problem=dot_problem())
+def test_dot_general(data, problem):
+    sx, sy, dims = problem
+    dtype = data.draw(st.sampled_from([F32, F64, I64]))
+    x = data.draw(arrays(dtype, sx, specials=False))
+    y = data.draw(arrays(dtype, sy, specials=False))
+    check(lambda x, y: lax.dot_general(x, y, dims), x, y,
+          tol=(1e-5, 1e-5) if dtype == F32 else (1e-12, 1e-12), scale=True)
+
+
+def test_dot_general_large_uses_blas_layouts():
+    rng = np.random.default_rng(1)
+    for dtype in FLOATS:
+        x = rng.standard_normal((3, 40, 50)).astype(dtype)
+        y = rng.standard_normal((3, 60, 50)).astype(dtype)
+        for dims in [(((2,), (2,)), ((0,), (0,))),  # y transposed in memory
+                     (((1,), (1,)), ((0,), (0,)))]:  # x transposed in memory
+            yy = y if dims[0][1] == (2,) else rng.standard_normal((3, 40, 60)).astype(dtype)
+            check(lambda a, b: lax.dot_general(a, b, dims), x, yy,  # noqa: B023
+                  tol=(1e-4, 1e-4) if dtype == F32 else (1e-11, 1e-11), scale=True)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_slice_rev(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, shapes))
+    starts, limits, strides = [], [], []
+    for n in x.shape:
+        a = data.draw(st.integers(0, n))
+        b = data.draw(st.integers(a, n))
+        starts.append(a)
+        limits.append(b)
+        strides.append(data.draw(st.integers(1, 3)))
+    dims = axes_of(data, x.ndim)
+    check(lambda x: (lax.slice(x, starts, limits, strides), lax.rev(x, dims)), x)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_pad(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, shapes))
+    config = [tuple(data.draw(st.integers(0, 2)) for _ in range(3)) for _ in range(x.ndim)]
+    value = data.draw(arrays(dtype, ()))
+    check(lambda x, v: lax.pad(x, v, config), x, value)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_concatenate(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    shape = data.draw(shapes.filter(lambda s: len(s) > 0))
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    parts = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        s = list(shape)
+        s[dim] = data.draw(st.integers(0, 3))
+        parts.append(data.draw(arrays(dtype, tuple(s))))
+    check(lambda *xs: lax.concatenate(xs, dim), *parts)
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_iota(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I64]))
+    shape = data.draw(shapes.filter(lambda s: len(s) > 0))
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    x = data.draw(arrays(dtype, ()))
+    check(lambda x: lax.add(lax.iota(dtype, shape, dim), x), x)
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_dynamic_slice_and_update(data):
+    dtype = data.draw(st.sampled_from(CASTS))
+    x = data.draw(arrays(dtype, shapes))
+    sizes = [data.draw(st.integers(0, n)) for n in x.shape]
+    # Start indices out of range are clamped (as in XLA).
+    starts = [np.asarray(data.draw(st.integers(-3, n + 3)), np.int64) for n in x.shape]
+    update = data.draw(arrays(dtype, tuple(sizes)))
+
+    def f(x, u, *s):
+        return lax.dynamic_slice(x, s, sizes), lax.dynamic_update_slice(x, u, s)
+
+    check(f, x, update, *starts)
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_gather_scatter_add(data):
+    dtype = data.draw(st.sampled_from([F32, F64, I64]))
+    x = data.draw(arrays(dtype, nonempty.filter(lambda s: len(s) > 0)))
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    ishape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=4))
+    idx = data.draw(hnp.arrays(I64, ishape, elements=st.integers(0, x.shape[axis] - 1)))
+    ushape = x.shape[:axis] + ishape + x.shape[axis + 1:]
+    upd = data.draw(arrays(dtype, ushape))
+    check(lambda x, i, u: (lax.gather(x, i, axis), lax.scatter_add(x, i, u, axis)), x, idx, upd)
+
+
+@pytest.mark.parametrize("bad", [3, -1, 100])
+def test_out_of_range_indices_raise_index_error(bad):
+    x = np.arange(6.0).reshape(2, 3)
+    idx = np.array([0, bad, 1])
+    for f in (lambda x, i: lax.gather(x, i, 1),
+              lambda x, i: lax.scatter_add(x, i, lax.full((2, 3), 1.0, x.dtype), 1)):
+        closed = stage(f, [x, idx])
+        assert isinstance(interp.program_for(closed), lower.Program)
+        with pytest.raises(IndexError, match=f"index {bad} is out of bounds"):
+            reference(closed, [x, idx])
+        with pytest.raises(IndexError, match=f"index {bad} is out of bounds for axis of size 3"):
+            interp.run(closed, [x, idx])
+        # The arena is still usable afterwards.
+        good = [x, np.array([2, 0, 1])]
+        assert_same(interp.run(closed, good), reference(closed, good))
+
+
+def test_custom_vjp_call_is_inlined():
+    @fg.custom_vjp
+    def f(x):
+        return lax.mul(lax.sin(x), 2.0)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g,))
+    x = np.linspace(-1, 1, 5)
+    closed = check(lambda x: lax.add(f(x), x), x)
+    assert "custom_vjp_call" in str(closed)
+
+
+# --------------------------------------------------------------------------- random programs
+
+
+def _base(x):
+    return x.aval.shape
+
+
+def _same_shape_ops():
+    """Ops ``(data, x, y, mask) -> value of x's shape`` covering every primitive family."""
+
+    def reduce_back(data, x, y, m):
+        name = data.draw(st.sampled_from(["reduce_sum", "reduce_max", "reduce_min",
+                                          "reduce_prod"]))
+        axes = axes_of(data, len(_base(x)))
+        if name != "reduce_sum" and any(_base(x)[a] == 0 for a in axes):
+            name = "reduce_sum"
+        r = getattr(lax, name)(lax.tanh(x) if name == "reduce_prod" else x, axes)
+        kept = tuple(d for d in range(len(_base(x))) if d not in axes)
+        return lax.broadcast_in_dim(r, _base(x), kept)
+
+    def transpose_back(data, x, y, m):
+        perm = data.draw(st.permutations(range(len(_base(x)))))
+        inv = tuple(np.argsort(perm))
+        return lax.transpose(lax.sin(lax.transpose(x, perm)), inv)
+
+    def slice_pad(data, x, y, m):
+        if not _base(x) or min(_base(x)) == 0:
+            return lax.rev(x, tuple(range(len(_base(x)))))
+        d = data.draw(st.integers(0, len(_base(x)) - 1))
+        starts = [0] * len(_base(x))
+        starts[d] = 1
+        s = lax.slice(x, starts, _base(x))
+        config = [(0, 0, 0)] * len(_base(x))
+        config[d] = (1, 0, 0)
+        return lax.pad(s, np.zeros((), x.dtype), config)
+
+    def dot(data, x, y, m):
+        nd = len(_base(x))
+        if nd == 0:
+            return lax.mul(x, y)
+        if nd == 1:
+            r = lax.dot_general(x, y, (((0,), (0,)), ((), ())))
+            return lax.broadcast_in_dim(r, _base(x), ())
+        b = tuple(range(nd - 2))
+        xy = lax.dot_general(x, y, (((nd - 1,), (nd - 1,)), (b, b)))  # (..., m, m)
+        return lax.dot_general(xy, y, (((nd - 1,), (nd - 2,)), (b, b)))  # (..., m, k)
+
+    def concat_slice(data, x, y, m):
+        if not _base(x):
+            return lax.add(x, y)
+        d = data.draw(st.integers(0, len(_base(x)) - 1))
+        c = lax.concatenate([x, y], d)
+        starts = [0] * len(_base(x))
+        starts[d] = _base(x)[d] if data.draw(st.booleans()) else 0
+        limits = list(_base(x))
+        limits[d] += starts[d]
+        return lax.slice(c, starts, limits)
+
+    def gather_scatter(data, x, y, m):
+        if not _base(x) or _base(x)[0] == 0:
+            return lax.neg(x)
+        n = _base(x)[0]
+        idx = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)),
+                         np.int64)
+        g = lax.gather(x, idx, 0)
+        return lax.scatter_add(g, idx, y, 0)
+
+    def dynamic(data, x, y, m):
+        shape = _base(x)
+        sizes = [data.draw(st.integers(0, n)) for n in shape]
+        starts = [np.asarray(data.draw(st.integers(-1, n)), np.int64) for n in shape]
+        starts2 = [np.asarray(data.draw(st.integers(-1, n)), np.int64) for n in shape]
+        return lax.dynamic_update_slice(x, lax.dynamic_slice(y, starts, sizes), starts2)
+
+    def unary(data, x, y, m):
+        name = data.draw(st.sampled_from(["neg", "sin", "cos", "tanh", "logistic", "atan",
+                                          "abs", "square", "stop_gradient", "asinh"]))
+        return getattr(lax, name)(x)
+
+    def binary(data, x, y, m):
+        name = data.draw(st.sampled_from(["add", "sub", "mul", "max", "min"]))
+        other = data.draw(st.sampled_from(["array", "scalar"]))
+        if other == "scalar":
+            return getattr(lax, name)(x, data.draw(st.sampled_from([1.0, 2.0, -0.5])))
+        return getattr(lax, name)(x, y)
+
+    def smooth(data, x, y, m):
+        safe = lax.add(lax.abs(y), 1.0)
+        return data.draw(st.sampled_from([
+            lambda: lax.div(x, safe), lambda: lax.pow(safe, lax.tanh(x)),
+            lambda: lax.integer_pow(x, data.draw(st.integers(0, 3))),
+            lambda: lax.sqrt(safe), lambda: lax.log(safe), lambda: lax.exp(lax.tanh(x)),
+        ]))()
+
+    def select(data, x, y, m):
+        return lax.select_n(m, x, y)
+
+    def masks(data, x, y, m):
+        # Masks only ever come from the inputs, so every comparison below is exact.
+        m2 = lax.bitwise_and(m, lax.bitwise_not(lax.is_finite(lax.div(x, 0.0))))
+        which = lax.convert_element_type(m2, np.int64)
+        return lax.select_n(which, x, lax.convert_element_type(m, x.dtype))
+
+    def cumsum(data, x, y, m):
+        if not _base(x):
+            return x
+        return lax.cumsum(x, data.draw(st.integers(0, len(_base(x)) - 1)),
+                          data.draw(st.booleans()))
+
+    def iota(data, x, y, m):
+        if not _base(x):
+            return x
+        d = data.draw(st.integers(0, len(_base(x)) - 1))
+        return lax.add(x, lax.iota(x.dtype, _base(x), d))
+
+    def flatten(data, x, y, m):
+        return lax.reshape(lax.cos(lax.reshape(x, (int(np.prod(_base(x))),))), _base(x))
+
+    return [reduce_back, transpose_back, slice_pad, dot, concat_slice, gather_scatter, dynamic,
+            unary, binary, smooth, select, masks, cumsum, iota, flatten]
+
+
+OPS = _same_shape_ops()
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_random_programs(data):
+    dtype = data.draw(st.sampled_from(FLOATS))
+    shape = data.draw(shapes)
+    n_in = data.draw(st.integers(1, 3))
+    args = [data.draw(arrays(dtype, shape, -1.0, 1.0, specials=False)) for _ in range(n_in)]
+    args.append(data.draw(arrays(dtype, shape, -1.0, 1.0, specials=False)))  # mask source
+    n_steps = data.draw(st.integers(1, 8))
+
+    def f(*xs):
+        *pool, mask_src = xs
+        mask = lax.gt(mask_src, 0.0)
+        pool = list(pool)
+        for _ in range(n_steps):
+            x = data.draw(st.sampled_from(pool))
+            y = data.draw(st.sampled_from(pool))
+            op = data.draw(st.sampled_from(OPS))
+            pool.append(op(data, x, y, mask))
+        k = data.draw(st.integers(1, min(3, len(pool))))
+        return pool[-k:]
+
+    tol = (1e-4, 1e-4) if dtype == F32 else (1e-10, 1e-10)
+    check(f, *args, tol=tol, scale=True)
+
+
+# --------------------------------------------------------------------------- machinery
+
+
+def test_program_is_cached_on_the_closed_jaxpr():
+    x = np.linspace(0, 1, 4)
+    closed = stage(lambda x: lax.sin(x), [x])
+    prog = interp.program_for(closed)
+    interp.run(closed, [x])
+    assert interp.program_for(closed) is prog
+    assert closed._fgrad_program is prog
+
+
+def test_outputs_are_fresh_arrays():
+    x = np.linspace(0, 1, 4)
+    closed = stage(lambda x: (lax.sin(x), x), [x])
+    a, b = interp.run(closed, [x])
+    a[:] = 7.0
+    b[:] = 7.0
+    c, d = interp.run(closed, [x])
+    np.testing.assert_allclose(c, np.sin(x))
+    np.testing.assert_allclose(d, x)
+    assert not np.shares_memory(b, x)
+
+
+def test_float32_programs_stay_float32():
+    x = np.linspace(0, 1, 5, dtype=np.float32)
+    closed = stage(lambda x: lax.add(lax.mul(lax.exp(x), 0.1), lax.reduce_sum(x, (0,))), [x])
+    prog = interp.program_for(closed)
+    assert prog.fdtype == F32
+    assert all(image.dtype != F64 for image in prog.images)
+    (out,) = interp.run(closed, [x])
+    assert out.dtype == F32
+
+
+def test_buffers_are_reused():
+    x = np.linspace(0, 1, 1000)
+
+    def f(x):
+        for _ in range(20):
+            x = lax.sin(lax.add(x, 1.0))
+        return x
+
+    closed = stage(f, [x])
+    prog = interp.program_for(closed)
+    assert prog.sizes[0] < 4 * 1000  # one input and a couple of temporaries, not 40
+    check(f, x)
+
+
+def test_unsupported_programs_fall_back_to_the_reference():
+    x = np.linspace(0, 1, 3, dtype=np.float32)
+    closed = check(lambda x: lax.add(lax.convert_element_type(x, np.float64), 1.0), x,
+                   lowered=False)
+    assert isinstance(interp.program_for(closed), interp.Fallback)
+    # custom_lin cannot run forward: both executors raise the same error.
+    @fg.custom_vjp
+    def g(x):
+        return lax.sin(x)
+
+    g.defvjp(lambda x: (g(x), x), lambda x, ct: (ct,))
+    with pytest.raises(TypeError, match="forward-mode"):
+        fg.jvp(fg.jit(g), (np.ones(2),), (np.ones(2),))
+
+
+def test_threads_share_one_program():
+    x0 = np.linspace(-1, 1, 257)
+    closed = stage(lambda x: lax.reduce_sum(lax.mul(lax.tanh(x), x), (0,)), [x0])
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(200):
+                x = rng.standard_normal(257)
+                (got,) = interp.run(closed, [x])
+                np.testing.assert_allclose(got, np.sum(np.tanh(x) * x), rtol=1e-12)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_cache_failure_falls_back_to_memory(monkeypatch):
+    from fgrad._src.backend import kernels_common
+
+    def broken(py_func):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(kernels_common, "_FunctionCache", broken)
+    monkeypatch.setattr(kernels_common, "KERNELS", [])
+
+    @kernel_for_test
+    def twice(x):
+        return 2 * x
+
+    assert twice(21) == 42
+    assert kernels_common.cache_dir() is None
+
+
+def kernel_for_test(f):
+    from fgrad._src.backend.kernels_common import kernel
+
+    return kernel(f)
+
+
+def test_warmup_and_cache_dir():
+    assert interp.warmup() is None
+    thread = interp.warmup(background=True)
+    thread.join()
+    assert set(interp.COMPILE_SECONDS) >= {"float32", "float64"}
