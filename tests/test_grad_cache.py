@@ -16,7 +16,7 @@ def test_same_structure_reuses_one_program():
     g = fg.grad(lambda x: fnp.sum(fnp.tanh(x) * x))
     for k in range(5):
         x = np.linspace(-1, 1, 4) * k
-        np.testing.assert_allclose(g(x), np.tanh(x) * x * 0 + (1 - np.tanh(x) ** 2) * x + np.tanh(x))
+        np.testing.assert_allclose(g(x), (1 - np.tanh(x) ** 2) * x + np.tanh(x))
     assert len(grad_cache._programs) == 1
 
 

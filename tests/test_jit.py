@@ -189,10 +189,11 @@ def test_reference_backend_switch_gives_same_result():
     x = np.linspace(-1, 1, 4)
     jf = fg.jit(fg.grad(f_compose))
     fast = jf(x)
+    previous = fg.config.read("backend")
     fg.config.update("backend", "reference")
     try:
         np.testing.assert_allclose(jf(x), fast, rtol=1e-12)
     finally:
-        fg.config.update("backend", "numba")
+        fg.config.update("backend", previous)
     with pytest.raises(ValueError, match="backend"):
         fg.config.update("backend", "gpu")
