@@ -311,9 +311,13 @@ class Primitive:
     def bind_list(self, *args, **params):
         """Like ``bind`` but always returns a list of outputs."""
         trace = find_top_trace(args)
-        tracers = [full_raise(trace, arg) for arg in args]
-        outs = trace.process_primitive(self, tracers, params)
-        return [full_lower(out) for out in outs]
+        main = trace.main
+        # NB: the common case — an argument already boxed by this trace — skips full_raise.
+        tracers = [
+            arg if isinstance(arg, Tracer) and arg._trace.main is main else full_raise(trace, arg)
+            for arg in args
+        ]
+        return trace.process_primitive(self, tracers, params)
 
     def __repr__(self):
         return self.name
@@ -504,13 +508,14 @@ _state = _TraceState()
 
 
 def find_top_trace(xs) -> Trace:
-    top = max(
-        (x._trace.main for x in xs if isinstance(x, Tracer)),
-        default=_state.stack[0],
-        key=lambda main: main.level,
-    )
-    if _state.dynamic.level > top.level:
-        top = _state.dynamic
+    """The trace of the highest-level tracer in ``xs`` (or the dynamic trace if higher)."""
+    top = _state.dynamic
+    level = top.level
+    for x in xs:
+        if isinstance(x, Tracer):
+            main = x._trace.main
+            if main.level > level:
+                top, level = main, main.level
     return top.trace_type(top)
 
 

@@ -104,12 +104,16 @@ class RecordTrace(core.Trace):
 
     def process_primitive(self, primitive, tracers, params):
         recording = self.recording
+        in_avals = [t.aval for t in tracers]
         vals = apply_impl(primitive, [t.val for t in tracers], params)
-        if any(t.aval.weak_type for t in tracers):  # concrete values cannot carry weakness
-            avals = core.abstract_eval(primitive, [t.aval for t in tracers], params)
+        if any(a.weak_type for a in in_avals):  # concrete values cannot carry weakness
+            avals = core.abstract_eval(primitive, in_avals, params)
         else:
             avals = [get_aval(v) for v in vals]
-        out_slots = tuple(recording.new_slot(aval) for aval in avals)
+        all_avals = recording.avals
+        first_slot = len(all_avals)
+        all_avals.extend(avals)
+        out_slots = tuple(range(first_slot, len(all_avals)))
         recording.eqns.append((primitive, tuple(t.slot for t in tracers), params, out_slots))
         return [RecordTracer(self, v, s, a) for v, s, a in zip(vals, out_slots, avals)]
 

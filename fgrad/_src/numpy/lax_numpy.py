@@ -86,6 +86,11 @@ def _promote(*args):
     """
     args = [_operand(a) for a in args]
     avals = [get_aval(a) for a in args]
+    first = avals[0]
+    if not first.weak_type and builtins.all(
+        a.dtype == first.dtype and not a.weak_type for a in avals
+    ):
+        return args  # NB: the common case, one strong dtype, needs no conversion
     dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
     return [_cast(a, dtype, weak) for a in args]
 
@@ -136,7 +141,10 @@ def _broadcast_to(x, shape):
 
 def _promote_broadcast(name, *args):
     args = _promote(*args)
-    shape = _broadcast_shapes(name, *[get_aval(a).shape for a in args])
+    shapes = [get_aval(a).shape for a in args]
+    if builtins.all(s == shapes[0] for s in shapes):
+        return args
+    shape = _broadcast_shapes(name, *shapes)
     return [_broadcast_to(a, shape) for a in args]
 
 
