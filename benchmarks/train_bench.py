@@ -15,7 +15,8 @@ cross-entropy loss, backward, plain SGD update (lr 0.01). Contenders:
 
 Every contender is first checked to produce the same updated parameters as NumPy
 from the same starting point. Then they are timed interleaved (median of rounds)
-and the table shows each median and its ratio to NumPy's.
+and the table shows each median and its ratio to NumPy's (and the ratio of the
+minima, which is steadier on a busy machine).
 
 Run: python benchmarks/train_bench.py [--rounds N]
 """
@@ -166,14 +167,16 @@ def main(argv=None):
     steps, states = contenders(x, labels)
     verify(steps, states)
     timings = measure(steps, rounds=args.rounds)
-    base = timings["numpy (hand-written)"][0]
+    base, base_min = timings["numpy (hand-written)"]
     print(f"W4 training step: MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, SGD "
           f"(python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"{os.cpu_count()} cpus{', torch ' + torch.__version__ if torch else ''})")
     width = max(map(len, timings))
-    print(f"{'contender':<{width}}  {'median ms':>9}  {'min ms':>8}  {'x numpy':>7}")
+    print(f"{'contender':<{width}}  {'median ms':>9}  {'min ms':>8}  {'x numpy':>7}  "
+          f"{'(of mins)':>9}")
     for name, (median, best) in timings.items():
-        print(f"{name:<{width}}  {median * 1e3:9.3f}  {best * 1e3:8.3f}  {median / base:7.2f}")
+        print(f"{name:<{width}}  {median * 1e3:9.3f}  {best * 1e3:8.3f}  {median / base:7.2f}  "
+              f"{best / base_min:9.2f}")
     return timings
 
 
