@@ -344,3 +344,13 @@ def test_training_converges():
             loss.backward()
             opt.step()
         assert loss.item() < 1e-2, (make, loss.item())
+
+
+@pytest.mark.parametrize("module", ["fgrad.optim", "fgrad.optim.optimizer", "fgrad.optim.sgd",
+                                    "fgrad.optim.adam"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
