@@ -209,8 +209,7 @@ def test_convert_element_type(data):
     dst = data.draw(st.sampled_from(CASTS))
     # float -> int of NaN/inf/out-of-range values is undefined: keep values finite.
     x = data.draw(arrays(src, shapes, specials=dst.kind != "i"))
-    lowered = not (src.kind == "f" and dst.kind == "f" and src != dst)
-    check(lambda x: lax.convert_element_type(x, dst), x, lowered=lowered)
+    check(lambda x: lax.convert_element_type(x, dst), x)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -646,8 +645,7 @@ def test_float32_programs_stay_float32():
     x = np.linspace(0, 1, 5, dtype=np.float32)
     closed = stage(lambda x: lax.add(lax.mul(lax.exp(x), 0.1), lax.reduce_sum(x, (0,))), [x])
     prog = interp.program_for(closed)
-    assert prog.fdtype == F32
-    assert all(image.dtype != F64 for image in prog.images)
+    assert prog.sizes[lower.CLS_F64] == 0 and prog.images[lower.CLS_F64].size == 0
     (out,) = interp.run(closed, [x])
     assert out.dtype == F32
 
@@ -662,13 +660,13 @@ def test_buffers_are_reused():
 
     closed = stage(f, [x])
     prog = interp.program_for(closed)
-    assert prog.sizes[0] < 4 * 1000  # one input and a couple of temporaries, not 40
+    assert prog.sizes[lower.CLS_F64] < 4 * 1000  # an input and a few temporaries, not 40
     check(f, x)
 
 
 def test_unsupported_programs_fall_back_to_the_reference():
     x = np.linspace(0, 1, 3, dtype=np.float32)
-    closed = check(lambda x: lax.add(lax.convert_element_type(x, np.float64), 1.0), x,
+    closed = check(lambda x: lax.add(lax.convert_element_type(x, np.int8), np.int8(1)), x,
                    lowered=False)
     assert isinstance(interp.program_for(closed), interp.Fallback)
     # custom_lin cannot run forward: both executors raise the same error.
@@ -731,4 +729,5 @@ def test_warmup_and_cache_dir():
     assert interp.warmup() is None
     thread = interp.warmup(background=True)
     thread.join()
-    assert set(interp.COMPILE_SECONDS) >= {"float32", "float64"}
+    assert "dispatcher" in interp.COMPILE_SECONDS
+    assert interp._table.all()

@@ -1,18 +1,18 @@
 """The numba interpreter: run a lowered ``Program`` with one call into compiled code.
 
 ``run(closed, args)`` lowers ``closed`` once (the ``Program`` is cached on the
-``ClosedJaxpr`` object), copies the inputs into arenas, calls ``run_program`` (the
-dispatcher loop, compiled once per float dtype) and copies the outputs out.
+``ClosedJaxpr`` object), copies the inputs into arenas, calls the dispatcher
+``kernels_entry.run_program`` and copies the outputs out.
 
-Arenas come from a per-program pool: a call pops a free arena triple (or makes a
-new one) and pushes it back when done, so concurrent calls of one program never
-share memory and sequential calls reuse it. Kernels report runtime errors (an
-index out of range) as a status code and op index; the message is formatted here.
-Jaxprs that cannot be lowered run on the reference evaluator instead.
+Arenas come from a per-program pool: a call pops a free arena set (or makes a new
+one) and pushes it back when done, so concurrent calls of one program never share
+memory and sequential calls reuse it. Kernels report runtime errors (an index out
+of range) as a status code and op index; the message is formatted here. Jaxprs
+that cannot be lowered run on the reference evaluator instead.
 
-Nothing is compiled at import: the first run of a float32 or float64 program
-compiles (or loads from the on-disk cache) the kernels for that dtype.
-``warmup()`` does it ahead of time. See docs/performance.md.
+Nothing is compiled at import. Each kernel is compiled (or loaded from the on-disk
+cache) the first time a program needs it; ``warmup()`` does all of them ahead of
+time. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 from fgrad._src import core
-from fgrad._src.backend import lower as _lower_mod
-from fgrad._src.backend.lower import ST_CHOICE, ST_INDEX, Unsupported
+from fgrad._src.backend import lower
+from fgrad._src.backend.lower import N_SLOTS, ST_CHOICE, ST_INDEX, Unsupported
 
 logger = logging.getLogger("fgrad")
 
@@ -45,87 +45,90 @@ if HAVE_NUMBA:
 
 # --------------------------------------------------------------------------- compilation
 
-_compile_lock = threading.Lock()
-_entries: dict = {}  # float dtype -> compiled entry point (or None when compilation failed)
-COMPILE_SECONDS: dict = {}  # float dtype name -> seconds spent compiling or loading
+_compile_lock = threading.RLock()
+_table = np.zeros(N_SLOTS, np.int64)  # kernel slot -> address of its compiled entry point
+_failed: set = set()  # slots that could not be compiled (their programs use the reference)
+_state: dict = {"dispatch": None}
+COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling or loading
 
 
-def _signature(fdtype):
-    from numba import types
-
-    arr = lambda t: types.Array(t, 1, "C")  # noqa: E731
-    return (arr(types.int64), arr(types.float32 if fdtype == np.float32 else types.float64),
-            arr(types.int64), arr(types.uint8), arr(types.int64))
-
-
-class _Entry:
-    """The compiled dispatcher for one float dtype and its kernel table."""
-
-    __slots__ = ("call", "table")
-
-    def __init__(self, call, table):
-        self.call = call
-        self.table = table
-
-
-def _build(fdtype):
-    sig = _signature(fdtype)
-    table = kernels_entry.kernel_table(fdtype)
-    kernels_entry.run_program.compile(sig)
-    return _Entry(kernels_entry.run_program.overloads[sig].entry_point, table)
-
-
-def _compile(fdtype):
+def _with_cache_fallback(compile_one, what):
     start = time.perf_counter()
     try:
-        entry = _build(fdtype)
+        result = compile_one()
     except Exception as first:  # a broken cache directory or file: compile in memory
-        logger.warning("fgrad: compiling the numba kernels with the cache failed (%s); "
-                       "retrying in memory", first)
+        if not kernels_common.CACHE_ENABLED:
+            raise
+        logger.warning("fgrad: compiling %s with the on-disk cache failed (%s); caching is "
+                       "off for this process", what, first)
         kernels_common.disable_cache()
-        kernels_entry._cfuncs.clear()
-        entry = _build(fdtype)
-    COMPILE_SECONDS[np.dtype(fdtype).name] = time.perf_counter() - start
-    return entry
+        result = compile_one()
+    COMPILE_SECONDS[what] = time.perf_counter() - start
+    return result
 
 
-def entry_point(fdtype):
-    """The compiled dispatcher for programs of float dtype ``fdtype`` (or None)."""
-    fdtype = np.dtype(fdtype)
-    entry = _entries.get(fdtype, False)
-    if entry is not False:
-        return entry
+def _dispatcher():
+    dispatch = _state["dispatch"]
+    if dispatch is None:
+        from numba import types
+
+        arr = lambda t: types.Array(t, 1, "C")  # noqa: E731
+        sig = (arr(types.int64), arr(types.float64), arr(types.float32), arr(types.int64),
+               arr(types.uint8), arr(types.int64))
+        run_program = kernels_entry.run_program
+        _with_cache_fallback(lambda: run_program.compile(sig), "dispatcher")
+        dispatch = _state["dispatch"] = run_program.overloads[sig].entry_point
+    return dispatch
+
+
+def _compile_slots(slots) -> bool:
+    """Make sure every kernel in ``slots`` is compiled; False if one cannot be."""
     with _compile_lock:
-        entry = _entries.get(fdtype, False)
-        if entry is False:
+        kernels = None
+        for slot in slots:
+            if _table[slot] or slot in _failed:
+                continue
+            if kernels is None:
+                kernels = kernels_entry.all_kernels()
+            fn, key = kernels[slot]
             try:
-                entry = _compile(fdtype)
+                cf = _with_cache_fallback(lambda: kernels_entry.compile_cfunc(fn, key),  # noqa: B023
+                                          "/".join(filter(None, key)))
             except Exception:  # never fail a user's program because of the backend
-                logger.exception("fgrad: numba kernels failed to compile; using the "
-                                 "reference evaluator")
-                entry = None
-            _entries[fdtype] = entry
-    return entry
+                logger.exception("fgrad: numba kernel %s failed to compile; programs that "
+                                 "use it run on the reference evaluator", key)
+                _failed.add(slot)
+                continue
+            _table[slot] = cf.address
+        try:
+            _dispatcher()
+        except Exception:
+            logger.exception("fgrad: the numba dispatcher failed to compile")
+            return False
+        return not any(slot in _failed for slot in slots)
 
 
 def warmup(background=False, dtypes=(np.float32, np.float64)):
-    """Compile (or load from the cache) the kernels for ``dtypes`` now.
+    """Compile (or load from the on-disk cache) every kernel for ``dtypes`` now.
 
-    With ``background=True`` this happens in a daemon thread, which is returned;
-    a program run meanwhile waits for its dtype's compilation to finish.
+    Without this, each kernel is compiled the first time a program needs it. With
+    ``background=True`` the work happens in a daemon thread, which is returned; a
+    program run meanwhile waits only if it needs a kernel that is still compiling.
     """
     if not HAVE_NUMBA:
         return None
-
-    def work():
-        for dt in dtypes:
-            entry_point(dt)
+    wanted = set(range(N_SLOTS)) - set(range(2 * lower.N_FLOAT_KINDS))
+    for dt in dtypes:
+        base = lower.FLOAT_BASE[lower.CLS_F64 if np.dtype(dt) == np.float64 else lower.CLS_F32]
+        wanted |= set(range(base, base + lower.N_FLOAT_KINDS))
+    slots = sorted(wanted)
 
     if background:
-        thread = threading.Thread(target=work, name="fgrad-warmup", daemon=True)
+        thread = threading.Thread(target=_compile_slots, args=(slots,), name="fgrad-warmup",
+                                  daemon=True)
         thread.start()
         return thread
-    work()
+    _compile_slots(slots)
     return None
 
 
@@ -152,7 +155,7 @@ def program_for(closed):
     prog = getattr(closed, "_fgrad_program", None)
     if prog is None:
         try:
-            prog = _lower_mod.lower(closed)
+            prog = lower.lower(closed)
         except Unsupported as e:
             prog = Fallback(str(e))
             logger.debug("fgrad: running a jaxpr on the reference evaluator: %s", e)
@@ -168,15 +171,20 @@ def run(closed, args):
     prog = getattr(closed, "_fgrad_program", None)
     if prog is None:
         prog = program_for(closed)
-    if type(prog) is Fallback:
+    if type(prog) is Fallback or (not prog.ready and not _prepare(prog)):
         return core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))
-    entry = _entries.get(prog.fdtype) or entry_point(prog.fdtype)
-    if entry is None:
-        return core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))
-    return execute(prog, entry, args)
+    return execute(prog, args)
 
 
-def execute(prog, entry, args):
+def _prepare(prog) -> bool:
+    if not HAVE_NUMBA or not _compile_slots(prog.slots):
+        return False
+    prog.ready = True
+    return True
+
+
+def execute(prog, args):
+    """Run a ready ``Program`` on ``args``."""
     if len(args) != prog.n_in:
         raise TypeError(f"program takes {prog.n_in} arguments, got {len(args)}")
     pool = prog.pool
@@ -191,8 +199,8 @@ def execute(prog, entry, args):
                 raise TypeError(f"argument {k} has shape {np.shape(x)}, "
                                 f"the program expects {prog.in_shapes[k]}")
             arenas[c][lo:hi] = np.ravel(x)
-        fa, ia, ba = arenas
-        status = entry.call(prog.code, fa, ia, ba, entry.table)
+        fd, fs, ia, ba = arenas
+        status = _state["dispatch"](prog.code, fd, fs, ia, ba, _table)
         if status:
             raise _error(prog, status, ia)
         return [arenas[c][lo:hi].astype(dtype).reshape(shape)
@@ -209,6 +217,3 @@ def _error(prog, status, ia):
         return ValueError("invalid entry in choice array")
     return RuntimeError(f"fgrad interpreter: op {int(ia[1])} ({name}) failed with status "
                         f"{status}")
-
-
-

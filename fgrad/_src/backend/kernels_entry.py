@@ -3,12 +3,13 @@
 Every kernel is compiled as a numba ``cfunc`` with one uniform C signature, and the
 dispatcher ``run_program`` calls them through a table of function addresses passed
 in at run time (``_call`` below emits the indirect call). That keeps each kernel in
-its own small compilation unit: if the dispatcher called the kernels directly, numba
-would link all of them into the dispatcher's module and optimize and generate the
-machine code of everything a second time (measured: doubles the cold compile). The
-dispatcher itself is tiny and holds no addresses, so it caches like any function.
+its own small compilation unit, compiled only when a program first needs it: if the
+dispatcher called the kernels directly, numba would link all of them into the
+dispatcher's module and optimize and generate all their machine code a second time
+(measured: it doubled the cold compile). The dispatcher itself is tiny and holds no
+addresses, so it caches like any function.
 
-The float-specific kernels are compiled once per float dtype, the int/bool ones once.
+The float kernels exist once per float dtype, the int/bool kernels once.
 """
 
 import numpy as np
@@ -32,90 +33,95 @@ from fgrad._src.backend.kernels_elementwise import (
 )
 from fgrad._src.backend.kernels_reduce import dot_f, dot_i, reduce
 from fgrad._src.backend.lower import (
+    CLS_F32,
+    CLS_F64,
+    FLOAT_BASE,
+    K_BINARY,
+    K_COMPARE,
+    K_CONVERT_BF,
+    K_CONVERT_FB,
+    K_CONVERT_FI,
+    K_CONVERT_IF,
+    K_DOT,
+    K_MOVE,
+    K_REDUCE,
+    K_SELECT,
+    K_UNARY,
     N_SLOTS,
-    SLOT_BINARY_F,
     SLOT_BINARY_I,
     SLOT_BOOL,
-    SLOT_COMPARE_F,
     SLOT_COMPARE_I,
-    SLOT_CONVERT_BF,
     SLOT_CONVERT_BI,
-    SLOT_CONVERT_FB,
-    SLOT_CONVERT_FI,
+    SLOT_CONVERT_F32_F64,
+    SLOT_CONVERT_F64_F32,
     SLOT_CONVERT_IB,
-    SLOT_CONVERT_IF,
-    SLOT_DOT_F,
     SLOT_DOT_I,
     SLOT_MOVE_B,
-    SLOT_MOVE_F,
     SLOT_MOVE_I,
-    SLOT_REDUCE_F,
     SLOT_REDUCE_I,
     SLOT_SELECT_B,
-    SLOT_SELECT_F,
     SLOT_SELECT_I,
-    SLOT_UNARY_F,
     SLOT_UNARY_I,
 )
 
-# int64 kernel(int64* code, int64 ncode, int64 r, void* fa, int64 nf,
+# int64 kernel(int64* code, int64 ncode, int64 r, void* f64, int64 n64, void* f32, int64 n32,
 #              int64* ia, int64 ni, uint8* ba, int64 nb)
 _P64 = types.CPointer(types.int64)
 _P8 = types.CPointer(types.uint8)
 SIGNATURE = types.int64(_P64, types.int64, types.int64, types.voidptr, types.int64,
-                        _P64, types.int64, _P8, types.int64)
+                        types.voidptr, types.int64, _P64, types.int64, _P8, types.int64)
 
 # --------------------------------------------------------------------------- int/bool kernels
 
 
-def k_unary_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_unary_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return unary_i(carray(cp, nc), r, carray(ip, ni))
 
 
-def k_binary_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_binary_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return binary_i(carray(cp, nc), r, carray(ip, ni))
 
 
-def k_bool(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_bool(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return bool_ops(carray(cp, nc), r, carray(bp, nb))
 
 
-def k_compare_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_compare_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return compare(carray(cp, nc), r, carray(ip, ni), carray(bp, nb))
 
 
-def k_select_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_select_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return select(carray(cp, nc), r, carray(bp, nb), carray(ip, ni))
 
 
-def k_select_b(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_select_b(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     b = carray(bp, nb)
     return select(carray(cp, nc), r, b, b)
 
 
-def k_convert_ib(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_convert_ib(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return convert(carray(cp, nc), r, carray(ip, ni), carray(bp, nb))
 
 
-def k_convert_bi(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_convert_bi(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return convert(carray(cp, nc), r, carray(bp, nb), carray(ip, ni))
 
 
-def k_move_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_move_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     ia = carray(ip, ni)
     return move(carray(cp, nc), r, ia, ia)
 
 
-def k_move_b(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_move_b(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return move(carray(cp, nc), r, carray(bp, nb), carray(ip, ni))
 
 
-def k_reduce_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_reduce_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     ia = carray(ip, ni)
     return reduce(carray(cp, nc), r, ia, ia)
 
 
-def k_dot_i(cp, nc, r, fp, nf, ip, ni, bp, nb):
+def k_dot_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return dot_i(carray(cp, nc), r, carray(ip, ni))
 
 
@@ -129,49 +135,84 @@ SHARED = (
 # --------------------------------------------------------------------------- float kernels
 
 
-def float_kernels(dt):
-    """The float-specific entry points for float dtype ``dt`` (np.float32 or np.float64)."""
+def k_convert_f64_f32(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+    return convert(carray(cp, nc), r, carray(dp, nd, np.float64), carray(sp, ns, np.float32))
 
-    def kf_unary(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return unary_f(carray(cp, nc), r, carray(fp, nf, dt), carray(bp, nb))
 
-    def kf_binary(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return binary_f(carray(cp, nc), r, carray(fp, nf, dt))
+def k_convert_f32_f64(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+    return convert(carray(cp, nc), r, carray(sp, ns, np.float32), carray(dp, nd, np.float64))
 
-    def kf_compare(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return compare(carray(cp, nc), r, carray(fp, nf, dt), carray(bp, nb))
 
-    def kf_select(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return select(carray(cp, nc), r, carray(bp, nb), carray(fp, nf, dt))
+SHARED += ((SLOT_CONVERT_F64_F32, k_convert_f64_f32), (SLOT_CONVERT_F32_F64, k_convert_f32_f64))
 
-    def kf_convert_fi(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return convert(carray(cp, nc), r, carray(fp, nf, dt), carray(ip, ni))
 
-    def kf_convert_fb(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return convert(carray(cp, nc), r, carray(fp, nf, dt), carray(bp, nb))
+def float_kernels(cls):
+    """The float-specific entry points for ``cls`` (CLS_F64 or CLS_F32), by slot."""
+    dt = np.float64 if cls == CLS_F64 else np.float32
+    k = 0 if cls == CLS_F64 else 1  # picks the float64 or the float32 arena pointer
 
-    def kf_convert_if(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return convert(carray(cp, nc), r, carray(ip, ni), carray(fp, nf, dt))
+    def kf_unary(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return unary_f(carray(cp, nc), r, fa, carray(bp, nb))
 
-    def kf_convert_bf(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return convert(carray(cp, nc), r, carray(bp, nb), carray(fp, nf, dt))
+    def kf_binary(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        return binary_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt))
 
-    def kf_move(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return move(carray(cp, nc), r, carray(fp, nf, dt), carray(ip, ni))
+    def kf_compare(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return compare(carray(cp, nc), r, fa, carray(bp, nb))
 
-    def kf_reduce(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return reduce(carray(cp, nc), r, carray(fp, nf, dt), carray(ip, ni))
+    def kf_select(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return select(carray(cp, nc), r, carray(bp, nb), fa)
 
-    def kf_dot(cp, nc, r, fp, nf, ip, ni, bp, nb):
-        return dot_f(carray(cp, nc), r, carray(fp, nf, dt))
+    def kf_convert_fi(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return convert(carray(cp, nc), r, fa, carray(ip, ni))
 
+    def kf_convert_fb(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return convert(carray(cp, nc), r, fa, carray(bp, nb))
+
+    def kf_convert_if(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return convert(carray(cp, nc), r, carray(ip, ni), fa)
+
+    def kf_convert_bf(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return convert(carray(cp, nc), r, carray(bp, nb), fa)
+
+    def kf_move(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return move(carray(cp, nc), r, fa, carray(ip, ni))
+
+    def kf_reduce(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
+        return reduce(carray(cp, nc), r, fa, carray(ip, ni))
+
+    def kf_dot(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        return dot_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt))
+
+    base = FLOAT_BASE[cls]
     return (
-        (SLOT_UNARY_F, kf_unary), (SLOT_BINARY_F, kf_binary), (SLOT_COMPARE_F, kf_compare),
-        (SLOT_SELECT_F, kf_select), (SLOT_CONVERT_FI, kf_convert_fi),
-        (SLOT_CONVERT_FB, kf_convert_fb), (SLOT_CONVERT_IF, kf_convert_if),
-        (SLOT_CONVERT_BF, kf_convert_bf), (SLOT_MOVE_F, kf_move), (SLOT_REDUCE_F, kf_reduce),
-        (SLOT_DOT_F, kf_dot),
+        (base + K_UNARY, kf_unary), (base + K_BINARY, kf_binary),
+        (base + K_COMPARE, kf_compare), (base + K_SELECT, kf_select),
+        (base + K_CONVERT_FI, kf_convert_fi), (base + K_CONVERT_FB, kf_convert_fb),
+        (base + K_CONVERT_IF, kf_convert_if), (base + K_CONVERT_BF, kf_convert_bf),
+        (base + K_MOVE, kf_move), (base + K_REDUCE, kf_reduce), (base + K_DOT, kf_dot),
     )
+
+
+def all_kernels():
+    """``{slot: (python function, cache key)}`` for every kernel slot."""
+    table = {}
+    for cls, name in ((CLS_F64, "float64"), (CLS_F32, "float32")):
+        for slot, fn in float_kernels(cls):
+            table[slot] = (fn, (fn.__name__, name))
+    for slot, fn in SHARED:
+        table[slot] = (fn, (fn.__name__, ""))
+    assert sorted(table) == list(range(N_SLOTS))
+    return table
 
 
 # --------------------------------------------------------------------------- compilation
@@ -190,50 +231,38 @@ def compile_cfunc(fn, key):
     return cf
 
 
-def kernel_table(fdtype):
-    """Compile (or load from the cache) every kernel for ``fdtype``; return their addresses."""
-    name = np.dtype(fdtype).name
-    table = np.zeros(N_SLOTS, np.int64)
-    for slot, fn in float_kernels(np.dtype(fdtype).type):
-        table[slot] = compile_cfunc(fn, (fn.__name__, name)).address
-    for slot, fn in SHARED:
-        table[slot] = compile_cfunc(fn, (fn.__name__, "")).address
-    assert table.all(), "a kernel slot has no entry point"
-    return table
-
-
 # --------------------------------------------------------------------------- the dispatcher
 
 
 @intrinsic
-def _call(typingctx, fn, code, r, fa, ia, ba):
+def _call(typingctx, fn, code, r, fd, fs, ia, ba):
     """Call the kernel at address ``fn`` with the arenas' data pointers and lengths."""
-    sig = types.int64(fn, code, r, fa, ia, ba)
+    sig = types.int64(fn, code, r, fd, fs, ia, ba)
 
     def codegen(context, builder, signature, args):
-        fnv, codev, rv, fav, iav, bav = args
+        fnv, rv = args[0], args[2]
         i64 = ir.IntType(64)
         i8p = ir.IntType(8).as_pointer()
-        c = context.make_array(signature.args[1])(context, builder, codev)
-        f = context.make_array(signature.args[3])(context, builder, fav)
-        i = context.make_array(signature.args[4])(context, builder, iav)
-        b = context.make_array(signature.args[5])(context, builder, bav)
-        fnty = ir.FunctionType(i64, [i64.as_pointer(), i64, i64, i8p, i64, i64.as_pointer(),
-                                     i64, i8p, i64])
+        c, d, s, i, b = (context.make_array(t)(context, builder, v)
+                         for t, v in zip(signature.args[1:2] + signature.args[3:],
+                                         args[1:2] + args[3:]))
+        fnty = ir.FunctionType(i64, [i64.as_pointer(), i64, i64, i8p, i64, i8p, i64,
+                                     i64.as_pointer(), i64, i8p, i64])
         ptr = builder.inttoptr(fnv, fnty.as_pointer())
-        return builder.call(ptr, [c.data, c.nitems, rv, builder.bitcast(f.data, i8p), f.nitems,
-                                  i.data, i.nitems, builder.bitcast(b.data, i8p), b.nitems])
+        return builder.call(ptr, [c.data, c.nitems, rv, builder.bitcast(d.data, i8p), d.nitems,
+                                  builder.bitcast(s.data, i8p), s.nitems, i.data, i.nitems,
+                                  builder.bitcast(b.data, i8p), b.nitems])
 
     return sig, codegen
 
 
 @kernel
-def run_program(code, fa, ia, ba, table):
+def run_program(code, fd, fs, ia, ba, table):
     """Run every record of ``code``; 0, or a status code with the op index in ``ia[1]``."""
     nops = code[0]
     r = code[1]
     for k in range(nops):
-        st = _call(table[code[r + 1]], code, r, fa, ia, ba)
+        st = _call(table[code[r + 1]], code, r, fd, fs, ia, ba)
         if st != 0:
             ia[0] = st
             ia[1] = k

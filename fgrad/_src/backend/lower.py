@@ -1,13 +1,13 @@
 """Lowering: a ``ClosedJaxpr`` becomes a ``Program`` the numba interpreter runs.
 
 A ``Program`` is data only. ``code`` is one int64 array: ``code[0]`` is the number of
-ops, then one record per op, ``[length, family, ...fields]``, whose fields are
-opcodes, element offsets into the arenas, sizes, shapes and strides. Values live in
-three arenas, one per *class*: the program's float dtype (``CLS_F``: float32 or
-float64, never both), int64 (``CLS_I``) and bool stored as uint8 (``CLS_B``). Each
-arena starts with the constant pool (constvars and literals, cast to the class
-dtype), then the inputs, then temporaries whose offsets are planned here from
-liveness, so buffers are reused.
+ops and ``code[1]`` the offset of the first record; each record is ``[length, kernel
+slot, ...fields]``, whose fields are opcodes, element offsets into the arenas, sizes,
+shapes and strides. Values live in four arenas, one per *class*: float64, float32,
+int64 and bool (stored as uint8); a float32 program never touches the float64 arena.
+Each arena starts with the constant pool (constvars and literals in their dtype; a
+``convert_element_type`` of a constant is folded here), then the inputs, then the
+temporaries, whose offsets are planned from liveness so buffers are reused.
 
 Lowering also simplifies: reshapes, squeezes and same-class casts are free (the
 output shares the input's buffer); a broadcast of a scalar is *lazy* (binary ops
@@ -26,7 +26,10 @@ from fgrad._src import core
 
 # --------------------------------------------------------------------------- the opcode table
 
-CLS_F, CLS_I, CLS_B = 0, 1, 2
+# Arena classes: one arena per class, indexed by these numbers.
+CLS_F64, CLS_F32, CLS_I, CLS_B = 0, 1, 2, 3
+CLS_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.uint8))
+FLOAT_CLASSES = (CLS_F64, CLS_F32)
 
 FAM_UNARY_F = 1  # [op, xo, zo, n, ipar]
 FAM_BINARY_F = 2  # [op, xo, yo, zo, n, mode]
@@ -56,43 +59,51 @@ RSUM, RPROD, RMAX, RMIN, ARGMAX, ARGMIN, CUMSUM = 60, 61, 62, 63, 64, 65, 66
 VV, SV, VS = 0, 1, 2  # binary modes: both arrays / x is a scalar / y is a scalar
 
 # Kernel slots: a record's second word is the index of its compiled kernel in the table
-# the interpreter passes in. The first group is compiled per float dtype, the second
-# (ints and bools only) once.
-(SLOT_UNARY_F, SLOT_BINARY_F, SLOT_COMPARE_F, SLOT_SELECT_F, SLOT_CONVERT_FI, SLOT_CONVERT_FB,
- SLOT_CONVERT_IF, SLOT_CONVERT_BF, SLOT_MOVE_F, SLOT_REDUCE_F, SLOT_DOT_F,
- SLOT_UNARY_I, SLOT_BINARY_I, SLOT_BOOL, SLOT_COMPARE_I, SLOT_SELECT_I, SLOT_SELECT_B,
- SLOT_CONVERT_IB, SLOT_CONVERT_BI, SLOT_MOVE_I, SLOT_MOVE_B, SLOT_REDUCE_I, SLOT_DOT_I) = range(23)
-N_SLOTS = 23
-N_FLOAT_SLOTS = 11
-_SLOTS = {
-    (FAM_UNARY_F,): SLOT_UNARY_F, (FAM_BINARY_F,): SLOT_BINARY_F,
+# the interpreter passes in. Float kernels come in two blocks (float64, then float32) of
+# ``N_FLOAT_KINDS``; the int/bool kernels follow. Each slot is compiled on first use.
+(K_UNARY, K_BINARY, K_COMPARE, K_SELECT, K_CONVERT_FI, K_CONVERT_FB, K_CONVERT_IF,
+ K_CONVERT_BF, K_MOVE, K_REDUCE, K_DOT) = range(11)
+N_FLOAT_KINDS = 11
+FLOAT_BASE = {CLS_F64: 0, CLS_F32: N_FLOAT_KINDS}
+SLOT_CONVERT_F64_F32 = 2 * N_FLOAT_KINDS
+SLOT_CONVERT_F32_F64 = SLOT_CONVERT_F64_F32 + 1
+(SLOT_UNARY_I, SLOT_BINARY_I, SLOT_BOOL, SLOT_COMPARE_I, SLOT_SELECT_I, SLOT_SELECT_B,
+ SLOT_CONVERT_IB, SLOT_CONVERT_BI, SLOT_MOVE_I, SLOT_MOVE_B, SLOT_REDUCE_I,
+ SLOT_DOT_I) = range(SLOT_CONVERT_F32_F64 + 1, SLOT_CONVERT_F32_F64 + 13)
+N_SLOTS = SLOT_DOT_I + 1
+_INT_SLOTS = {
     (FAM_UNARY_I,): SLOT_UNARY_I, (FAM_BINARY_I,): SLOT_BINARY_I, (FAM_BOOL,): SLOT_BOOL,
-    (FAM_COMPARE, CLS_F): SLOT_COMPARE_F, (FAM_COMPARE, CLS_I): SLOT_COMPARE_I,
-    (FAM_SELECT, CLS_F): SLOT_SELECT_F, (FAM_SELECT, CLS_I): SLOT_SELECT_I,
-    (FAM_SELECT, CLS_B): SLOT_SELECT_B,
-    (FAM_CONVERT, CLS_F, CLS_I): SLOT_CONVERT_FI, (FAM_CONVERT, CLS_F, CLS_B): SLOT_CONVERT_FB,
-    (FAM_CONVERT, CLS_I, CLS_F): SLOT_CONVERT_IF, (FAM_CONVERT, CLS_B, CLS_F): SLOT_CONVERT_BF,
-    (FAM_CONVERT, CLS_I, CLS_B): SLOT_CONVERT_IB, (FAM_CONVERT, CLS_B, CLS_I): SLOT_CONVERT_BI,
-    (FAM_MOVE, CLS_F): SLOT_MOVE_F, (FAM_MOVE, CLS_I): SLOT_MOVE_I,
-    (FAM_MOVE, CLS_B): SLOT_MOVE_B, (FAM_REDUCE, CLS_F): SLOT_REDUCE_F,
-    (FAM_REDUCE, CLS_I): SLOT_REDUCE_I, (FAM_DOT, CLS_F): SLOT_DOT_F,
+    (FAM_COMPARE, CLS_I): SLOT_COMPARE_I, (FAM_SELECT, CLS_I): SLOT_SELECT_I,
+    (FAM_SELECT, CLS_B): SLOT_SELECT_B, (FAM_CONVERT, CLS_I, CLS_B): SLOT_CONVERT_IB,
+    (FAM_CONVERT, CLS_B, CLS_I): SLOT_CONVERT_BI, (FAM_MOVE, CLS_I): SLOT_MOVE_I,
+    (FAM_MOVE, CLS_B): SLOT_MOVE_B, (FAM_REDUCE, CLS_I): SLOT_REDUCE_I,
     (FAM_DOT, CLS_I): SLOT_DOT_I,
+    (FAM_CONVERT, CLS_F64, CLS_F32): SLOT_CONVERT_F64_F32,
+    (FAM_CONVERT, CLS_F32, CLS_F64): SLOT_CONVERT_F32_F64,
 }
 
 
 def _slot(fields):
+    """The kernel slot of a record (``fields[0]`` is its family, before encoding)."""
     fam = fields[0]
-    if fam in (FAM_UNARY_F, FAM_BINARY_F, FAM_UNARY_I, FAM_BINARY_I, FAM_BOOL):
-        key = (fam,)
-    elif fam in (FAM_COMPARE, FAM_MOVE, FAM_REDUCE):
-        key = (fam, fields[2])
-    elif fam == FAM_SELECT:
-        key = (fam, fields[2])
-    elif fam == FAM_CONVERT:
-        key = (fam, fields[1], fields[2])
-    else:
-        key = (fam, fields[1])
-    return _SLOTS[key]
+    if fam in (FAM_UNARY_F, FAM_BINARY_F):
+        return FLOAT_BASE[fields[2].buf.cls] + (K_UNARY if fam == FAM_UNARY_F else K_BINARY)
+    if fam in (FAM_UNARY_I, FAM_BINARY_I, FAM_BOOL):
+        return _INT_SLOTS[(fam,)]
+    if fam == FAM_CONVERT:
+        s, d = fields[1], fields[2]
+        if s in FLOAT_CLASSES and d not in FLOAT_CLASSES:
+            return FLOAT_BASE[s] + (K_CONVERT_FI if d == CLS_I else K_CONVERT_FB)
+        if d in FLOAT_CLASSES and s not in FLOAT_CLASSES:
+            return FLOAT_BASE[d] + (K_CONVERT_IF if s == CLS_I else K_CONVERT_BF)
+        return _INT_SLOTS[(fam, s, d)]
+    cls = fields[1] if fam == FAM_DOT else fields[2]
+    if cls in FLOAT_CLASSES:
+        kind = {FAM_COMPARE: K_COMPARE, FAM_SELECT: K_SELECT, FAM_MOVE: K_MOVE,
+                FAM_REDUCE: K_REDUCE, FAM_DOT: K_DOT}[fam]
+        return FLOAT_BASE[cls] + kind
+    return _INT_SLOTS[(fam, cls)]
+
 
 ST_OK, ST_INDEX, ST_CHOICE = 0, 1, 2  # status codes written to ia[0] (op index in ia[1])
 
@@ -116,13 +127,13 @@ class Program:
     """A lowered jaxpr: opcode records, arena sizes, constant images, I/O plans.
 
     ``in_plan`` holds ``(arg index, class, start, stop)`` for each input copied in;
-    ``out_plan`` holds ``(class, start, stop, shape, dtype)`` for each output.
+    ``out_plan`` holds ``(class, start, stop, shape, dtype)`` for each output;
+    ``slots`` are the kernels the program uses (compiled before its first run).
     """
 
-    def __init__(self, code, fdtype, sizes, images, in_plan, out_plan, op_names, n_in,
-                 in_shapes, n_ops):
+    def __init__(self, code, sizes, images, in_plan, out_plan, op_names, n_in, in_shapes,
+                 slots):
         self.code = code
-        self.fdtype = fdtype
         self.sizes = sizes
         self.images = images
         self.in_plan = in_plan
@@ -130,21 +141,22 @@ class Program:
         self.op_names = op_names
         self.n_in = n_in
         self.in_shapes = in_shapes
-        self.n_ops = n_ops
-        self.pool: list = []  # idle arena triples, reused by later runs
+        self.slots = slots
+        self.n_ops = len(op_names)
+        self.ready = False  # set once every kernel in ``slots`` is compiled
+        self.pool: list = []  # idle arena sets, reused by later runs
 
     def new_arenas(self):
-        dtypes = (self.fdtype, np.int64, np.uint8)
         arenas = []
-        for size, image, dtype in zip(self.sizes, self.images, dtypes):
+        for size, image, dtype in zip(self.sizes, self.images, CLS_DTYPES):
             arena = np.empty(size, dtype)
             arena[: image.size] = image
             arenas.append(arena)
-        return arenas
+        return tuple(arenas)
 
     def __repr__(self):
-        return (f"Program({self.n_ops} ops, {self.fdtype}, arenas f/i/b = "
-                f"{self.sizes[0]}/{self.sizes[1]}/{self.sizes[2]} elements)")
+        sizes = "/".join(str(s) for s in self.sizes)
+        return f"Program({self.n_ops} ops, arenas f64/f32/i64/bool = {sizes} elements)"
 
 
 class Buffer:
@@ -247,26 +259,13 @@ _FLIPPED = {LT: GT, GT: LT, LE: GE, GE: LE}
 _REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce_min": RMIN}
 
 
-def _float_dtypes(jaxpr, acc):
-    for v in jaxpr.in_binders:
-        if v.aval.dtype.kind == "f":
-            acc.add(v.aval.dtype)
-    for eqn in jaxpr.eqns:
-        for v in eqn.out_binders:
-            if v.aval.dtype.kind == "f":
-                acc.add(v.aval.dtype)
-        if eqn.primitive.name == "custom_vjp_call":
-            _float_dtypes(eqn.params["call_jaxpr"].jaxpr, acc)
-    return acc
-
-
 # --------------------------------------------------------------------------- lowering
 
 
 class _Lowerer:
-    def __init__(self, fdtype):
-        self.F = np.dtype(fdtype)
-        self.cls_dtypes = (self.F, np.dtype(np.int64), np.dtype(np.uint8))
+    def __init__(self):
+        self.cls_dtypes = CLS_DTYPES
+        self.const_values: dict = {}  # const Buffer -> its flat values
         self.ops: list = []
         self.consts: list = []  # (Buffer, flat array)
         self.small_consts: dict = {}
@@ -277,9 +276,11 @@ class _Lowerer:
     def cls_of(self, dtype, strict=True):
         dtype = np.dtype(dtype)
         if dtype.kind == "f":
-            if strict and dtype != self.F:
-                raise Unsupported(f"mixed float dtypes ({dtype} in a {self.F} program)")
-            return CLS_F
+            if dtype == np.float64:
+                return CLS_F64
+            if dtype == np.float32:
+                return CLS_F32
+            raise Unsupported(f"dtype {dtype}")
         if dtype.kind == "b":
             return CLS_B
         if dtype.kind in "iu":
@@ -305,6 +306,7 @@ class _Lowerer:
                 return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
         buf = Buffer(cls, flat.size, "const")
         self.consts.append((buf, flat))
+        self.const_values[buf] = flat
         if key is not None:
             self.small_consts[key] = buf
         return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
@@ -383,7 +385,7 @@ class _Lowerer:
 
     def _unary_prim(self, ins, params, avals):
         (x,), (aval,) = ins, avals
-        if x.cls == CLS_F:
+        if x.cls in FLOAT_CLASSES:
             return [self.unary(x, aval, FAM_UNARY_F, _UNARY_F[self.name])]
         if x.cls == CLS_I and self.name in _UNARY_I:
             return [self.unary(x, aval, FAM_UNARY_I, _UNARY_I[self.name])]
@@ -393,7 +395,7 @@ class _Lowerer:
 
     def p_is_finite(self, ins, params, avals):
         x = ins[0]
-        if x.cls != CLS_F:
+        if x.cls not in FLOAT_CLASSES:
             raise Unsupported("is_finite on a non-float")
         return [self.unary(x, avals[0], FAM_UNARY_F, ISFINITE)]
 
@@ -401,7 +403,7 @@ class _Lowerer:
         x, y = ins[0], int(params["y"])
         if y == 1:
             return [self.alias(x, avals[0])]
-        if x.cls == CLS_F:
+        if x.cls in FLOAT_CLASSES:
             return [self.unary(x, avals[0], FAM_UNARY_F, IPOW, y)]
         if x.cls == CLS_I and y >= 0:
             return [self.unary(x, avals[0], FAM_UNARY_I, IPOW, y)]
@@ -454,6 +456,9 @@ class _Lowerer:
             return self.alias(x, aval)
         if x.buf is None:
             return self.lazy(aval, self.convert(x.scalar, cls))
+        if x.buf.kind == "const":  # fold: constants stay in their consumers' dtype
+            flat = self.const_values[x.buf]
+            return self.const(flat.astype(bool) if cls == CLS_B else flat, aval)
         out = Val(aval, cls, Buffer(cls, aval.size, "temp"))
         if aval.size:
             self.emit([FAM_CONVERT, x.cls, cls, Ref(x.buf), Ref(out.buf), aval.size,
@@ -466,10 +471,11 @@ class _Lowerer:
     def _binary_prim(self, ins, params, avals):
         x, y = ins
         ops = _BINARY[self.name]
-        op = ops[x.cls]
+        kind = 0 if x.cls in FLOAT_CLASSES else (1 if x.cls == CLS_I else 2)
+        op = ops[kind]
         if op is None:
             raise Unsupported(f"{self.name} on {x.aval.dtype}")
-        fam = (FAM_BINARY_F, FAM_BINARY_I, FAM_BOOL)[x.cls]
+        fam = (FAM_BINARY_F, FAM_BINARY_I, FAM_BOOL)[kind]
         return [self.binary(x, y, avals[0], fam, op)]
 
     def _compare_prim(self, ins, params, avals):
@@ -479,7 +485,7 @@ class _Lowerer:
     def p_select_n(self, ins, params, avals):
         which, *cases = ins
         (aval,) = avals
-        if which.cls == CLS_F:
+        if which.cls in FLOAT_CLASSES:
             raise Unsupported("float select_n predicate")
         if len(cases) == 1:
             return [self.alias(cases[0], aval)]
@@ -758,8 +764,8 @@ class _Lowerer:
             return self.scalar_const(0, cls)
         if op == RPROD:
             return self.scalar_const(1, cls)
-        big = {CLS_F: np.inf, CLS_I: np.iinfo(np.int64).max, CLS_B: 1}[cls]
-        small = {CLS_F: -np.inf, CLS_I: np.iinfo(np.int64).min, CLS_B: 0}[cls]
+        big = np.iinfo(np.int64).max if cls == CLS_I else np.inf
+        small = np.iinfo(np.int64).min if cls == CLS_I else -np.inf
         return self.scalar_const(small if op == RMAX else big, cls)
 
     def _arg_prim(self, ins, params, avals):
@@ -818,8 +824,10 @@ class _Lowerer:
         (x, y), (aval,) = ins, avals
         (lc, rc), (lb, rb) = params["dimension_numbers"]
         lc, rc, lb, rb = list(lc), list(rc), list(lb), list(rb)
-        if x.cls == CLS_B:
-            raise Unsupported("bool dot_general")
+        if x.cls == CLS_B:  # or of ands: an int64 product, nonzero
+            i_aval = aval.update(dtype=np.dtype(np.int64), weak_type=False)
+            prod = self.p_dot_general([self.to_int(x), self.to_int(y)], params, [i_aval])[0]
+            return [self.alias(self.convert(prod, CLS_B), aval)]
         out = self.new_val(aval)
         if not aval.size:
             return [out]
@@ -946,11 +954,7 @@ def _plan(ops, pinned, allocs):
 def lower(closed) -> Program:
     """Lower ``closed`` (a ``ClosedJaxpr``) to a ``Program``; raises ``Unsupported``."""
     jaxpr = closed.jaxpr
-    floats = _float_dtypes(jaxpr, set())
-    if len(floats) > 1:
-        raise Unsupported("mixed float dtypes: " + ", ".join(sorted(map(str, floats))))
-    fdtype = floats.pop() if floats else np.dtype(np.float64)
-    lw = _Lowerer(fdtype)
+    lw = _Lowerer()
     const_vals = [lw.const(c, v.aval) for c, v in zip(closed.consts, jaxpr.constvars)]
     in_vals = []
     for v in jaxpr.in_binders:
@@ -962,9 +966,8 @@ def lower(closed) -> Program:
     ops = lw.ops
 
     # Layout: [reserved | constants | inputs | temporaries] in each arena.
-    itemsizes = [np.dtype(d).itemsize for d in lw.cls_dtypes]
-    aligns = [max(1, _ALIGN_BYTES // s) for s in itemsizes]
-    tops = [0, I_RESERVED, 0]
+    aligns = [max(1, _ALIGN_BYTES // d.itemsize) for d in CLS_DTYPES]
+    tops = [0, 0, I_RESERVED, 0]
 
     def place(buf):
         c = buf.cls
@@ -972,10 +975,11 @@ def lower(closed) -> Program:
         buf.cap = 0  # constants and inputs are never freed
         tops[c] += -(-buf.size // aligns[c]) * aligns[c]
 
-    for buf, _ in lw.consts:
+    read_bufs = {b for op in ops for b in op.reads} | set(out_bufs)
+    consts = [(buf, flat) for buf, flat in lw.consts if buf in read_bufs]
+    for buf, _ in consts:
         place(buf)
     image_ends = list(tops)
-    read_bufs = {b for op in ops for b in op.reads} | set(out_bufs)
     in_plan = []
     for k, x in enumerate(in_vals):
         if x.buf in read_bufs and x.buf.size:
@@ -989,20 +993,23 @@ def lower(closed) -> Program:
     for b in out_bufs:
         if b.offset is None:  # an empty output nothing writes
             b.offset = 0
-    sizes = tuple(max(a.high, 1) for a in allocs)
+    sizes = tuple(a.high for a in allocs)
 
     images = []
-    for c in range(3):
-        image = np.zeros(image_ends[c], lw.cls_dtypes[c])
-        for buf, flat in lw.consts:
+    for c, dtype in enumerate(CLS_DTYPES):
+        image = np.zeros(image_ends[c], dtype)
+        for buf, flat in consts:
             if buf.cls == c:
                 image[buf.offset: buf.offset + buf.size] = flat
         images.append(image)
 
     code = [len(ops), 2]
+    slots = set()
     for op in ops:
-        fields = []
-        for f in op.fields:
+        slot = _slot(op.fields)
+        slots.add(slot)
+        fields = [slot]
+        for f in op.fields[1:]:
             if isinstance(f, Ref):
                 if f.buf.offset is None:
                     if f.buf.size:
@@ -1011,7 +1018,6 @@ def lower(closed) -> Program:
                 fields.append(f.buf.offset + f.delta)
             else:
                 fields.append(int(f))
-        fields[0] = _slot(fields)
         code.append(len(fields) + 1)
         code.extend(fields)
     out_plan = []
@@ -1020,7 +1026,6 @@ def lower(closed) -> Program:
                          np.dtype(x.aval.dtype)))
     return Program(
         code=np.asarray(code, np.int64),
-        fdtype=fdtype,
         sizes=sizes,
         images=images,
         in_plan=tuple(in_plan),
@@ -1028,5 +1033,5 @@ def lower(closed) -> Program:
         op_names=[op.name for op in ops],
         n_in=len(in_vals),
         in_shapes=tuple(tuple(v.aval.shape) for v in jaxpr.in_binders),
-        n_ops=len(ops),
+        slots=tuple(sorted(slots)),
     )
