@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -55,16 +56,26 @@ COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling
 def _with_cache_fallback(compile_one, what):
     start = time.perf_counter()
     try:
-        result = compile_one()
+        result = _quietly(compile_one)
     except Exception as first:  # a broken cache directory or file: compile in memory
         if not kernels_common.CACHE_ENABLED:
             raise
         logger.warning("fgrad: compiling %s with the on-disk cache failed (%s); caching is "
                        "off for this process", what, first)
         kernels_common.disable_cache()
-        result = compile_one()
+        result = _quietly(compile_one)
     COMPILE_SECONDS[what] = time.perf_counter() - start
     return result
+
+
+def _quietly(compile_one):
+    # NB: numba's pedantic IR check warns (NumbaIRAssumptionWarning) about the nested
+    # inlined selects of kernels_math; the generated code is correct (tested).
+    from numba.core.errors import NumbaIRAssumptionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaIRAssumptionWarning)
+        return compile_one()
 
 
 def _dispatcher():

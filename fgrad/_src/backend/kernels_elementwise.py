@@ -9,6 +9,16 @@ Every kernel takes ``(code, r, arena...)``: ``code[r:]`` is the op's record (see
 import numpy as np
 
 from fgrad._src.backend.kernels_common import kernel
+from fgrad._src.backend.kernels_math import (
+    sincos_limit,
+    vcos,
+    vexp,
+    vexpm1,
+    vlog,
+    vlog1p,
+    vsin,
+    vtanh,
+)
 from fgrad._src.backend.lower import (  # noqa: F401
     ABS,
     ACOS,
@@ -87,8 +97,11 @@ def unary_f(code, r, a, b):
     if op == LOGISTIC:
         for i in range(n):
             v = x[i]
-            e = np.exp(-np.abs(v))
+            e = vexp(-np.abs(v))
             z[i] = one / (one + e) if v >= zero else e / (one + e)
+        return 0
+    if op == SIN or op == COS:
+        _sincos(op == SIN, x, z, n)
         return 0
     if op == NEG:
         for i in range(n):
@@ -121,31 +134,23 @@ def unary_f(code, r, a, b):
     elif op == EXP:
         for i in range(n):
             v = x[i]
-            z[i] = np.exp(v)
+            z[i] = vexp(v)
     elif op == LOG:
         for i in range(n):
             v = x[i]
-            z[i] = np.log(v)
+            z[i] = vlog(v)
     elif op == LOG1P:
         for i in range(n):
             v = x[i]
-            z[i] = np.log1p(v)
+            z[i] = vlog1p(v)
     elif op == EXPM1:
         for i in range(n):
             v = x[i]
-            z[i] = np.expm1(v)
+            z[i] = vexpm1(v)
     elif op == TANH:
         for i in range(n):
             v = x[i]
-            z[i] = np.tanh(v)
-    elif op == SIN:
-        for i in range(n):
-            v = x[i]
-            z[i] = np.sin(v)
-    elif op == COS:
-        for i in range(n):
-            v = x[i]
-            z[i] = np.cos(v)
+            z[i] = vtanh(v)
     elif op == TAN:
         for i in range(n):
             v = x[i]
@@ -191,6 +196,30 @@ def unary_f(code, r, a, b):
             v = x[i]
             z[i] = one / np.sqrt(v)
     return 0
+
+
+@kernel
+def _sincos(is_sin, x, z, n):
+    # The fast path reduces |x| <= sincos_limit accurately; beyond (and inf, nan) use libm.
+    if n == 0:
+        return
+    lim = sincos_limit(x[0])
+    slow = False
+    for i in range(n):
+        slow |= not (np.abs(x[i]) <= lim)
+    if slow:
+        for i in range(n):
+            v = x[i]
+            if np.abs(v) <= lim:
+                z[i] = vsin(v) if is_sin else vcos(v)
+            else:
+                z[i] = np.sin(v) if is_sin else np.cos(v)
+    elif is_sin:
+        for i in range(n):
+            z[i] = vsin(x[i])
+    else:
+        for i in range(n):
+            z[i] = vcos(x[i])
 
 
 @kernel(inline="never")
