@@ -11,8 +11,11 @@ import functools
 import logging
 from collections import OrderedDict
 
+import numpy as np
+
 from fgrad._src import config, core
 from fgrad._src.api import _check_leaves, flatten_fun
+from fgrad._src.backend import execute
 from fgrad._src.core import Tracer, get_aval
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
@@ -59,6 +62,7 @@ class JittedFunction:
         self.fun = fun
         self.static_argnums = static_argnums
         self._cache: OrderedDict = OrderedDict()
+        self._fast: dict = {}
 
     def _signature(self, args):
         statics = tuple(
@@ -99,14 +103,38 @@ class JittedFunction:
         return entry, leaves
 
     def __call__(self, *args):
+        fast_key = self._fast_key(args)
+        entry = self._fast.get(fast_key) if fast_key is not None else None
+        if entry is not None:
+            closed, out_tree = entry
+            return _unflatten(out_tree, execute.run_closed_jaxpr(closed, list(args)))
         (closed, out_tree), leaves = self.lower(*args)
         if _is_top_level(leaves):
-            from fgrad._src.backend import execute
-
             outs = execute.run_closed_jaxpr(closed, leaves)
+            if fast_key is not None:
+                if len(self._fast) >= config.flags.jit_cache_size:
+                    self._fast.clear()
+                self._fast[fast_key] = (closed, out_tree)
         else:
             outs = core.eval_jaxpr(closed.jaxpr, closed.consts, leaves)
-        return tree_unflatten(out_tree, outs)
+        return _unflatten(out_tree, outs)
+
+    def _fast_key(self, args):
+        """For the common call — NumPy arrays only, no static args, no active transform —
+        a cheap key (shapes and dtypes) that implies the full signature."""
+        if self.static_argnums or core.current_level() != 0:
+            return None
+        key = []
+        for x in args:
+            if type(x) is not np.ndarray:
+                return None
+            key.append(x.shape)
+            key.append(x.dtype)
+        return tuple(key)
+
+
+def _unflatten(out_tree, outs):
+    return outs[0] if out_tree.node_type is None else tree_unflatten(out_tree, outs)
 
 
 def _is_top_level(leaves) -> bool:
