@@ -12,13 +12,13 @@ from fgrad._src.numpy import lax_numpy as fnp
 
 
 def relu(x):
-    """``max(x, 0)`` with gradient 0 at 0.
+    """``max(x, 0)`` with gradient 0 at 0 (docs/kinks.md); NaN stays NaN, as in PyTorch.
 
     >>> relu(np.array([-1.0, 0.0, 2.0]))
     array([0., 0., 2.])
     """
     x = fnp._to_float(x)
-    return fnp.where(fnp.greater(x, 0), x, fnp.zeros_like(x))
+    return fnp.maximum(x, fnp.zeros_like(x))
 
 
 def sigmoid(x):
