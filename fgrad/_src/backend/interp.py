@@ -36,9 +36,7 @@ except ImportError:  # pragma: no cover - numba is a dependency
     HAVE_NUMBA = False
 else:
     HAVE_NUMBA = True
-# TEMPORARY while the interpreter is being validated: execute.py only routes programs here
-# when this is true. run() works regardless.
-AVAILABLE = HAVE_NUMBA and __import__("os").environ.get("FGRAD_INTERP") == "1"
+AVAILABLE = HAVE_NUMBA  # execute.py routes programs here when this is true
 
 if HAVE_NUMBA:
     from fgrad._src.backend import kernels_common, kernels_entry
