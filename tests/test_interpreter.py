@@ -561,8 +561,7 @@ def _same_shape_ops():
         if not _base(x) or _base(x)[0] == 0:
             return lax.neg(x)
         n = _base(x)[0]
-        idx = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)),
-                         np.int64)
+        idx = np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, n, n)
         g = lax.gather(x, idx, 0)
         return lax.scatter_add(g, idx, y, 0)
 
@@ -648,6 +647,72 @@ def test_random_programs(data):
 
     tol = (1e-4, 1e-4) if dtype == F32 else (1e-10, 1e-10)
     check(f, *args, tol=tol, scale=True)
+
+
+@settings(max_examples=12)
+@given(data=st.data())
+def test_random_programs_on_large_arrays_fuse(data):
+    """Elementwise runs over >= 2 blocks run fused, block by block (lower.BLOCK)."""
+    dtype = data.draw(st.sampled_from(FLOATS))
+    shape = data.draw(st.sampled_from([(2 * lower.BLOCK + 3,), (70, 61), (2, 3, 1400),
+                                       (3 * lower.BLOCK,)]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    args = [rng.uniform(-1, 1, shape).astype(dtype) for _ in range(3)]
+    n_steps = data.draw(st.integers(3, 10))
+
+    def f(*xs):
+        *pool, mask_src = xs
+        mask = lax.gt(mask_src, 0.0)
+        pool = list(pool)
+        for _ in range(n_steps):
+            x = data.draw(st.sampled_from(pool))
+            y = data.draw(st.sampled_from(pool))
+            # Mostly elementwise. NB: in float32, sums over thousands of elements (dot,
+            # reductions, cumsum) are too ill-conditioned to compare at a fixed tolerance.
+            ops = OPS[7:] + OPS[7:] + (OPS[:7] if dtype == F64 else [OPS[1], OPS[2], OPS[6]])
+            op = data.draw(st.sampled_from([o for o in ops if dtype == F64 or o is not
+                                            OPS[12]]))
+            pool.append(op(data, x, y, mask))
+        return pool[-data.draw(st.integers(1, 3)):]
+
+    check(f, *args, tol=(1e-4, 1e-4) if dtype == F32 else (1e-10, 1e-10), scale=True)
+
+
+def test_gradient_of_an_elementwise_function_is_one_fused_op():
+    def w1(x):
+        return lax.reduce_sum(lax.add(lax.mul(lax.tanh(x), x), lax.integer_pow(lax.sin(x), 2)),
+                              (0,))
+
+    for dtype in FLOATS:
+        x = np.linspace(-3, 3, 10_001).astype(dtype)
+        closed = fg.make_jaxpr(fg.grad(w1))(x)
+        prog = interp.program_for(closed)
+        assert prog.n_ops == 1 and prog.op_names[0].startswith("fused(")
+        # Its intermediates live in per-block scratch: the arena is the input, one output
+        # and a few blocks, not ten arrays.
+        cls = lower.CLS_F32 if dtype == F32 else lower.CLS_F64
+        assert prog.sizes[cls] < 2 * x.size + 10 * lower.BLOCK
+        (got,) = interp.run(closed, [x])
+        t = np.tanh(x.astype(np.float64))
+        want = (1 - t * t) * x + t + 2 * np.sin(x.astype(np.float64)) * np.cos(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == F32 else 1e-12, atol=1e-5)
+
+
+def test_fused_group_reports_errors_and_keeps_outputs():
+    x = np.linspace(-1, 1, 3 * lower.BLOCK + 5)
+    w = np.zeros(x.size, np.int64)
+    w[-1] = 2  # out of range for two cases: np.choose raises, so does the fused group
+
+    def f(x, w):
+        y = lax.sin(lax.mul(x, 2.0))
+        return lax.select_n(w, y, lax.cos(y)), y
+
+    closed = stage(f, [x, w])
+    assert any(n.startswith("fused(") for n in interp.program_for(closed).op_names)
+    with pytest.raises(ValueError):
+        interp.run(closed, [x, w])
+    w[-1] = 1
+    assert_same(interp.run(closed, [x, w]), reference(closed, [x, w]))
 
 
 # --------------------------------------------------------------------------- machinery

@@ -48,6 +48,7 @@ from fgrad._src.backend.lower import (
     K_SELECT,
     K_UNARY,
     N_SLOTS,
+    RECORD_SCRATCH,
     SLOT_BINARY_I,
     SLOT_BOOL,
     SLOT_COMPARE_I,
@@ -56,6 +57,7 @@ from fgrad._src.backend.lower import (
     SLOT_CONVERT_F64_F32,
     SLOT_CONVERT_IB,
     SLOT_DOT_I,
+    SLOT_GROUP,
     SLOT_MOVE_B,
     SLOT_MOVE_I,
     SLOT_REDUCE_I,
@@ -258,14 +260,46 @@ def _call(typingctx, fn, code, r, fd, fs, ia, ba):
 
 @kernel
 def run_program(code, fd, fs, ia, ba, table):
-    """Run every record of ``code``; 0, or a status code with the op index in ``ia[1]``."""
+    """Run every record of ``code``; 0, or a status code with the record index in ``ia[1]``.
+
+    A ``SLOT_GROUP`` record holds the records of a fused elementwise run: each block of
+    ``BLOCK`` elements runs all of them in turn, each one patched (offsets advanced to
+    the block, element count set) into the record scratch of the int arena first.
+    """
     nops = code[0]
     r = code[1]
     for k in range(nops):
-        st = _call(table[code[r + 1]], code, r, fd, fs, ia, ba)
+        slot = code[r + 1]
+        if slot == SLOT_GROUP:
+            st = _run_group(code, r, fd, fs, ia, ba, table)
+        else:
+            st = _call(table[slot], code, r, fd, fs, ia, ba)
         if st != 0:
             ia[0] = st
             ia[1] = k
             return st
         r += code[r]
+    return 0
+
+
+@kernel
+def _run_group(code, r, fd, fs, ia, ba, table):
+    n = code[r + 2]
+    block = code[r + 3]
+    count = code[r + 4]
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        q = r + 5
+        for _ in range(count):
+            npatch = code[q + 2]
+            t = q + 3 + npatch
+            for i in range(code[t]):
+                ia[RECORD_SCRATCH + i] = code[t + i]
+            for i in range(npatch):
+                ia[RECORD_SCRATCH + code[q + 3 + i]] += start
+            ia[RECORD_SCRATCH + code[q + 1]] = m
+            st = _call(table[ia[RECORD_SCRATCH + 1]], ia, RECORD_SCRATCH, fd, fs, ia, ba)
+            if st != 0:
+                return st
+            q += code[q]
     return 0

@@ -105,13 +105,24 @@ def _slot(fields):
     return _INT_SLOTS[(fam, cls)]
 
 
+# Fusion: consecutive elementwise ops over the same (large) number of elements run as
+# one GROUP record, block by block, so intermediates stay in cache (see _group).
+SLOT_GROUP = N_SLOTS
+BLOCK = 2048
+FUSE_MIN = 2 * BLOCK
+# Position of the element count in each elementwise family's fields.
+_EW_NPOS = {FAM_UNARY_F: 4, FAM_UNARY_I: 4, FAM_BINARY_F: 5, FAM_BINARY_I: 5, FAM_BOOL: 5,
+            FAM_COMPARE: 6, FAM_SELECT: 6, FAM_CONVERT: 5}
+
 ST_OK, ST_INDEX, ST_CHOICE = 0, 1, 2  # status codes written to ia[0] (op index in ia[1])
 
-# The int arena starts with a status block and an odometer scratch for the kernels.
+# The int arena starts with a status block, an odometer scratch for the kernels and
+# room for the dispatcher to patch one record of a fused group.
 STATUS_SIZE = 8
 SCRATCH = STATUS_SIZE
 MAX_NDIM = 32
-I_RESERVED = SCRATCH + MAX_NDIM
+RECORD_SCRATCH = SCRATCH + MAX_NDIM
+I_RESERVED = RECORD_SCRATCH + 32
 
 _ALIGN_BYTES = 64
 
@@ -160,7 +171,7 @@ class Program:
 
 
 class Buffer:
-    __slots__ = ("cls", "size", "kind", "offset", "cap", "reads")
+    __slots__ = ("cls", "size", "kind", "offset", "cap", "local")
 
     def __init__(self, cls, size, kind):
         self.cls = cls
@@ -168,7 +179,7 @@ class Buffer:
         self.kind = kind  # "temp", "const" or "input"
         self.offset = None
         self.cap = 0
-        self.reads = 0
+        self.local = False  # a per-block scratch inside a fused group
 
 
 class Ref:
@@ -910,35 +921,115 @@ class _Allocator:
             del free[i]
 
 
-def _plan(ops, pinned, allocs):
+def _group(ops, pinned):
+    """Split ``ops`` into units: single ops, and runs of elementwise ops over the same
+    ``n >= FUSE_MIN`` elements, which the dispatcher runs ``BLOCK`` elements at a time.
+    Buffers a run both produces and consumes (and nothing else reads) shrink to one
+    block of scratch."""
+    units, run = [], []
+
+    def close():
+        if len(run) > 1:
+            units.append(list(run))
+        else:
+            units.extend([op] for op in run)
+        run.clear()
+
+    for op in ops:
+        fam = op.fields[0]
+        n = op.fields[_EW_NPOS[fam]] if fam in _EW_NPOS else 0
+        if n >= FUSE_MIN and (not run or run[0].fields[_EW_NPOS[run[0].fields[0]]] == n):
+            run.append(op)
+            continue
+        close()
+        if n >= FUSE_MIN:
+            run.append(op)
+        else:
+            units.append([op])
+    close()
+    users: dict = {}
+    for u, unit in enumerate(units):
+        for op in unit:
+            for b in op.reads + op.writes:
+                users.setdefault(b, set()).add(u)
+    for u, unit in enumerate(units):
+        if len(unit) < 2:
+            continue
+        for op in unit:
+            for w in op.writes:
+                if w.kind == "temp" and users[w] == {u} and w not in pinned:
+                    w.size, w.local = BLOCK, True
+    return units
+
+
+def _plan(units, pinned, allocs):
+    """Assign arena offsets. A buffer lives from the unit that first writes it to the
+    last unit that touches it (a fused group counts as one step: its ops interleave)."""
     last: dict = {}
-    for i, op in enumerate(ops):
-        for b in op.reads + op.writes:
-            last[b] = i
+    for i, unit in enumerate(units):
+        for op in unit:
+            for b in op.reads + op.writes:
+                last[b] = i
     for b in pinned:
-        last[b] = len(ops)
-    for i, op in enumerate(ops):
-        taken = set()
-        for w in op.writes:
-            if w.offset is not None:
-                continue
-            for cand in op.inplace:
-                if (cand.kind == "temp" and cand.cls == w.cls and cand.size == w.size
-                        and last.get(cand) == i and cand not in taken and cand.cap
-                        and cand not in op.writes):
-                    w.offset, w.cap = cand.offset, cand.cap
-                    cand.cap = 0  # ownership moves to w
-                    taken.add(cand)
-                    break
-            else:
-                if w.size:
-                    w.offset, w.cap = allocs[w.cls].alloc(w.size)
+        last[b] = len(units)
+    for i, unit in enumerate(units):
+        for op in unit:
+            taken = set()
+            for w in op.writes:
+                if w.offset is not None:
+                    continue
+                for cand in op.inplace if len(unit) == 1 else ():
+                    if (cand.kind == "temp" and cand.cls == w.cls and cand.size == w.size
+                            and last.get(cand) == i and cand not in taken and cand.cap
+                            and cand not in op.writes):
+                        w.offset, w.cap = cand.offset, cand.cap
+                        cand.cap = 0  # ownership moves to w
+                        taken.add(cand)
+                        break
                 else:
-                    w.offset, w.cap = 0, 0
-        for b in set(op.reads + op.writes):
+                    if w.size:
+                        w.offset, w.cap = allocs[w.cls].alloc(w.size)
+                    else:
+                        w.offset, w.cap = 0, 0
+        for b in {b for op in unit for b in op.reads + op.writes}:
             if b.kind == "temp" and last.get(b) == i and b.cap:
                 allocs[b.cls].release(b.offset, b.cap)
                 b.cap = 0
+
+
+def _encode(op):
+    """The record of ``op``: ``[length, slot, fields...]`` with offsets resolved, and the
+    record positions of its per-element operands (patched block by block in a group)."""
+    record, blocked = [0, _slot(op.fields)], []
+    for f in op.fields[1:]:
+        if isinstance(f, Ref):
+            if f.buf.offset is None:
+                if f.buf.size:
+                    raise AssertionError(f"unplanned buffer in {op.name}")
+                f.buf.offset = 0  # an empty value nothing writes
+            if f.buf.size > 1 and not f.buf.local:
+                blocked.append(len(record))
+            record.append(f.buf.offset + f.delta)
+        else:
+            record.append(int(f))
+    record[0] = len(record)
+    return record, blocked
+
+
+def _encode_group(unit):
+    """``[length, SLOT_GROUP, n, BLOCK, count, entries...]``; each entry is ``[entry length,
+    position of n, number of patches, patch positions..., record...]``."""
+    fam = unit[0].fields[0]
+    n = unit[0].fields[_EW_NPOS[fam]]
+    out = [0, SLOT_GROUP, n, BLOCK, len(unit)]
+    for op in unit:
+        record, blocked = _encode(op)
+        npos = _EW_NPOS[op.fields[0]] + 1
+        entry = [0, npos, len(blocked), *blocked, *record]
+        entry[0] = len(entry)
+        out.extend(entry)
+    out[0] = len(out)
+    return out
 
 
 # --------------------------------------------------------------------------- entry point
@@ -981,8 +1072,9 @@ def lower(closed) -> Program:
         else:
             x.buf.offset = 0
     allocs = [_Allocator(t, a) for t, a in zip(tops, aligns)]
-    pinned = [b for b in out_bufs if b.kind == "temp"]
-    _plan(ops, pinned, allocs)
+    pinned = {b for b in out_bufs if b.kind == "temp"}
+    units = _group(ops, pinned)
+    _plan(units, pinned, allocs)
     for b in out_bufs:
         if b.offset is None:  # an empty output nothing writes
             b.offset = 0
@@ -996,23 +1088,16 @@ def lower(closed) -> Program:
                 image[buf.offset: buf.offset + buf.size] = flat
         images.append(image)
 
-    code = [len(ops), 2]
-    slots = set()
-    for op in ops:
-        slot = _slot(op.fields)
-        slots.add(slot)
-        fields = [slot]
-        for f in op.fields[1:]:
-            if isinstance(f, Ref):
-                if f.buf.offset is None:
-                    if f.buf.size:
-                        raise AssertionError(f"unplanned buffer in {op.name}")
-                    f.buf.offset = 0  # an empty value nothing writes
-                fields.append(f.buf.offset + f.delta)
-            else:
-                fields.append(int(f))
-        code.append(len(fields) + 1)
-        code.extend(fields)
+    code = [len(units), 2]
+    slots, names = set(), []
+    for unit in units:
+        slots.update(_slot(op.fields) for op in unit)
+        if len(unit) == 1:
+            code.extend(_encode(unit[0])[0])
+            names.append(unit[0].name)
+        else:
+            code.extend(_encode_group(unit))
+            names.append("fused(" + ", ".join(op.name for op in unit) + ")")
     out_plan = []
     for x, b in zip(outs, out_bufs):
         out_plan.append((x.cls, b.offset, b.offset + b.size, tuple(x.aval.shape),
@@ -1023,7 +1108,7 @@ def lower(closed) -> Program:
         images=images,
         in_plan=tuple(in_plan),
         out_plan=tuple(out_plan),
-        op_names=[op.name for op in ops],
+        op_names=names,
         n_in=len(in_vals),
         in_shapes=tuple(tuple(v.aval.shape) for v in jaxpr.in_binders),
         slots=tuple(sorted(slots)),
