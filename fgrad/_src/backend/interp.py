@@ -49,6 +49,7 @@ _table = np.zeros(N_SLOTS, np.int64)  # kernel slot -> address of its compiled e
 _failed: set = set()  # slots that could not be compiled (their programs use the reference)
 _state: dict = {"dispatch": None}
 COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling or loading
+MAX_IDLE_ARENAS = 4  # arena sets a program keeps for reuse (more only while threads run it)
 
 
 def _with_cache_fallback(compile_one, what):
@@ -215,7 +216,8 @@ def execute(prog, args):
         return [arenas[c][lo:hi].astype(dtype).reshape(shape)
                 for c, lo, hi, shape, dtype in prog.out_plan]
     finally:
-        pool.append(arenas)
+        if len(pool) < MAX_IDLE_ARENAS:
+            pool.append(arenas)
 
 
 def _error(prog, status, ia):

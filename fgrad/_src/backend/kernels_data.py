@@ -1,5 +1,5 @@
-"""Data-movement kernels (``FAM_MOVE``): strided copies, fills, iota, gather, scatter_add,
-dynamic_slice and dynamic_update_slice. Generic over the arena's dtype.
+"""Data-movement kernels (``FAM_MOVE``): strided copies, fills, gather, dynamic_slice and
+dynamic_update_slice, which only copy bits; and iota and scatter_add, which compute.
 
 Strided copies cover broadcast_in_dim, transpose, slice, rev, pad and concatenate:
 lowering turns each into ``(shape, source strides, destination strides)`` with
@@ -8,20 +8,10 @@ scatter indices, dynamic start indices) are validated or clamped before any use.
 """
 
 from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.lower import (
-    COPY,
-    DSLICE,
-    DUS,
-    FILL,
-    GATHER,
-    IOTA,
-    SCATTER_ADD,
-    SCRATCH,
-    ST_INDEX,
-)
+from fgrad._src.backend.lower import COPY, DSLICE, FILL, GATHER, IOTA, SCRATCH, ST_INDEX
 
 
-@kernel
+@kernel(inline="always")
 def copy_nd(src, so, dst, do, code, p, nd, ia):
     """``dst[do + idx . ds] = src[so + idx . ss]`` over ``shape``; ``code[p:]`` holds
     ``shape, ss, ds`` (``nd`` each). ``ia[SCRATCH:]`` is the odometer."""
@@ -94,30 +84,18 @@ def _clamped_offset(code, p, nd, ia, strides):
 
 @kernel(inline="always")
 def move(code, r, a, ia):
+    """Data movement; ``a`` may be any arena viewed as integers of the element size (the
+    kernels only copy bits, so float64 shares the int64 kernel)."""
     op = code[r + 2]
-    if op == COPY:
-        copy_nd(a, code[r + 4], a, code[r + 5], code, r + 7, code[r + 6], ia)
-    elif op == FILL:
+    if op == FILL:
         v = a[code[r + 4]]
         zo = code[r + 5]
         n = code[r + 6]
         z = a[zo:zo + n]
         for i in range(n):
             z[i] = v
-    elif op == IOTA:
-        zo = code[r + 4]
-        na = code[r + 5]
-        nk = code[r + 6]
-        nb = code[r + 7]
-        z = a[zo:zo + na * nk * nb]
-        j = 0
-        for _ in range(na):
-            for k in range(nk):
-                v = a.dtype.type(k)
-                for _ in range(nb):
-                    z[j] = v
-                    j += 1
-    elif op == GATHER:
+        return 0
+    if op == GATHER:
         xo = code[r + 4]
         io = code[r + 5]
         zo = code[r + 6]
@@ -137,50 +115,78 @@ def move(code, r, a, ia):
                 z = a[d:d + nb]
                 for t in range(nb):
                     z[t] = x[t]
-    elif op == SCATTER_ADD:
-        xo = code[r + 4]
-        io = code[r + 5]
-        uo = code[r + 6]
-        zo = code[r + 7]
-        na = code[r + 8]
-        nn = code[r + 9]
-        nb = code[r + 10]
-        count = code[r + 11]
-        st = _check_indices(ia, io, count, nn)
-        if st:
-            return st
-        total = na * nn * nb
-        if xo != zo:
-            x = a[xo:xo + total]
-            z = a[zo:zo + total]
-            for i in range(total):
-                z[i] = x[i]
-        idx = ia[io:io + count]
-        for i in range(na):
-            for j in range(count):
-                s = uo + (i * count + j) * nb
-                u = a[s:s + nb]
-                d = zo + (i * nn + idx[j]) * nb
-                z = a[d:d + nb]
-                for t in range(nb):
-                    z[t] += u[t]
+        return 0
+    # COPY, DSLICE and DUS end in one strided copy (a single inlined copy of copy_nd).
+    if op == COPY:
+        so = code[r + 4]
+        do = code[r + 5]
+        nd = code[r + 6]
+        p = r + 7
     elif op == DSLICE:
         # record: xo, zo, nd, then sizes, x strides, z strides, x shape, start offsets
         nd = code[r + 6]
-        so = code[r + 4] + _clamped_offset(code, r + 7, nd, ia, 1)
-        copy_nd(a, so, a, code[r + 5], code, r + 7, nd, ia)
-    elif op == DUS:
+        p = r + 7
+        so = code[r + 4] + _clamped_offset(code, p, nd, ia, 1)
+        do = code[r + 5]
+    else:  # DUS
         xo = code[r + 4]
-        uo = code[r + 5]
+        so = code[r + 5]
         zo = code[r + 6]
         total = code[r + 7]
         nd = code[r + 8]
+        p = r + 9
         if xo != zo:
             x = a[xo:xo + total]
             z = a[zo:zo + total]
             for i in range(total):
                 z[i] = x[i]
         # record tail: sizes, update strides, z strides, z shape, start offsets
-        off = _clamped_offset(code, r + 9, nd, ia, 2)
-        copy_nd(a, uo, a, zo + off, code, r + 9, nd, ia)
+        do = zo + _clamped_offset(code, p, nd, ia, 2)
+    copy_nd(a, so, a, do, code, p, nd, ia)
+    return 0
+
+
+@kernel
+def index_arith(code, r, a, ia):
+    """IOTA and SCATTER_ADD: the data movement that needs the arena's real dtype."""
+    if code[r + 2] == IOTA:
+        zo = code[r + 4]
+        na = code[r + 5]
+        nk = code[r + 6]
+        nb = code[r + 7]
+        z = a[zo:zo + na * nk * nb]
+        j = 0
+        for _ in range(na):
+            for k in range(nk):
+                v = a.dtype.type(k)
+                for _ in range(nb):
+                    z[j] = v
+                    j += 1
+        return 0
+    xo = code[r + 4]
+    io = code[r + 5]
+    uo = code[r + 6]
+    zo = code[r + 7]
+    na = code[r + 8]
+    nn = code[r + 9]
+    nb = code[r + 10]
+    count = code[r + 11]
+    st = _check_indices(ia, io, count, nn)
+    if st:
+        return st
+    total = na * nn * nb
+    if xo != zo:
+        x = a[xo:xo + total]
+        z = a[zo:zo + total]
+        for i in range(total):
+            z[i] = x[i]
+    idx = ia[io:io + count]
+    for i in range(na):
+        for j in range(count):
+            s = uo + (i * count + j) * nb
+            u = a[s:s + nb]
+            d = zo + (i * nn + idx[j]) * nb
+            z = a[d:d + nb]
+            for t in range(nb):
+                z[t] += u[t]
     return 0

@@ -9,16 +9,7 @@ Every kernel takes ``(code, r, arena...)``: ``code[r:]`` is the op's record (see
 import numpy as np
 
 from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.kernels_math import (
-    sincos_limit,
-    vcos,
-    vexp,
-    vexpm1,
-    vlog,
-    vlog1p,
-    vsin,
-    vtanh,
-)
+from fgrad._src.backend.kernels_math import sincos_limit, tanh_cap, vexpx, vlog, vsincos
 from fgrad._src.backend.lower import (  # noqa: F401
     ABS,
     ACOS,
@@ -94,14 +85,11 @@ def unary_f(code, r, a, b):
     if op == IPOW:
         _ipow_f(x, z, n, code[r + 6], one, a.dtype.type(code[r + 6]))
         return 0
-    if op == LOGISTIC:
-        for i in range(n):
-            v = x[i]
-            e = vexp(-np.abs(v))
-            z[i] = one / (one + e) if v >= zero else e / (one + e)
-        return 0
     if op == SIN or op == COS:
         _sincos(op == SIN, x, z, n)
+        return 0
+    if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH or op == LOG or op == LOG1P:
+        _transcendental(op, x, z, n, one, zero)
         return 0
     if op == NEG:
         for i in range(n):
@@ -131,26 +119,6 @@ def unary_f(code, r, a, b):
         for i in range(n):
             v = x[i]
             z[i] = v * v
-    elif op == EXP:
-        for i in range(n):
-            v = x[i]
-            z[i] = vexp(v)
-    elif op == LOG:
-        for i in range(n):
-            v = x[i]
-            z[i] = vlog(v)
-    elif op == LOG1P:
-        for i in range(n):
-            v = x[i]
-            z[i] = vlog1p(v)
-    elif op == EXPM1:
-        for i in range(n):
-            v = x[i]
-            z[i] = vexpm1(v)
-    elif op == TANH:
-        for i in range(n):
-            v = x[i]
-            z[i] = vtanh(v)
     elif op == TAN:
         for i in range(n):
             v = x[i]
@@ -200,7 +168,8 @@ def unary_f(code, r, a, b):
 
 @kernel
 def _sincos(is_sin, x, z, n):
-    # The fast path reduces |x| <= sincos_limit accurately; beyond (and inf, nan) use libm.
+    # The fast path reduces |x| <= sincos_limit accurately; beyond it (and for inf and
+    # nan) the whole op uses libm. One loop serves sin and cos (compile time).
     if n == 0:
         return
     lim = sincos_limit(x[0])
@@ -209,20 +178,61 @@ def _sincos(is_sin, x, z, n):
         slow |= not (np.abs(x[i]) <= lim)
     if slow:
         for i in range(n):
-            v = x[i]
-            if np.abs(v) <= lim:
-                z[i] = vsin(v) if is_sin else vcos(v)
-            else:
-                z[i] = np.sin(v) if is_sin else np.cos(v)
-    elif is_sin:
-        for i in range(n):
-            z[i] = vsin(x[i])
+            z[i] = np.sin(x[i]) if is_sin else np.cos(x[i])
     else:
+        shift = 0 if is_sin else 1
         for i in range(n):
-            z[i] = vcos(x[i])
+            z[i] = vsincos(x[i], shift)
 
 
-@kernel(inline="never")
+@kernel
+def _transcendental(op, x, z, n, one, zero):
+    # The polynomials dominate compile time, so each appears in one loop per dtype: the
+    # argument is prepared in z, transformed in place (one array: no alias check, the
+    # loop vectorizes), then finished.
+    if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH:
+        cap = tanh_cap(one)
+        if op == EXP or op == EXPM1:
+            for i in range(n):
+                z[i] = x[i]
+        elif op == LOGISTIC:
+            for i in range(n):
+                z[i] = -np.abs(x[i])
+        else:
+            for i in range(n):
+                z[i] = (one + one) * min(np.abs(x[i]), cap)
+        m1 = op == EXPM1 or op == TANH
+        for i in range(n):
+            z[i] = vexpx(z[i], m1)
+        if op == LOGISTIC:  # exp(-|x|) never overflows; the stable form on each side of 0
+            for i in range(n):
+                e = z[i]
+                z[i] = one / (one + e) if x[i] >= zero else e / (one + e)
+        elif op == TANH:  # tanh |x| = t / (t + 2) with t = expm1(2 |x|)
+            for i in range(n):
+                v = x[i]
+                t = z[i]
+                y = one if np.abs(v) > cap else t / (t + one + one)
+                y = -y if v < zero else y
+                z[i] = v if v != v else y
+    else:
+        if op == LOG:
+            for i in range(n):
+                z[i] = x[i]
+        else:
+            for i in range(n):
+                z[i] = one + x[i]
+        for i in range(n):
+            z[i] = vlog(z[i])
+        if op == LOG1P:  # log(u) x / (u - 1) corrects the rounding of u = 1 + x
+            for i in range(n):
+                v = x[i]
+                u = one + v
+                y = v if u == one else z[i] * (v / (u - one))
+                z[i] = y if (u - u == zero or u < zero) else u  # +inf stays inf
+
+
+@kernel
 def _ipow_f(x, z, n, y, one, fy):
     if y == 0:
         for i in range(n):

@@ -35,6 +35,7 @@ from fgrad._src.backend.kernels_reduce import dot_f, dot_i, reduce
 from fgrad._src.backend.lower import (
     CLS_F32,
     CLS_F64,
+    CLS_I,
     FLOAT_BASE,
     K_BINARY,
     K_COMPARE,
@@ -92,8 +93,11 @@ def k_compare_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return compare(carray(cp, nc), r, carray(ip, ni), carray(bp, nb))
 
 
-def k_select_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
-    return select(carray(cp, nc), r, carray(bp, nb), carray(ip, ni))
+def k_select_8(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+    # Selecting only copies bits: float64 arenas are viewed as int64 (one compilation).
+    code = carray(cp, nc)
+    a = carray(ip, ni) if code[r + 3] == CLS_I else carray(dp, nd, np.int64)
+    return select(code, r, carray(bp, nb), a)
 
 
 def k_select_b(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
@@ -109,9 +113,12 @@ def k_convert_bi(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
     return convert(carray(cp, nc), r, carray(bp, nb), carray(ip, ni))
 
 
-def k_move_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+def k_move_8(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+    # Data movement only copies bits: float64 arenas are viewed as int64.
+    code = carray(cp, nc)
     ia = carray(ip, ni)
-    return move(carray(cp, nc), r, ia, ia)
+    a = ia if code[r + 3] == CLS_I else carray(dp, nd, np.int64)
+    return move(code, r, a, ia)
 
 
 def k_move_b(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
@@ -129,8 +136,8 @@ def k_dot_i(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
 
 SHARED = (
     (SLOT_UNARY_I, k_unary_i), (SLOT_BINARY_I, k_binary_i), (SLOT_BOOL, k_bool),
-    (SLOT_COMPARE_I, k_compare_i), (SLOT_SELECT_I, k_select_i), (SLOT_SELECT_B, k_select_b),
-    (SLOT_CONVERT_IB, k_convert_ib), (SLOT_CONVERT_BI, k_convert_bi), (SLOT_MOVE_I, k_move_i),
+    (SLOT_COMPARE_I, k_compare_i), (SLOT_SELECT_I, k_select_8), (SLOT_SELECT_B, k_select_b),
+    (SLOT_CONVERT_IB, k_convert_ib), (SLOT_CONVERT_BI, k_convert_bi), (SLOT_MOVE_I, k_move_8),
     (SLOT_MOVE_B, k_move_b), (SLOT_REDUCE_I, k_reduce_i), (SLOT_DOT_I, k_dot_i),
 )
 
@@ -185,8 +192,8 @@ def float_kernels(cls):
         return convert(carray(cp, nc), r, carray(bp, nb), fa)
 
     def kf_move(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
-        fa = carray((dp, sp)[k], (nd, ns)[k], dt)
-        return move(carray(cp, nc), r, fa, carray(ip, ni))
+        # float32 moves as int32 bits (float64 uses k_move_8)
+        return move(carray(cp, nc), r, carray(sp, ns, np.int32), carray(ip, ni))
 
     def kf_reduce(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
         fa = carray((dp, sp)[k], (nd, ns)[k], dt)
@@ -196,6 +203,8 @@ def float_kernels(cls):
         return dot_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt))
 
     base = FLOAT_BASE[cls]
+    if cls == CLS_F64:
+        kf_select, kf_move = k_select_8, k_move_8  # noqa: F811  (bit copies: shared)
     return (
         (base + K_UNARY, kf_unary), (base + K_BINARY, kf_binary),
         (base + K_COMPARE, kf_compare), (base + K_SELECT, kf_select),

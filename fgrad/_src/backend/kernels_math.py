@@ -219,6 +219,38 @@ def cos64(x):
     return -y if (n + 1) & 2 else y
 
 
+@kernel(inline="always")
+def expx64(x, m1):
+    """exp(x), or expm1(x) when ``m1``: one body, so a loop serving both compiles once."""
+    lo = -40.0 if m1 else -745.2
+    xc = min(max(x, lo), 709.8)
+    r, k = _reduce_ln2_64(xc)
+    p = _expm1_poly64(r)
+    k1 = k >> 1  # two factors keep each power of two normal (subnormal results)
+    s1 = _pow2_64(k1)
+    s2 = _pow2_64(k - k1)
+    if m1:
+        s = s1 * s2
+        y = s * p + (s - 1.0) if k < 60 else ((p + 1.0) * s1) * s2 - 1.0
+    else:
+        y = (p + 1.0) * s1 * s2
+    y = np.inf if x > 709.782712893384 else y
+    if m1:
+        y = -1.0 if x < -40.0 else y
+    else:
+        y = 0.0 if x < -745.1332191019412 else y
+    return x if x != x else y
+
+
+@kernel(inline="always")
+def sincos64(x, shift):
+    """sin(x), or cos(x) = sin(x + pi/2) when ``shift`` is 1: one body for both."""
+    s, c, n = _sincos64(x)
+    q = n + shift
+    y = c if q & 1 else s
+    return -y if q & 2 else y
+
+
 # --------------------------------------------------------------------------- float32
 
 _SHIFT32 = np.float32(12582912.0)  # 1.5 * 2**23
@@ -359,6 +391,37 @@ def cos32(x):
     return -y if (n + 1) & 2 else y
 
 
+@kernel(inline="always")
+def expx32(x, m1):
+    lo = np.float32(-20.0) if m1 else np.float32(-104.0)
+    xc = min(max(x, lo), np.float32(88.8))
+    r, k = _reduce_ln2_32(xc)
+    p = _expm1_poly32(r)
+    k1 = k >> 1
+    s1 = _pow2_32(k1)
+    s2 = _pow2_32(k - k1)
+    one = np.float32(1.0)
+    if m1:
+        s = s1 * s2
+        y = s * p + (s - one) if k < 30 else ((p + one) * s1) * s2 - one
+    else:
+        y = (p + one) * s1 * s2
+    y = np.float32(np.inf) if x > np.float32(88.72283) else y
+    if m1:
+        y = np.float32(-1.0) if x < np.float32(-20.0) else y
+    else:
+        y = np.float32(0.0) if x < np.float32(-103.97208) else y
+    return x if x != x else y
+
+
+@kernel(inline="always")
+def sincos32(x, shift):
+    s, c, n = _sincos32(x)
+    q = n + shift
+    y = c if q & 1 else s
+    return -y if q & 2 else y
+
+
 # --------------------------------------------------------------------------- generic stubs
 
 
@@ -375,6 +438,25 @@ def _generic(f64, f32):
 
     overload(stub, inline="always")(pick)
     return stub
+
+
+def _generic2(f64, f32):
+    def stub(x, flag):
+        raise NotImplementedError
+
+    def pick(x, flag):
+        if x == types.float64:
+            return lambda x, flag: f64(x, flag)
+        if x == types.float32:
+            return lambda x, flag: f32(x, flag)
+        return None
+
+    overload(stub, inline="always")(pick)
+    return stub
+
+
+vexpx = _generic2(expx64, expx32)  # vexpx(x, False) = exp(x), vexpx(x, True) = expm1(x)
+vsincos = _generic2(sincos64, sincos32)  # vsincos(x, 0) = sin(x), vsincos(x, 1) = cos(x)
 
 
 vexp = _generic(exp64, exp32)
@@ -397,3 +479,16 @@ def _limit32(x):
 
 
 sincos_limit = _generic(_limit64, _limit32)  # |x| up to which vsin/vcos are accurate
+
+
+@kernel(inline="always")
+def _cap64(x):
+    return 22.0
+
+
+@kernel(inline="always")
+def _cap32(x):
+    return np.float32(10.0)
+
+
+tanh_cap = _generic(_cap64, _cap32)  # tanh(x) rounds to +-1 beyond this

@@ -9,7 +9,19 @@ bit in the common cases and the error grows like log(n), not n.
 import numpy as np
 
 from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.lower import ARGMAX, ARGMIN, CUMSUM, RMAX, RPROD, RSUM, SCRATCH
+from fgrad._src.backend.kernels_data import index_arith
+from fgrad._src.backend.lower import (
+    ARGMAX,
+    ARGMIN,
+    CUMSUM,
+    IOTA,
+    PAIRWISE_SCRATCH,
+    RMAX,
+    RPROD,
+    RSUM,
+    SCATTER_ADD,
+    SCRATCH,
+)
 
 _BLOCK = 128
 _SMALL_DOT = 4096  # below this many multiply-adds a plain loop beats a BLAS call
@@ -46,48 +58,40 @@ def _block_sum(x, s, m):
     return res
 
 
-@kernel
-def pairwise_sum(x):
-    """NumPy's pairwise sum of the 1-d array ``x``, without recursion."""
-    n = x.size
-    if n <= _BLOCK:
-        return _block_sum(x, 0, n)
-    starts = np.empty(256, np.int64)
-    sizes = np.empty(256, np.int64)
-    vals = np.empty(128, x.dtype)
+@kernel(inline="always")
+def pairwise_sum(x, vals, tasks):
+    """NumPy's pairwise sum of the 1-d array ``x`` without recursion: ``tasks`` (int64)
+    and ``vals`` (x's dtype) are scratch stacks in the arenas (depth ~ log2(n))."""
     nt = 1
-    starts[0] = 0
-    sizes[0] = n
+    tasks[0] = 0
+    tasks[1] = x.size
     nv = 0
     while nt > 0:
         nt -= 1
-        s = starts[nt]
-        m = sizes[nt]
+        s = tasks[2 * nt]
+        m = tasks[2 * nt + 1]
         if m < 0:  # combine the two most recent partial sums, left + right
             nv -= 1
-            right = vals[nv]
-            vals[nv - 1] = vals[nv - 1] + right
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
         elif m <= _BLOCK:
             vals[nv] = _block_sum(x, s, m)
             nv += 1
         else:
             m2 = m // 2
             m2 -= m2 % 8
-            sizes[nt] = -1
-            nt += 1
-            starts[nt] = s + m2
-            sizes[nt] = m - m2
-            nt += 1
-            starts[nt] = s
-            sizes[nt] = m2
-            nt += 1
+            tasks[2 * nt + 1] = -1
+            tasks[2 * nt + 2] = s + m2
+            tasks[2 * nt + 3] = m - m2
+            tasks[2 * nt + 4] = s
+            tasks[2 * nt + 5] = m2
+            nt += 3
     return vals[0]
 
 
 @kernel(inline="always")
-def _row_reduce(op, x):
+def _row_reduce(op, x, vals, ia):
     if op == RSUM:
-        return pairwise_sum(x)
+        return pairwise_sum(x, vals, ia[PAIRWISE_SCRATCH:PAIRWISE_SCRATCH + 256])
     acc = x[0]
     n = x.size
     if op == RPROD:
@@ -117,15 +121,17 @@ def _combine(op, u, v):
     return u if (u < v or u != u) else v
 
 
-@kernel(inline="always")
+@kernel
 def _reduce_axes(code, r, a, ia):
-    # record: op, cls, xo, zo, nout, identity offset, nd, shape[nd], out strides[nd]
+    # record: op, cls, xo, zo, nout, identity offset, scratch offset, nd, shape[nd],
+    # out strides[nd]
     op = code[r + 2]
     xo = code[r + 4]
     zo = code[r + 5]
     nout = code[r + 6]
-    nd = code[r + 8]
-    p = r + 9
+    so = code[r + 8]
+    nd = code[r + 9]
+    p = r + 10
     ident = a[code[r + 7]]
     z = a[zo:zo + nout]
     for i in range(nout):
@@ -140,7 +146,7 @@ def _reduce_axes(code, r, a, ia):
     for it in range(outer):
         row = a[xo + it * n:xo + it * n + n]
         if last_reduced:
-            z[oo] = _combine(op, z[oo], _row_reduce(op, row))
+            z[oo] = _combine(op, z[oo], _row_reduce(op, row, a[so:so + 64], ia))
         else:
             zz = z[oo:oo + n]
             if op == RSUM:
@@ -171,7 +177,7 @@ def _reduce_axes(code, r, a, ia):
     return 0
 
 
-@kernel(inline="always")
+@kernel
 def _arg_reduce(code, r, a, ia):
     # record: op, cls, xo, zo (int arena), A, K, B
     is_max = code[r + 2] == ARGMAX
@@ -199,7 +205,7 @@ def _arg_reduce(code, r, a, ia):
     return 0
 
 
-@kernel(inline="always")
+@kernel
 def _cumsum(code, r, a):
     # record: op, cls, xo, zo, A, K, B, reverse
     xo = code[r + 4]
@@ -230,6 +236,8 @@ def _cumsum(code, r, a):
 @kernel(inline="always")
 def reduce(code, r, a, ia):
     op = code[r + 2]
+    if op == IOTA or op == SCATTER_ADD:
+        return index_arith(code, r, a, ia)
     if op == ARGMAX or op == ARGMIN:
         return _arg_reduce(code, r, a, ia)
     if op == CUMSUM:
@@ -237,7 +245,7 @@ def reduce(code, r, a, ia):
     return _reduce_axes(code, r, a, ia)
 
 
-@kernel
+@kernel(inline="always")
 def _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty):
     """``z[b] = x[b] @ y[b]`` with plain loops (x is (m, k) or (k, m) if ``tx``...)."""
     zero = a.dtype.type(0)

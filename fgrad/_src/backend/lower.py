@@ -51,7 +51,7 @@ COSH, ASINH, ACOSH, ATANH, SQRT, RSQRT, IPOW, NOT, ISFINITE, CHECK = range(21, 3
 ADD, SUB, MUL, DIV, REM, MAX, MIN, POW, ATAN2 = 30, 31, 32, 33, 34, 35, 36, 37, 38
 AND, OR, XOR = 39, 40, 41
 EQ, NE, LT, LE, GT, GE = 42, 43, 44, 45, 46, 47
-# data movement (FAM_MOVE)
+# data movement (FAM_MOVE; IOTA and SCATTER_ADD compute, so they are FAM_REDUCE records)
 COPY, FILL, IOTA, GATHER, SCATTER_ADD, DSLICE, DUS = 50, 51, 52, 53, 54, 55, 56
 # reductions (FAM_REDUCE)
 RSUM, RPROD, RMAX, RMIN, ARGMAX, ARGMIN, CUMSUM = 60, 61, 62, 63, 64, 65, 66
@@ -122,7 +122,10 @@ STATUS_SIZE = 8
 SCRATCH = STATUS_SIZE
 MAX_NDIM = 32
 RECORD_SCRATCH = SCRATCH + MAX_NDIM
-I_RESERVED = RECORD_SCRATCH + 32
+PAIRWISE_SCRATCH = RECORD_SCRATCH + 32  # task stack of pairwise sums
+I_VALS = PAIRWISE_SCRATCH + 256  # partial-sum stack of integer sums
+I_RESERVED = I_VALS + 64
+F_SCRATCH = 64  # a float arena with reductions starts with their partial-sum stack
 
 _ALIGN_BYTES = 64
 
@@ -649,7 +652,7 @@ class _Lowerer:
             raise Unsupported("bool iota")
         if aval.size:
             a, n, b = _split3(aval.shape, params["dimension"])
-            self.emit([FAM_MOVE, IOTA, out.cls, Ref(out.buf), a, n, b], [], [out.buf])
+            self.emit([FAM_REDUCE, IOTA, out.cls, Ref(out.buf), a, n, b], [], [out.buf])
         return [out]
 
     # ---- indexing
@@ -710,7 +713,7 @@ class _Lowerer:
         a, n, b = _split3(x.aval.shape, params["axis"])
         reads = [xb, ib, ub]
         inplace = [xb] if reads.count(xb) == 1 else []
-        self.emit([FAM_MOVE, SCATTER_ADD, x.cls, Ref(xb), Ref(ib), Ref(ub), Ref(out.buf), a, n,
+        self.emit([FAM_REDUCE, SCATTER_ADD, x.cls, Ref(xb), Ref(ib), Ref(ub), Ref(out.buf), a, n,
                    b, idx.aval.size], reads, [out.buf], inplace)
         return [out]
 
@@ -757,8 +760,10 @@ class _Lowerer:
             if not dims[i][1]:
                 ostrides[i] = acc
                 acc *= dims[i][0]
+        scratch = I_VALS if x.cls == CLS_I else 0
         self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), aval.size, Ref(identity.buf),
-                   len(dims), *[d[0] for d in dims], *ostrides], [xb, identity.buf], [out.buf])
+                   scratch, len(dims), *[d[0] for d in dims], *ostrides],
+                  [xb, identity.buf], [out.buf])
         return [out]
 
     p_reduce_sum = p_reduce_prod = p_reduce_max = p_reduce_min = _reduce_prim
@@ -1052,6 +1057,9 @@ def lower(closed) -> Program:
     # Layout: [reserved | constants | inputs | temporaries] in each arena.
     aligns = [max(1, _ALIGN_BYTES // d.itemsize) for d in CLS_DTYPES]
     tops = [0, 0, I_RESERVED, 0]
+    for op in ops:  # float arenas with reductions reserve the pairwise-sum stack
+        if op.fields[0] == FAM_REDUCE and op.fields[2] in FLOAT_CLASSES:
+            tops[op.fields[2]] = F_SCRATCH
 
     def place(buf):
         c = buf.cls
