@@ -92,15 +92,18 @@ def _dispatcher():
 
 
 def _compile_slots(slots) -> bool:
-    """Make sure every kernel in ``slots`` is compiled; False if one cannot be."""
-    with _compile_lock:
-        kernels = None
-        for slot in slots:
+    """Make sure every kernel in ``slots`` is compiled; False if one cannot be.
+
+    The lock is taken per kernel, so a program that needs only kernels already compiled
+    does not wait for a background ``warmup`` to finish the others.
+    """
+    for slot in slots:
+        if _table[slot] or slot in _failed:
+            continue
+        with _compile_lock:
             if _table[slot] or slot in _failed:
                 continue
-            if kernels is None:
-                kernels = kernels_entry.all_kernels()
-            fn, key = kernels[slot]
+            fn, key = _all_kernels()[slot]
             try:
                 cf = _with_cache_fallback(lambda: kernels_entry.compile_cfunc(fn, key),  # noqa: B023
                                           "/".join(filter(None, key)))
@@ -110,20 +113,32 @@ def _compile_slots(slots) -> bool:
                 _failed.add(slot)
                 continue
             _table[slot] = cf.address
-        try:
-            _dispatcher()
-        except Exception:
-            logger.exception("fgrad: the numba dispatcher failed to compile")
-            return False
-        return not any(slot in _failed for slot in slots)
+    if _state["dispatch"] is None:
+        with _compile_lock:
+            try:
+                _dispatcher()
+            except Exception:
+                logger.exception("fgrad: the numba dispatcher failed to compile")
+                return False
+    return not any(slot in _failed for slot in slots)
 
 
-def warmup(background=False, dtypes=(np.float32, np.float64)):
+def _all_kernels():
+    kernels = _state.get("kernels")
+    if kernels is None:
+        kernels = _state["kernels"] = kernels_entry.all_kernels()
+    return kernels
+
+
+def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
     """Compile (or load from the on-disk cache) every kernel for ``dtypes`` now.
 
     Without this, each kernel is compiled the first time a program needs it. With
     ``background=True`` the work happens in a daemon thread, which is returned; a
-    program run meanwhile waits only if it needs a kernel that is still compiling.
+    program run meanwhile waits only for kernels it needs that are not compiled yet.
+    ``processes=N`` (N > 1) first compiles into the on-disk cache from N worker
+    processes in parallel (numba compiles one function at a time per process), then
+    loads the results; without a usable cache it compiles in this process as usual.
     """
     if not HAVE_NUMBA:
         return None
@@ -133,13 +148,37 @@ def warmup(background=False, dtypes=(np.float32, np.float64)):
         wanted |= set(range(base, base + lower.N_FLOAT_KINDS))
     slots = sorted(wanted)
 
+    def work():
+        if processes > 1 and kernels_common.cache_dir() is not None:
+            _compile_in_workers([s for s in slots if not _table[s]], processes)
+        _compile_slots(slots)
+
     if background:
-        thread = threading.Thread(target=_compile_slots, args=(slots,), name="fgrad-warmup",
-                                  daemon=True)
+        thread = threading.Thread(target=work, name="fgrad-warmup", daemon=True)
         thread.start()
         return thread
-    _compile_slots(slots)
+    work()
     return None
+
+
+def _compile_in_workers(slots, processes):
+    """Compile ``slots`` into the on-disk cache from ``processes`` subprocesses."""
+    import subprocess
+    import sys
+
+    # Both float variants of one entry point share a cache index file: keep them together.
+    groups: dict = {}
+    for slot in slots:
+        groups.setdefault(_all_kernels()[slot][0].__name__, []).append(slot)
+    shares: list = [[] for _ in range(processes)]
+    for i, group in enumerate(sorted(groups.values(), key=len, reverse=True)):
+        shares[i % processes].extend(group)
+    code = "from fgrad._src.backend import interp; interp._compile_slots({})"
+    workers = [subprocess.Popen([sys.executable, "-c", code.format(share)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for share in shares if share]
+    for w in workers:
+        w.wait()
 
 
 def cache_dir():
