@@ -499,6 +499,18 @@ def test_vectorized_math_is_within_a_few_ulp_of_numpy(name, dtype):
     assert ulps.max() <= 4, (x[np.argmax(ulps)], got[np.argmax(ulps)], want[np.argmax(ulps)])
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [5, 3 * lower.BLOCK + 1])
+def test_sin_and_cos_of_one_operand_share_a_pass(dtype, n):
+    x = np.linspace(-20, 20, n).astype(dtype)
+    x[:3] = [np.nan, np.inf, 3e5]  # the libm path
+    closed = stage(lambda x: (lax.sin(x), lax.mul(lax.cos(x), 2.0), lax.sin(x)), [x])
+    assert any("sincos" in name for name in interp.program_for(closed).op_names)
+    got, want = interp.run(closed, [x]), reference(closed, [x])
+    for g, w in zip(got, want):
+        assert _ulps(g, w).max() <= 4
+
+
 # --------------------------------------------------------------------------- random programs
 
 

@@ -9,7 +9,14 @@ Every kernel takes ``(code, r, arena...)``: ``code[r:]`` is the op's record (see
 import numpy as np
 
 from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.kernels_math import sincos_limit, tanh_cap, vexpx, vlog, vsincos
+from fgrad._src.backend.kernels_math import (
+    sincos_limit,
+    tanh_cap,
+    vexpx,
+    vlog,
+    vsin_and_cos,
+    vsincos,
+)
 from fgrad._src.backend.lower import (  # noqa: F401
     ABS,
     ACOS,
@@ -52,6 +59,7 @@ from fgrad._src.backend.lower import (  # noqa: F401
     RSQRT,
     SIGN,
     SIN,
+    SINCOS,
     SINH,
     SQRT,
     SQUARE,
@@ -87,6 +95,10 @@ def unary_f(code, r, a, b):
         return 0
     if op == SIN or op == COS:
         _sincos(op == SIN, x, z, n)
+        return 0
+    if op == SINCOS:
+        z2o = code[r + 6]
+        _sin_and_cos(x, z, a[z2o:z2o + n], n)
         return 0
     if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH or op == LOG or op == LOG1P:
         _transcendental(op, x, z, n, one, zero)
@@ -183,6 +195,23 @@ def _sincos(is_sin, x, z, n):
         shift = 0 if is_sin else 1
         for i in range(n):
             z[i] = vsincos(x[i], shift)
+
+
+@kernel
+def _sin_and_cos(x, zs, zc, n):
+    if n == 0:
+        return
+    lim = sincos_limit(x[0])
+    slow = False
+    for i in range(n):
+        slow |= not (np.abs(x[i]) <= lim)
+    if slow:
+        for i in range(n):
+            zs[i] = np.sin(x[i])
+            zc[i] = np.cos(x[i])
+    else:
+        for i in range(n):
+            zs[i], zc[i] = vsin_and_cos(x[i])
 
 
 @kernel

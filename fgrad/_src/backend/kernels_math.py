@@ -251,6 +251,14 @@ def sincos64(x, shift):
     return -y if q & 2 else y
 
 
+@kernel(inline="always")
+def sin_and_cos64(x):
+    s, c, n = _sincos64(x)
+    sv = c if n & 1 else s
+    cv = s if n & 1 else c
+    return (-sv if n & 2 else sv), (-cv if (n + 1) & 2 else cv)
+
+
 # --------------------------------------------------------------------------- float32
 
 _SHIFT32 = np.float32(12582912.0)  # 1.5 * 2**23
@@ -422,6 +430,14 @@ def sincos32(x, shift):
     return -y if q & 2 else y
 
 
+@kernel(inline="always")
+def sin_and_cos32(x):
+    s, c, n = _sincos32(x)
+    sv = c if n & 1 else s
+    cv = s if n & 1 else c
+    return (-sv if n & 2 else sv), (-cv if (n + 1) & 2 else cv)
+
+
 # --------------------------------------------------------------------------- generic stubs
 
 
@@ -478,6 +494,7 @@ def _limit32(x):
     return SINCOS_LIMIT32
 
 
+vsin_and_cos = _generic(sin_and_cos64, sin_and_cos32)  # (sin(x), cos(x))
 sincos_limit = _generic(_limit64, _limit32)  # |x| up to which vsin/vcos are accurate
 
 

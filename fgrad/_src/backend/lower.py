@@ -43,18 +43,17 @@ FAM_MOVE = 9  # [op, cls, ...]
 FAM_REDUCE = 10  # [op, cls, ...]
 FAM_DOT = 11  # [cls, xo, yo, zo, b, m, k, n, trans_x, trans_y]
 
-# unary
+# unary (SINCOS: sin and cos of one operand in one pass, two outputs; CHECK: validate)
 NEG, SIGN, FLOOR, CEIL, ROUND, ABS, SQUARE, EXP, LOG, LOG1P = range(1, 11)
 EXPM1, TANH, LOGISTIC, SIN, COS, TAN, ASIN, ACOS, ATAN, SINH = range(11, 21)
-COSH, ASINH, ACOSH, ATANH, SQRT, RSQRT, IPOW, NOT, ISFINITE, CHECK = range(21, 31)
+COSH, ASINH, ACOSH, ATANH, SQRT, RSQRT, IPOW, NOT, ISFINITE, CHECK, SINCOS = range(21, 32)
 # binary
-ADD, SUB, MUL, DIV, REM, MAX, MIN, POW, ATAN2 = 30, 31, 32, 33, 34, 35, 36, 37, 38
-AND, OR, XOR = 39, 40, 41
-EQ, NE, LT, LE, GT, GE = 42, 43, 44, 45, 46, 47
+ADD, SUB, MUL, DIV, REM, MAX, MIN, POW, ATAN2, AND, OR, XOR = range(40, 52)
+EQ, NE, LT, LE, GT, GE = range(52, 58)
 # data movement (FAM_MOVE; IOTA and SCATTER_ADD compute, so they are FAM_REDUCE records)
-COPY, FILL, IOTA, GATHER, SCATTER_ADD, DSLICE, DUS = 50, 51, 52, 53, 54, 55, 56
+COPY, FILL, IOTA, GATHER, SCATTER_ADD, DSLICE, DUS = range(60, 67)
 # reductions (FAM_REDUCE)
-RSUM, RPROD, RMAX, RMIN, ARGMAX, ARGMIN, CUMSUM = 60, 61, 62, 63, 64, 65, 66
+RSUM, RPROD, RMAX, RMIN, ARGMAX, ARGMIN, CUMSUM = range(70, 77)
 
 VV, SV, VS = 0, 1, 2  # binary modes: both arrays / x is a scalar / y is a scalar
 
@@ -926,6 +925,31 @@ class _Allocator:
             del free[i]
 
 
+def _pair_sin_cos(ops):
+    """Merge ``sin x`` and ``cos x`` of the same buffer into one SINCOS op (at the
+    earlier position): the argument reduction and both polynomials are shared, and the
+    derivative of sin (or cos) always brings the other one in."""
+    sin_of: dict = {}
+    cos_of: dict = {}
+    for op in ops:
+        f = op.fields
+        if f[0] == FAM_UNARY_F and f[1] in (SIN, COS):
+            (sin_of if f[1] == SIN else cos_of).setdefault((f[2].buf, f[4]), op)
+    merged, dropped = {}, set()
+    for key, s in sin_of.items():
+        c = cos_of.get(key)
+        if c is None:
+            continue
+        first = s if ops.index(s) < ops.index(c) else c
+        x, n = key
+        merged[id(first)] = Op([FAM_UNARY_F, SINCOS, Ref(x), s.fields[3], n, c.fields[3]],
+                               [x], [s.writes[0], c.writes[0]], [], "sincos")
+        dropped.add(id(s if first is c else c))
+    if not merged:
+        return ops
+    return [merged.get(id(op), op) for op in ops if id(op) not in dropped]
+
+
 def _group(ops, pinned):
     """Split ``ops`` into units: single ops, and runs of elementwise ops over the same
     ``n >= FUSE_MIN`` elements, which the dispatcher runs ``BLOCK`` elements at a time.
@@ -1081,6 +1105,7 @@ def lower(closed) -> Program:
             x.buf.offset = 0
     allocs = [_Allocator(t, a) for t, a in zip(tops, aligns)]
     pinned = {b for b in out_bufs if b.kind == "temp"}
+    ops = _pair_sin_cos(ops)
     units = _group(ops, pinned)
     _plan(units, pinned, allocs)
     for b in out_bufs:
