@@ -20,6 +20,7 @@ from fgrad._src.api import (
     value_and_grad,
     vjp,
 )
+from fgrad._src.backend.execute import warmup
 from fgrad._src.checkpoint import load, save  # state dicts as .npz, never pickles
 from fgrad._src.custom_derivatives import custom_vjp
 from fgrad._src.jit import jit
@@ -72,7 +73,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "config", "errors", "nn", "numpy", "tree_util", "grad", "hessian", "jacfwd", "jacrev", "jvp",
-    "make_jaxpr", "stop_gradient", "value_and_grad", "vjp", "custom_vjp", "jit",
+    "make_jaxpr", "stop_gradient", "value_and_grad", "vjp", "custom_vjp", "jit", "warmup",
 ]
 __all__ += [  # the Tensor facade (PyTorch's names)
     "Tensor", "Size", "tensor", "autograd", "dtype", "no_grad", "enable_grad",

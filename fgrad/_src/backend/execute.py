@@ -16,3 +16,14 @@ def run_closed_jaxpr(closed, args):
         if interp.AVAILABLE:
             return interp.run(closed, args)
     return core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))
+
+
+def warmup(background=False, dtypes=("float32", "float64")):
+    """Compile (or load from numba's on-disk cache) the interpreter's kernels now,
+    instead of on first use; ``background=True`` does it in a daemon thread (returned).
+
+    >>> thread = warmup(background=True)  # compiles while the program goes on
+    """
+    from fgrad._src.backend import interp
+
+    return interp.warmup(background=background, dtypes=dtypes)
