@@ -812,6 +812,14 @@ def test_threads_share_one_program():
     assert not errors, errors
 
 
+def test_arguments_are_checked():
+    closed = stage(lambda x: lax.neg(x), [np.zeros(3)])
+    with pytest.raises(TypeError, match="shape"):
+        interp.run(closed, [np.zeros(4)])
+    with pytest.raises(TypeError, match="1 arguments"):
+        interp.run(closed, [np.zeros(3), np.zeros(3)])
+
+
 def test_cache_failure_falls_back_to_memory(monkeypatch):
     from fgrad._src.backend import kernels_common
 
@@ -836,6 +844,7 @@ def kernel_for_test(f):
 
 
 def test_warmup_and_cache_dir():
+    assert interp.warmup(dtypes=(), processes=2) is None  # int/bool kernels via 2 workers
     assert interp.warmup() is None
     thread = interp.warmup(background=True)
     thread.join()

@@ -161,6 +161,12 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
     return None
 
 
+_COST = {"kf_unary": 5.0, "kf_reduce": 2.8, "k_reduce_i": 3.0, "k_binary_i": 2.2,
+         "kf_binary": 1.6, "kf_dot": 1.5, "kf_move": 1.6, "k_move_8": 1.6, "k_move_b": 1.9,
+         "kf_compare": 0.8, "k_compare_i": 0.7, "kf_select": 0.5, "k_select_8": 0.5,
+         "k_select_b": 0.5, "k_dot_i": 0.6, "k_unary_i": 0.5, "k_bool": 0.4}
+
+
 def _compile_in_workers(slots, processes):
     """Compile ``slots`` into the on-disk cache from ``processes`` subprocesses."""
     import subprocess
@@ -170,9 +176,13 @@ def _compile_in_workers(slots, processes):
     groups: dict = {}
     for slot in slots:
         groups.setdefault(_all_kernels()[slot][0].__name__, []).append(slot)
+    # Longest first onto the least loaded worker, with rough measured costs in seconds.
+    loads = [0.0] * processes
     shares: list = [[] for _ in range(processes)]
-    for i, group in enumerate(sorted(groups.values(), key=len, reverse=True)):
-        shares[i % processes].extend(group)
+    for name in sorted(groups, key=lambda k: -_COST.get(k, 0.3) * len(groups[k])):
+        w = loads.index(min(loads))
+        loads[w] += _COST.get(name, 0.3) * len(groups[name])
+        shares[w].extend(groups[name])
     code = "from fgrad._src.backend import interp; interp._compile_slots({})"
     workers = [subprocess.Popen([sys.executable, "-c", code.format(share)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
