@@ -20,6 +20,8 @@ This module must not import numba: its opcode table is shared with the kernels.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fgrad._src import core
@@ -209,6 +211,10 @@ class Val:
 
 
 class Op:
+    """One record before encoding. ``inplace`` lists read buffers whose storage the
+    output may take over when they die here (dynamic_update_slice, scatter_add and
+    cumsum; never elementwise ops, see ``unary``)."""
+
     __slots__ = ("fields", "reads", "writes", "inplace", "name")
 
     def __init__(self, fields, reads, writes, inplace, name):
@@ -232,6 +238,11 @@ def _prod(xs):
     for x in xs:
         out *= int(x)
     return out
+
+
+def _size(aval):
+    # NB: faster than ShapedArray.size (np.prod), which lowering calls thousands of times.
+    return math.prod(aval.shape)
 
 
 def _normalize_copy(shape, ss, ds):
@@ -306,7 +317,7 @@ class _Lowerer:
 
     def new_val(self, aval):
         cls = self.cls_of(aval.dtype)
-        return Val(aval, cls, Buffer(cls, aval.size, "temp"))
+        return Val(aval, cls, Buffer(cls, _size(aval), "temp"))
 
     def const(self, value, aval):
         cls = self.cls_of(aval.dtype, strict=False)
@@ -338,9 +349,9 @@ class _Lowerer:
 
     def materialize(self, x):
         if x.buf is None:
-            buf = Buffer(x.cls, x.aval.size, "temp")
-            if x.aval.size:
-                self.emit([FAM_MOVE, FILL, x.cls, Ref(x.scalar.buf), Ref(buf), x.aval.size],
+            buf = Buffer(x.cls, _size(x.aval), "temp")
+            if _size(x.aval):
+                self.emit([FAM_MOVE, FILL, x.cls, Ref(x.scalar.buf), Ref(buf), _size(x.aval)],
                           [x.scalar.buf], [buf])
             x.buf = buf
         return x.buf
@@ -386,7 +397,7 @@ class _Lowerer:
             s = self.unary(x.scalar, x.scalar.aval.update(dtype=aval.dtype), fam, op, ipar)
             return self.lazy(aval, s)
         out = self.new_val(aval)
-        n = aval.size
+        n = _size(aval)
         if n:
             if fam == FAM_BOOL:
                 fields = [FAM_BOOL, op, Ref(x.buf), Ref(x.buf), Ref(out.buf), n, VV]
@@ -446,10 +457,10 @@ class _Lowerer:
             mode, xb = SV, x.scalar.buf
         elif y.buf is None:
             mode, yb = VS, y.scalar.buf
-        if x.aval.size == 1 and y.aval.size == 1:
+        if _size(x.aval) == 1 and _size(y.aval) == 1:
             mode = VV
         out = self.new_val(aval)
-        n = aval.size
+        n = _size(aval)
         if n:
             if fam == FAM_COMPARE:
                 fields = [FAM_COMPARE, op, x.cls, Ref(xb), Ref(yb), Ref(out.buf), n, mode]
@@ -468,9 +479,9 @@ class _Lowerer:
         if x.buf.kind == "const":  # fold: constants stay in their consumers' dtype
             flat = self.const_values[x.buf]
             return self.const(flat.astype(bool) if cls == CLS_B else flat, aval)
-        out = Val(aval, cls, Buffer(cls, aval.size, "temp"))
-        if aval.size:
-            self.emit([FAM_CONVERT, x.cls, cls, Ref(x.buf), Ref(out.buf), aval.size,
+        out = Val(aval, cls, Buffer(cls, _size(aval), "temp"))
+        if _size(aval):
+            self.emit([FAM_CONVERT, x.cls, cls, Ref(x.buf), Ref(out.buf), _size(aval),
                        int(cls == CLS_B)], [x.buf], [out.buf])
         return out
 
@@ -500,9 +511,9 @@ class _Lowerer:
             return [self.alias(cases[0], aval)]
         if which.cls == CLS_I:
             # NB: np.choose semantics: every entry must name a case.
-            if which.aval.size:
+            if _size(which.aval):
                 wb = self.sref(which) if which.buf is None else which.buf
-                n = 1 if which.buf is None else which.aval.size
+                n = 1 if which.buf is None else _size(which.aval)
                 self.emit([FAM_UNARY_I, CHECK, Ref(wb), Ref(wb), n, len(cases)], [wb], [])
             if len(cases) == 2:
                 return [self.select2(self.convert(which, CLS_B), cases[0], cases[1], aval)]
@@ -517,14 +528,14 @@ class _Lowerer:
 
     def select2(self, which, c0, c1, aval):
         """``c1`` where ``which`` (bool) else ``c0``."""
-        n = aval.size
+        n = _size(aval)
         if which.buf is None and c0.buf is None and c1.buf is None:
             s_aval = core.ShapedArray((), aval.dtype)
             return self.lazy(aval, self.select2(which.scalar, c0.scalar, c1.scalar, s_aval))
         out = self.new_val(aval)
         if not n:
             return out
-        wscalar = int(which.buf is None or (which.aval.size == 1 and n != 1))
+        wscalar = int(which.buf is None or (_size(which.aval) == 1 and n != 1))
         wb = self.sref(which) if wscalar else which.buf
         fields = [FAM_SELECT, CLS_B, out.cls, Ref(wb), wscalar, Ref(out.buf), n, 2]
         reads = [wb]
@@ -555,9 +566,9 @@ class _Lowerer:
         (x,), (aval,) = ins, avals
         if x.buf is None:
             return [self.lazy(aval, x.scalar)]
-        if aval.size == x.aval.size:
+        if _size(aval) == _size(x.aval):
             return [self.alias(x, aval)]
-        if x.aval.size == 1:
+        if _size(x.aval) == 1:
             return [self.lazy(aval, x)]
         out = self.new_val(aval)
         xs = _contiguous_strides(x.aval.shape)
@@ -614,14 +625,14 @@ class _Lowerer:
 
     def p_pad(self, ins, params, avals):
         (x, value), (aval,) = ins, avals
-        if aval.size == x.aval.size:
+        if _size(aval) == _size(x.aval):
             return [self.alias(x, aval)]
         out = self.new_val(aval)
-        if aval.size:
+        if _size(aval):
             vb = self.sref(value)
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(vb), Ref(out.buf), aval.size], [vb],
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(vb), Ref(out.buf), _size(aval)], [vb],
                       [out.buf])
-        if x.aval.size:
+        if _size(x.aval):
             xb = self.materialize(x)
             os_ = _contiguous_strides(aval.shape)
             config = params["padding_config"]
@@ -637,7 +648,7 @@ class _Lowerer:
         os_ = _contiguous_strides(aval.shape)
         start = 0
         for x in ins:
-            if x.aval.size:
+            if _size(x.aval):
                 xb = self.materialize(x)
                 self.copy(xb, 0, out.buf, start * os_[dim], x.aval.shape,
                           _contiguous_strides(x.aval.shape), os_)
@@ -649,7 +660,7 @@ class _Lowerer:
         out = self.new_val(aval)
         if out.cls == CLS_B:
             raise Unsupported("bool iota")
-        if aval.size:
+        if _size(aval):
             a, n, b = _split3(aval.shape, params["dimension"])
             self.emit([FAM_REDUCE, IOTA, out.cls, Ref(out.buf), a, n, b], [], [out.buf])
         return [out]
@@ -660,12 +671,14 @@ class _Lowerer:
         x, *starts = ins
         (aval,) = avals
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         if any(s.cls != CLS_I for s in starts):
             raise Unsupported("non-integer start indices")
         xb = self.materialize(x)
         sizes = list(aval.shape)
+        if len(sizes) > MAX_NDIM:
+            raise Unsupported("too many dimensions")
         sbufs = [self.sref(s) for s in starts]
         self.emit([FAM_MOVE, DSLICE, x.cls, Ref(xb), Ref(out.buf), len(sizes), *sizes,
                    *_contiguous_strides(x.aval.shape), *_contiguous_strides(sizes),
@@ -678,15 +691,17 @@ class _Lowerer:
         if any(s.cls != CLS_I for s in starts):
             raise Unsupported("non-integer start indices")
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         xb = self.materialize(x)
         ub = self.materialize(update)
         sbufs = [self.sref(s) for s in starts]
         sizes = list(update.aval.shape)
+        if len(sizes) > MAX_NDIM:
+            raise Unsupported("too many dimensions")
         reads = [xb, ub, *sbufs]
         inplace = [xb] if reads.count(xb) == 1 else []
-        self.emit([FAM_MOVE, DUS, x.cls, Ref(xb), Ref(ub), Ref(out.buf), aval.size, len(sizes),
+        self.emit([FAM_MOVE, DUS, x.cls, Ref(xb), Ref(ub), Ref(out.buf), _size(aval), len(sizes),
                    *sizes, *_contiguous_strides(sizes), *_contiguous_strides(aval.shape),
                    *aval.shape, *[Ref(b) for b in sbufs]], reads, [out.buf], inplace)
         return [out]
@@ -700,7 +715,7 @@ class _Lowerer:
         a, n, b = _split3(x.aval.shape, params["axis"])
         # NB: indices are validated even when the output is empty (a == 0 or b == 0).
         self.emit([FAM_MOVE, GATHER, x.cls, Ref(xb), Ref(ib), Ref(out.buf), a, n, b,
-                   idx.aval.size], [xb, ib], [out.buf])
+                   _size(idx.aval)], [xb, ib], [out.buf])
         return [out]
 
     def p_scatter_add(self, ins, params, avals):
@@ -713,7 +728,7 @@ class _Lowerer:
         reads = [xb, ib, ub]
         inplace = [xb] if reads.count(xb) == 1 else []
         self.emit([FAM_REDUCE, SCATTER_ADD, x.cls, Ref(xb), Ref(ib), Ref(ub), Ref(out.buf), a, n,
-                   b, idx.aval.size], reads, [out.buf], inplace)
+                   b, _size(idx.aval)], reads, [out.buf], inplace)
         return [out]
 
     # ---- reductions
@@ -733,13 +748,13 @@ class _Lowerer:
             reduced = self._reduce_prim([self.to_int(x)], params, [i_aval])[0]
             return [self.alias(self.convert(reduced, CLS_B), aval)]
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         identity = self._identity(op, x.cls)
         if _prod(shape[a] for a in axes) == 0:
             if op in (RMAX, RMIN):
                 raise Unsupported("max/min over an empty axis")
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(identity.buf), Ref(out.buf), aval.size],
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(identity.buf), Ref(out.buf), _size(aval)],
                       [identity.buf], [out.buf])
             return [out]
         xb = self.materialize(x)
@@ -760,7 +775,7 @@ class _Lowerer:
                 ostrides[i] = acc
                 acc *= dims[i][0]
         scratch = I_VALS if x.cls == CLS_I else 0
-        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), aval.size, Ref(identity.buf),
+        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), _size(aval), Ref(identity.buf),
                    scratch, len(dims), *[d[0] for d in dims], *ostrides],
                   [xb, identity.buf], [out.buf])
         return [out]
@@ -781,7 +796,7 @@ class _Lowerer:
         if x.cls == CLS_B:
             x = self.to_int(x)
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         xb = self.materialize(x)
         a, k, b = _split3(x.aval.shape, params["axes"][0])
@@ -796,7 +811,7 @@ class _Lowerer:
         if x.cls == CLS_B:
             raise Unsupported("cumsum of bools")
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         xb = self.materialize(x)
         a, k, b = _split3(x.aval.shape, params["axis"])
@@ -821,7 +836,7 @@ class _Lowerer:
         if in_order(batch + second + first):
             return xb, 1
         perm = batch + first + second
-        tmp = Buffer(x.cls, x.aval.size, "temp")
+        tmp = Buffer(x.cls, _size(x.aval), "temp")
         new_shape = [shape[p] for p in perm]
         xs = _contiguous_strides(shape)
         self.copy(xb, 0, tmp, 0, new_shape, [xs[p] for p in perm],
@@ -837,7 +852,7 @@ class _Lowerer:
             prod = self.p_dot_general([self.to_int(x), self.to_int(y)], params, [i_aval])[0]
             return [self.alias(self.convert(prod, CLS_B), aval)]
         out = self.new_val(aval)
-        if not aval.size:
+        if not _size(aval):
             return [out]
         x_free = [d for d in range(x.aval.ndim) if d not in lc and d not in lb]
         y_free = [d for d in range(y.aval.ndim) if d not in rc and d not in rb]
@@ -847,7 +862,7 @@ class _Lowerer:
         n = _prod(y.aval.shape[d] for d in y_free)
         if k == 0:
             zero = self.scalar_const(0, out.cls)
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(zero.buf), Ref(out.buf), aval.size],
+            self.emit([FAM_MOVE, FILL, out.cls, Ref(zero.buf), Ref(out.buf), _size(aval)],
                       [zero.buf], [out.buf])
             return [out]
         xb, tx = self._dot_operand(x, lb, x_free, lc)  # (batch, m, k)
@@ -1072,7 +1087,7 @@ def lower(closed) -> Program:
     in_vals = []
     for v in jaxpr.in_binders:
         cls = lw.cls_of(v.aval.dtype, strict=False)
-        in_vals.append(Val(v.aval, cls, Buffer(cls, v.aval.size, "input")))
+        in_vals.append(Val(v.aval, cls, Buffer(cls, _size(v.aval), "input")))
     outs = lw.lower_jaxpr(jaxpr, const_vals, in_vals)
     lw.name = "output"
     out_bufs = [lw.materialize(x) for x in outs]
