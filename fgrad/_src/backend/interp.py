@@ -25,8 +25,10 @@ import warnings
 import numpy as np
 
 from fgrad._src import core
+from fgrad._src.backend import kernels_codes as codes
 from fgrad._src.backend import lower
-from fgrad._src.backend.lower import N_SLOTS, ST_CHOICE, ST_INDEX, Unsupported
+from fgrad._src.backend.kernels_codes import N_SLOTS, ST_CHOICE, ST_INDEX
+from fgrad._src.backend.lower import Unsupported
 
 logger = logging.getLogger("fgrad")
 
@@ -142,10 +144,10 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
     """
     if not HAVE_NUMBA:
         return None
-    wanted = set(range(N_SLOTS)) - set(range(2 * lower.N_FLOAT_KINDS))
+    wanted = set(range(N_SLOTS)) - set(range(2 * codes.N_FLOAT_KINDS))
     for dt in dtypes:
-        base = lower.FLOAT_BASE[lower.CLS_F64 if np.dtype(dt) == np.float64 else lower.CLS_F32]
-        wanted |= set(range(base, base + lower.N_FLOAT_KINDS))
+        base = codes.FLOAT_BASE[codes.CLS_F64 if np.dtype(dt) == np.float64 else codes.CLS_F32]
+        wanted |= set(range(base, base + codes.N_FLOAT_KINDS))
     slots = sorted(wanted)
 
     def work():

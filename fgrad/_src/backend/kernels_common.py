@@ -17,7 +17,7 @@ import numba
 from numba.core import caching
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_SOURCES = ("lower.py", "kernels_common.py", "kernels_entry.py", "kernels_elementwise.py",
+_SOURCES = ("kernels_codes.py", "kernels_common.py", "kernels_entry.py", "kernels_elementwise.py",
             "kernels_data.py", "kernels_reduce.py", "kernels_math.py")
 
 

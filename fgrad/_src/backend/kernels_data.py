@@ -7,8 +7,8 @@ size-1 dimensions dropped and contiguous ones merged. Runtime indices (gather an
 scatter indices, dynamic start indices) are validated or clamped before any use.
 """
 
+from fgrad._src.backend.kernels_codes import COPY, DSLICE, FILL, GATHER, IOTA, SCRATCH, ST_INDEX
 from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.lower import COPY, DSLICE, FILL, GATHER, IOTA, SCRATCH, ST_INDEX
 
 
 @kernel(inline="always")

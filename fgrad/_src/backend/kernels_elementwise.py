@@ -8,16 +8,7 @@ Every kernel takes ``(code, r, arena...)``: ``code[r:]`` is the op's record (see
 
 import numpy as np
 
-from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.kernels_math import (
-    sincos_limit,
-    tanh_cap,
-    vexpx,
-    vlog,
-    vsin_and_cos,
-    vsincos,
-)
-from fgrad._src.backend.lower import (  # noqa: F401
+from fgrad._src.backend.kernels_codes import (  # noqa: F401
     ABS,
     ACOS,
     ACOSH,
@@ -71,6 +62,15 @@ from fgrad._src.backend.lower import (  # noqa: F401
     VS,
     VV,
     XOR,
+)
+from fgrad._src.backend.kernels_common import kernel
+from fgrad._src.backend.kernels_math import (
+    sincos_limit,
+    tanh_cap,
+    vexpx,
+    vlog,
+    vsin_and_cos,
+    vsincos,
 )
 
 

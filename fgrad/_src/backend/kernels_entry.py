@@ -19,20 +19,7 @@ from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
 from fgrad._src.backend import kernels_common
-from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.kernels_data import move
-from fgrad._src.backend.kernels_elementwise import (
-    binary_f,
-    binary_i,
-    bool_ops,
-    compare,
-    convert,
-    select,
-    unary_f,
-    unary_i,
-)
-from fgrad._src.backend.kernels_reduce import dot_f, dot_i, reduce
-from fgrad._src.backend.lower import (
+from fgrad._src.backend.kernels_codes import (
     CLS_F32,
     CLS_F64,
     CLS_I,
@@ -66,6 +53,19 @@ from fgrad._src.backend.lower import (
     SLOT_SELECT_I,
     SLOT_UNARY_I,
 )
+from fgrad._src.backend.kernels_common import kernel
+from fgrad._src.backend.kernels_data import move
+from fgrad._src.backend.kernels_elementwise import (
+    binary_f,
+    binary_i,
+    bool_ops,
+    compare,
+    convert,
+    select,
+    unary_f,
+    unary_i,
+)
+from fgrad._src.backend.kernels_reduce import dot_f, dot_i, reduce
 
 # int64 kernel(int64* code, int64 ncode, int64 r, void* f64, int64 n64, void* f32, int64 n32,
 #              int64* ia, int64 ni, uint8* ba, int64 nb)

@@ -8,9 +8,7 @@ bit in the common cases and the error grows like log(n), not n.
 
 import numpy as np
 
-from fgrad._src.backend.kernels_common import kernel
-from fgrad._src.backend.kernels_data import index_arith
-from fgrad._src.backend.lower import (
+from fgrad._src.backend.kernels_codes import (
     ARGMAX,
     ARGMIN,
     CUMSUM,
@@ -22,6 +20,8 @@ from fgrad._src.backend.lower import (
     SCATTER_ADD,
     SCRATCH,
 )
+from fgrad._src.backend.kernels_common import kernel
+from fgrad._src.backend.kernels_data import index_arith
 
 _BLOCK = 128
 _SMALL_DOT = 4096  # below this many multiply-adds a plain loop beats a BLAS call
