@@ -185,8 +185,16 @@ def _compile_in_workers(slots, processes):
         w = loads.index(min(loads))
         loads[w] += _COST.get(name, 0.3) * len(groups[name])
         shares[w].extend(groups[name])
+    import os
+
+    import fgrad
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fgrad.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH")])))
     code = "from fgrad._src.backend import interp; interp._compile_slots({})"
-    workers = [subprocess.Popen([sys.executable, "-c", code.format(share)],
+    # NB: a worker that fails only costs time: this process compiles what is missing.
+    workers = [subprocess.Popen([sys.executable, "-c", code.format(share)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for share in shares if share]
     for w in workers:
