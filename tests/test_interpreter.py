@@ -789,18 +789,20 @@ def test_unsupported_programs_fall_back_to_the_reference():
         fg.jvp(fg.jit(g), (np.ones(2),), (np.ones(2),))
 
 
-def test_threads_share_one_program():
-    x0 = np.linspace(-1, 1, 257)
-    closed = stage(lambda x: lax.reduce_sum(lax.mul(lax.tanh(x), x), (0,)), [x0])
+@pytest.mark.parametrize("n", [257, 3 * lower.BLOCK + 7], ids=["small", "fused"])
+def test_threads_share_one_program(n):
+    closed = stage(lambda x: (lax.reduce_sum(lax.mul(lax.tanh(x), x), (0,)), lax.sin(x)),
+                   [np.zeros(n)])
     errors = []
 
     def worker(seed):
         rng = np.random.default_rng(seed)
         try:
-            for _ in range(200):
-                x = rng.standard_normal(257)
-                (got,) = interp.run(closed, [x])
-                np.testing.assert_allclose(got, np.sum(np.tanh(x) * x), rtol=1e-12)
+            for _ in range(200 if n < 1000 else 40):
+                x = rng.standard_normal(n)
+                total, s = interp.run(closed, [x])
+                np.testing.assert_allclose(total, np.sum(np.tanh(x) * x), rtol=1e-12)
+                np.testing.assert_allclose(s, np.sin(x), rtol=1e-14, atol=1e-15)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -835,6 +837,24 @@ def test_cache_failure_falls_back_to_memory(monkeypatch):
 
     assert twice(21) == 42
     assert kernels_common.cache_dir() is None
+
+
+def test_a_broken_cache_is_turned_off_and_compilation_retried(monkeypatch):
+    from fgrad._src.backend import kernels_common
+
+    disabled = []
+    monkeypatch.setattr(kernels_common, "CACHE_ENABLED", True)
+    monkeypatch.setattr(kernels_common, "disable_cache", lambda: disabled.append(True))
+    calls = []
+
+    def compile_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return "compiled"
+
+    assert interp._with_cache_fallback(compile_once, "test kernel") == "compiled"
+    assert disabled and len(calls) == 2
 
 
 def kernel_for_test(f):
