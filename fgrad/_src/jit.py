@@ -120,13 +120,13 @@ class JittedFunction:
         return _unflatten(out_tree, outs)
 
     def _fast_key(self, args):
-        """For the common call — NumPy arrays only, no static args, no active transform —
+        """For the common call — NumPy arrays and scalars only, no static args, no transform —
         a cheap key (shapes and dtypes) that implies the full signature."""
         if self.static_argnums or core.current_level() != 0:
             return None
         key = []
         for x in args:
-            if type(x) is not np.ndarray:
+            if not isinstance(x, (np.ndarray, np.generic)):
                 return None
             key.append(x.shape)
             key.append(x.dtype)

@@ -18,12 +18,13 @@ def run_closed_jaxpr(closed, args):
     return core.eval_jaxpr(closed.jaxpr, closed.consts, list(args))
 
 
-def warmup(background=False, dtypes=("float32", "float64")):
+def warmup(background=False, dtypes=("float32", "float64"), processes=1):
     """Compile (or load from numba's on-disk cache) the interpreter's kernels now,
-    instead of on first use; ``background=True`` does it in a daemon thread (returned).
+    instead of on first use; ``background=True`` does it in a daemon thread (returned),
+    ``processes=N`` compiles into the on-disk cache from N worker processes first.
 
     >>> thread = warmup(background=True)  # compiles while the program goes on
     """
     from fgrad._src.backend import interp
 
-    return interp.warmup(background=background, dtypes=dtypes)
+    return interp.warmup(background=background, dtypes=dtypes, processes=processes)
