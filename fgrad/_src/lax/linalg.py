@@ -73,12 +73,23 @@ def _transpose_operand(ct, other, own_ndim, other_ndim, own_dims, other_dims, ow
         ct_other_free = tuple(range(nb + n_lhs_free, nb + n_lhs_free + len(other_free)))
     else:
         ct_other_free = tuple(range(nb, nb + n_lhs_free))
-    dims = ((ct_other_free, tuple(other_free)), (tuple(range(nb)), tuple(other_b)))
+    ct_batch = tuple(range(nb))
+    # Contracting ``other`` over its free dims leaves its contracting dims, in order;
+    # each corresponds to one of our own contracting dims.
+    own_rest = [own_c[list(other_c).index(d)] for d in sorted(other_c)]
+    # Either operand order gives the cotangent; the layouts differ:
+    #   ct first:    batch, own free, own contracting dims
+    #   other first: batch, own contracting dims, own free
+    # NB: pick the order whose layout already matches the operand, so the common
+    # matmul cases need no transpose (a full copy of a weight-sized array).
+    ct_first_axes = list(own_b) + own_free + own_rest
+    other_first_axes = list(own_b) + own_rest + own_free
+    if other_first_axes == list(range(own_ndim)) != ct_first_axes:
+        dims = ((tuple(other_free), ct_other_free), (tuple(other_b), ct_batch))
+        return dot_general(other, ct, dims)
+    dims = ((ct_other_free, tuple(other_free)), (ct_batch, tuple(other_b)))
     out = dot_general(ct, other, dims)
-    # out's layout: batch, own free, other's remaining (contracting) dims in order.
-    other_rest = sorted(other_c)
-    source_axes = list(own_b) + own_free + [own_c[list(other_c).index(d)] for d in other_rest]
-    permutation = [source_axes.index(axis) for axis in range(own_ndim)]
+    permutation = [ct_first_axes.index(axis) for axis in range(own_ndim)]
     return lax.transpose(out, permutation)
 
 
