@@ -14,6 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 from fgrad._src.tensor import grad_mode
+from fgrad._src.tensor.graph import reset_grad
 from fgrad._src.tensor.tensor import Tensor
 
 
@@ -108,17 +109,7 @@ class Optimizer:
         """Reset the gradients of every parameter (to None by default, as PyTorch)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p._grad is None:
-                    continue
-                if set_to_none:
-                    p._grad = None
-                else:
-                    g = p._grad
-                    if g.grad_fn is not None:
-                        g.detach_()
-                    if not g._value.flags.writeable:
-                        g._value = np.array(g._value)
-                    g._value[...] = 0
+                reset_grad(p, set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. ``closure`` (optional) re-evaluates

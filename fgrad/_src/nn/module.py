@@ -19,6 +19,7 @@ import numpy as np
 
 from fgrad._src.tensor import grad_mode
 from fgrad._src.tensor.dtype import as_dtype
+from fgrad._src.tensor.graph import reset_grad
 from fgrad._src.tensor.tensor import Size, Tensor, _as_array
 
 
@@ -400,17 +401,7 @@ class Module:
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of every parameter (to None by default, as PyTorch)."""
         for param in self.parameters():
-            if param._grad is None:
-                continue
-            if set_to_none:
-                param._grad = None
-            else:
-                g = param._grad
-                if g.grad_fn is not None:
-                    g.detach_()
-                if not g._value.flags.writeable:
-                    g._value = np.array(g._value)
-                g._value[...] = 0
+            reset_grad(param, set_to_none)
 
     # ------------------------------------------------------------------ dtype
 

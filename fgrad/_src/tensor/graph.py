@@ -405,3 +405,21 @@ def accumulate_grad(leaf, ct, create_graph):
     else:
         np.add(grad._value, ct, out=grad._value, casting="unsafe")
         mark_written(grad._value)
+
+
+def reset_grad(param, set_to_none=True):
+    """Clear ``param.grad``: drop it (``set_to_none``) or zero it in place, detached.
+
+    Shared by ``Module.zero_grad`` and ``Optimizer.zero_grad``.
+    """
+    grad = param._grad
+    if grad is None:
+        return
+    if set_to_none:
+        param._grad = None
+        return
+    if grad.grad_fn is not None:
+        grad.detach_()
+    if not grad._value.flags.writeable:
+        grad._value = np.array(grad._value)
+    grad._value[...] = 0
