@@ -213,8 +213,7 @@ divide = true_divide = _binary("divide", lax.div, to_float=True)
 maximum = _binary("maximum", lax.max)
 minimum = _binary("minimum", lax.min)
 arctan2 = _binary("arctan2", lax.atan2, to_float=True)
-remainder_trunc = _binary("fmod", lax.rem)
-fmod = remainder_trunc
+fmod = _binary("fmod", lax.rem)
 
 equal = _binary("equal", lax.eq)
 not_equal = _binary("not_equal", lax.ne)
@@ -262,7 +261,6 @@ def ceil(x):
     """
     x = _operand(x)
     return _ceil(x) if dtypes.is_float(get_aval(x).dtype) else x
-isfinite_float = _unary("isfinite", lax.is_finite)
 
 
 def negative(x):
@@ -763,10 +761,6 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
     """
     trues = sum(_to_bool(x), axis=axis, keepdims=keepdims)
     return lax.ne(trues, lax.full_like(trues, 0))
-
-
-def _all_any_identity(lax_fn):
-    return lax_fn
 
 
 def argmax(x, axis=None, keepdims=False):

@@ -7,7 +7,6 @@ transpose rule gives the gradients.
 from __future__ import annotations
 
 import builtins
-import math
 import string
 
 import numpy as np
@@ -322,8 +321,6 @@ def _contract_pair(x, x_labels, y, y_labels, keep):
     y_free = [c for c in y_labels if c not in shared]
     return out, "".join(batch + x_free + y_free)
 
-
-math  # noqa: B018
 
 
 # NumPy functions return strongly typed results (see lax_numpy.strong_result).
