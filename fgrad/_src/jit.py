@@ -106,17 +106,18 @@ class JittedFunction:
         fast_key = self._fast_key(args)
         entry = self._fast.get(fast_key) if fast_key is not None else None
         if entry is not None:
-            closed, out_tree = entry
+            runner, closed, out_tree = entry
+            if runner is not None and execute.interpreter_on():
+                return _unflatten(out_tree, runner(args))
             return _unflatten(out_tree, execute.run_closed_jaxpr(closed, list(args)))
         (closed, out_tree), leaves = self.lower(*args)
-        if _is_top_level(leaves):
-            outs = execute.run_closed_jaxpr(closed, leaves)
-            if fast_key is not None:
-                if len(self._fast) >= config.flags.jit_cache_size:
-                    self._fast.clear()
-                self._fast[fast_key] = (closed, out_tree)
-        else:
-            outs = core.eval_jaxpr(closed.jaxpr, closed.consts, leaves)
+        if not _is_top_level(leaves):
+            return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
+        outs = execute.run_closed_jaxpr(closed, leaves)
+        if fast_key is not None:
+            if len(self._fast) >= config.flags.jit_cache_size:
+                self._fast.clear()
+            self._fast[fast_key] = (execute.fast_runner(closed), closed, out_tree)
         return _unflatten(out_tree, outs)
 
     def _fast_key(self, args):
@@ -126,7 +127,7 @@ class JittedFunction:
             return None
         key = []
         for x in args:
-            if not isinstance(x, (np.ndarray, np.generic)):
+            if type(x) is not np.ndarray and not isinstance(x, np.generic):
                 return None
             key.append(x.shape)
             key.append(x.dtype)

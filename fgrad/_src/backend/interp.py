@@ -84,12 +84,10 @@ def _dispatcher():
     if dispatch is None:
         from numba import types
 
-        arr = lambda t: types.Array(t, 1, "C")  # noqa: E731
-        sig = (arr(types.int64), arr(types.float64), arr(types.float32), arr(types.int64),
-               arr(types.uint8), arr(types.int64))
-        run_program = kernels_entry.run_program
-        _with_cache_fallback(lambda: run_program.compile(sig), "dispatcher")
-        dispatch = _state["dispatch"] = run_program.overloads[sig].entry_point
+        sig = (types.Array(types.int64, 1, "C"),)
+        run_packed = kernels_entry.run_packed
+        _with_cache_fallback(lambda: run_packed.compile(sig), "dispatcher")
+        dispatch = _state["dispatch"] = run_packed.overloads[sig].entry_point
     return dispatch
 
 
@@ -245,6 +243,14 @@ def run(closed, args):
     return execute(prog, args)
 
 
+def ready_program(closed):
+    """The ``Program`` for ``closed`` with its kernels compiled, or None (a ``Fallback``)."""
+    prog = program_for(closed)
+    if type(prog) is Fallback or (not prog.ready and not _prepare(prog)):
+        return None
+    return prog
+
+
 def _prepare(prog) -> bool:
     if not HAVE_NUMBA or not _compile_slots(prog.slots):
         return False
@@ -253,27 +259,31 @@ def _prepare(prog) -> bool:
 
 
 def execute(prog, args):
-    """Run a ready ``Program`` on ``args``."""
+    """Run a ready ``Program`` on ``args``, checking their number and shapes."""
     if len(args) != prog.n_in:
         raise TypeError(f"program takes {prog.n_in} arguments, got {len(args)}")
+    for k, (x, shape) in enumerate(zip(args, prog.in_shapes)):
+        if np.shape(x) != shape:
+            raise TypeError(f"argument {k} has shape {np.shape(x)}, the program expects {shape}")
+    return execute_trusted(prog, args)
+
+
+def execute_trusted(prog, args):
+    """Run a ready ``Program`` on ``args`` already known to have the program's shapes
+    (``fg.jit``'s cache key guarantees it); returns a list of fresh arrays."""
     pool = prog.pool
     try:
         arenas = pool.pop()
     except IndexError:
-        arenas = prog.new_arenas()
+        arenas = prog.new_arenas(_table)
     try:
-        for k, c, lo, hi in prog.in_plan:
-            x = args[k]
-            if np.shape(x) != prog.in_shapes[k]:
-                raise TypeError(f"argument {k} has shape {np.shape(x)}, "
-                                f"the program expects {prog.in_shapes[k]}")
-            arenas[c][lo:hi] = np.ravel(x)
-        fd, fs, ia, ba = arenas
-        status = _state["dispatch"](prog.code, fd, fs, ia, ba, _table)
+        for k, view in arenas.inputs:
+            view[...] = args[k]
+        status = _state["dispatch"](arenas.ptrs)
         if status:
-            raise _error(prog, status, ia)
-        return [arenas[c][lo:hi].astype(dtype).reshape(shape)
-                for c, lo, hi, shape, dtype in prog.out_plan]
+            raise _error(prog, status, arenas.ia)
+        return [view.copy() if dtype is None else view.astype(dtype)
+                for view, dtype in arenas.outputs]
     finally:
         if len(pool) < MAX_IDLE_ARENAS:
             pool.append(arenas)

@@ -291,6 +291,41 @@ def run_program(code, fd, fs, ia, ba, table):
     return 0
 
 
+def _pointer_from_int(dtype):
+    @intrinsic
+    def as_pointer(typingctx, address):
+        sig = types.CPointer(dtype)(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return sig, codegen
+
+    return as_pointer
+
+
+_as_p64 = _pointer_from_int(types.float64)
+_as_p32 = _pointer_from_int(types.float32)
+_as_pi = _pointer_from_int(types.int64)
+_as_pb = _pointer_from_int(types.uint8)
+
+
+@kernel
+def run_packed(ptrs):
+    """``run_program`` on arrays given as (address, length) pairs in ``ptrs``: code, the
+    f64, f32, int64 and bool arenas, then the kernel table (see ``lower.ArenaSet``).
+
+    One array argument is cheaper to pass in from Python than six.
+    """
+    code = carray(_as_pi(ptrs[0]), ptrs[1])
+    fd = carray(_as_p64(ptrs[2]), ptrs[3])
+    fs = carray(_as_p32(ptrs[4]), ptrs[5])
+    ia = carray(_as_pi(ptrs[6]), ptrs[7])
+    ba = carray(_as_pb(ptrs[8]), ptrs[9])
+    table = carray(_as_pi(ptrs[10]), ptrs[11])
+    return run_program(code, fd, fs, ia, ba, table)
+
+
 @kernel
 def _run_group(code, r, fd, fs, ia, ba, table):
     n = code[r + 2]

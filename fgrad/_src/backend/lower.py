@@ -193,17 +193,54 @@ class Program:
         self.ready = False  # set once every kernel in ``slots`` is compiled
         self.pool: list = []  # idle arena sets, reused by later runs
 
-    def new_arenas(self):
-        arenas = []
+    def new_arenas(self, table) -> ArenaSet:
+        """Fresh arenas holding the constant pool; ``table`` is the kernel address table."""
+        arrays = []
         for size, image, dtype in zip(self.sizes, self.images, CLS_DTYPES):
             arena = np.empty(size, dtype)
             arena[: image.size] = image
-            arenas.append(arena)
-        return tuple(arenas)
+            arrays.append(arena)
+        return ArenaSet(self, arrays, table)
 
     def __repr__(self):
         sizes = "/".join(str(s) for s in self.sizes)
         return f"Program({self.n_ops} ops, arenas f64/f32/i64/bool = {sizes} elements)"
+
+
+class ArenaSet:
+    """The four arenas of one run of a ``Program``, with everything a run needs ready.
+
+    ``inputs`` pairs each argument index with a view of its arena slice shaped like the
+    argument, ``outputs`` each output's shaped view with the dtype to convert it to
+    (None when the arena's own dtype is the output's), and ``ptrs`` packs the code's
+    and the arenas' addresses and lengths, then the kernel table's, for the dispatcher,
+    so a run passes one array.
+    """
+
+    __slots__ = ("arrays", "code", "inputs", "outputs", "ptrs", "ia")
+
+    def __init__(self, prog, arrays, table):
+        self.arrays = arrays
+        self.code = prog.code
+        self.ia = arrays[CLS_I]
+        self.inputs = tuple((k, arrays[c][lo:hi].reshape(prog.in_shapes[k]))
+                            for k, c, lo, hi in prog.in_plan)
+        outputs = []
+        for c, lo, hi, shape, dtype in prog.out_plan:
+            view = arrays[c][lo:hi].reshape(shape)
+            if view.dtype == dtype:
+                outputs.append((view, None))
+            elif dtype == np.bool_:  # bool lives in the uint8 arena: reinterpret, no cast
+                outputs.append((view.view(np.bool_), None))
+            else:
+                outputs.append((view, dtype))
+        self.outputs = tuple(outputs)
+        ptrs = [prog.code.ctypes.data, prog.code.size]
+        for array in (*arrays, table):
+            ptrs += [array.ctypes.data, array.size]
+        # NB: the addresses stay valid while this object (holding the arrays and the
+        # code) lives; the kernel table is a module global only ever written in place.
+        self.ptrs = np.asarray(ptrs, np.int64)
 
 
 class Buffer:
