@@ -638,6 +638,19 @@ OPS = _same_shape_ops()
 @settings(max_examples=60)
 @given(data=st.data())
 def test_random_programs(data):
+    check_random_program(data)
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_random_programs_with_every_float_io_in_place(data):
+    """The same programs with every float input read, and output written, where it lies."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lower, "DIRECT_MIN", 1)
+        check_random_program(data)
+
+
+def check_random_program(data):
     dtype = data.draw(st.sampled_from(FLOATS))
     shape = data.draw(shapes)
     n_in = data.draw(st.integers(1, 3))
@@ -749,6 +762,41 @@ def test_outputs_are_fresh_arrays():
     np.testing.assert_allclose(c, np.sin(x))
     np.testing.assert_allclose(d, x)
     assert not np.shares_memory(b, x)
+
+
+def test_large_float_io_is_used_in_place():
+    n = lower.DIRECT_MIN + 5
+    closed = stage(lambda x, y: (lax.sin(x), lax.add(x, y), lax.reduce_sum(y, (0,))),
+                   [np.zeros(n), np.zeros(n)])
+    prog = interp.program_for(closed)
+    assert sorted(prog.in_refs) == [0, 1] and sorted(prog.out_refs) == [0, 1]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    raw = np.zeros(8 * n + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, np.float64, n, offset=1)
+    misaligned[...] = x
+    # Alternate in-place and copied arguments through the same pooled arena set.
+    for a, b in [(x, y), (x[::-1], y), (misaligned, y), (x.astype(np.float32), y), (x, y),
+                 (x, y[::-1].copy())]:
+        outs = interp.run(closed, [a, b])
+        want = [np.sin(np.asarray(a, np.float64)), a + b, np.sum(b)]
+        assert_same(outs, want, tol=(1e-13, 1e-10))
+        assert not any(np.shares_memory(o, v) for o in outs for v in (a, b))
+        assert not np.shares_memory(outs[0], outs[1])
+    first = interp.run(closed, [x, y])
+    kept = first[0].copy()
+    interp.run(closed, [y, x])
+    np.testing.assert_array_equal(first[0], kept)  # not overwritten by the next run
+
+
+def test_in_place_io_keeps_aliased_outputs_apart():
+    n = lower.DIRECT_MIN
+    x = np.linspace(0, 1, n)
+    # An output that is the input (or a reshape of it), and one value returned twice.
+    closed = stage(lambda x: (x, lax.reshape(x, (n // 2, 2)), lax.exp(x), lax.exp(x)), [x])
+    outs = interp.run(closed, [x])
+    assert_same(outs, [x, x.reshape(n // 2, 2), np.exp(x), np.exp(x)])
+    assert not np.shares_memory(outs[0], x) and not np.shares_memory(outs[2], outs[3])
 
 
 def test_float32_programs_stay_float32():

@@ -84,9 +84,17 @@ def _dispatcher():
     if dispatch is None:
         from numba import types
 
-        sig = (types.Array(types.int64, 1, "C"),)
-        run_packed = kernels_entry.run_packed
+        vector = lambda t: types.Array(t, 1, "C")  # noqa: E731
+        run_packed, patch = kernels_entry.run_packed, kernels_entry.patch_address
+        sig = (vector(types.int64),)
         _with_cache_fallback(lambda: run_packed.compile(sig), "dispatcher")
+        patchers = {}
+        for dtype, t in ((np.dtype(np.float64), types.float64),
+                         (np.dtype(np.float32), types.float32)):
+            patch_sig = (vector(types.int64),) * 3 + (vector(t),)
+            _with_cache_fallback(lambda: patch.compile(patch_sig), "patch_address")  # noqa: B023
+            patchers[dtype] = patch.overloads[patch_sig].entry_point
+        _state["patch"] = patchers
         dispatch = _state["dispatch"] = run_packed.overloads[sig].entry_point
     return dispatch
 
@@ -277,13 +285,34 @@ def execute_trusted(prog, args):
     except IndexError:
         arenas = prog.new_arenas(_table)
     try:
-        for k, view in arenas.inputs:
+        for k, view in arenas.copied_inputs:
             view[...] = args[k]
+        code, patch = arenas.code, _state["patch"]
+        keep = []  # NB: arrays the code points at must outlive the run
+        for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
+            x = args[k]
+            if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:
+                flat = x.reshape(-1)
+                if patch[dtype](code, positions, deltas, flat):
+                    keep.append(flat)
+                    continue
+            view[...] = x
+            code[positions] = copied_offsets
+        outs = [None] * arenas.n_out
+        written = []
+        for j, size, shape, dtype, positions, deltas in arenas.direct_outputs:
+            flat = np.empty(size, dtype)
+            if not patch[dtype](code, positions, deltas, flat):  # pragma: no cover
+                raise RuntimeError("fgrad interpreter: NumPy returned a misaligned array")
+            written.append((j, flat, shape))
         status = _state["dispatch"](arenas.ptrs)
         if status:
             raise _error(prog, status, arenas.ia)
-        return [view.copy() if dtype is None else view.astype(dtype)
-                for view, dtype in arenas.outputs]
+        for j, flat, shape in written:
+            outs[j] = flat.reshape(shape)
+        for j, view, dtype in arenas.copied_outputs:
+            outs[j] = view.copy() if dtype is None else view.astype(dtype)
+        return outs
     finally:
         if len(pool) < MAX_IDLE_ARENAS:
             pool.append(arenas)

@@ -77,3 +77,8 @@ PAIRWISE_SCRATCH = RECORD_SCRATCH + 32  # task stack of pairwise sums
 I_VALS = PAIRWISE_SCRATCH + 256  # partial-sum stack of integer sums
 I_RESERVED = I_VALS + 64
 F_SCRATCH = 64  # a float arena with reductions starts with their partial-sum stack
+# Float offsets in a running program's code are absolute: element counts from this
+# address (the kernels see float "arenas" starting there), so inputs and outputs can
+# be used where they lie. See ``lower.ArenaSet``.
+FLAT_BASE = 64
+FLAT_LEN = 1 << 56

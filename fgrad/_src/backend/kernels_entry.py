@@ -23,6 +23,7 @@ from fgrad._src.backend.kernels_codes import (
     CLS_F32,
     CLS_F64,
     CLS_I,
+    FLAT_BASE,
     FLOAT_BASE,
     K_BINARY,
     K_COMPARE,
@@ -324,6 +325,19 @@ def run_packed(ptrs):
     ba = carray(_as_pb(ptrs[8]), ptrs[9])
     table = carray(_as_pi(ptrs[10]), ptrs[11])
     return run_program(code, fd, fs, ia, ba, table)
+
+
+@kernel
+def patch_address(code, positions, deltas, x):
+    """Point ``code[positions]`` at the float array ``x``: element offsets from
+    ``FLAT_BASE`` plus ``deltas``. False (nothing written) if ``x`` is misaligned."""
+    address = x.ctypes.data - FLAT_BASE
+    if address % x.itemsize != 0:
+        return False
+    base = address // x.itemsize
+    for i in range(positions.size):
+        code[positions[i]] = base + deltas[i]
+    return True
 
 
 @kernel

@@ -68,6 +68,8 @@ from fgrad._src.backend.kernels_codes import (  # the opcode table
     FAM_UNARY_F,
     FAM_UNARY_I,
     FILL,
+    FLAT_BASE,
+    FLAT_LEN,
     FLOAT_BASE,
     FLOAT_CLASSES,
     FLOOR,
@@ -179,7 +181,7 @@ class Program:
     """
 
     def __init__(self, code, sizes, images, in_plan, out_plan, op_names, n_in, in_shapes,
-                 slots):
+                 slots, float_refs, in_refs, out_refs):
         self.code = code
         self.sizes = sizes
         self.images = images
@@ -189,6 +191,9 @@ class Program:
         self.n_in = n_in
         self.in_shapes = in_shapes
         self.slots = slots
+        self.float_refs = float_refs
+        self.in_refs = in_refs
+        self.out_refs = out_refs
         self.n_ops = len(op_names)
         self.ready = False  # set once every kernel in ``slots`` is compiled
         self.pool: list = []  # idle arena sets, reused by later runs
@@ -197,7 +202,7 @@ class Program:
         """Fresh arenas holding the constant pool; ``table`` is the kernel address table."""
         arrays = []
         for size, image, dtype in zip(self.sizes, self.images, CLS_DTYPES):
-            arena = np.empty(size, dtype)
+            arena = _aligned_empty(size, dtype)
             arena[: image.size] = image
             arrays.append(arena)
         return ArenaSet(self, arrays, table)
@@ -207,37 +212,74 @@ class Program:
         return f"Program({self.n_ops} ops, arenas f64/f32/i64/bool = {sizes} elements)"
 
 
-class ArenaSet:
-    """The four arenas of one run of a ``Program``, with everything a run needs ready.
+def _aligned_empty(size, dtype):
+    """``np.empty(size, dtype)`` starting on a 64-byte boundary."""
+    spare = 64 // dtype.itemsize
+    raw = np.empty(size + spare, dtype)
+    skip = (-raw.ctypes.data % 64) // dtype.itemsize
+    return raw[skip: skip + size]
 
-    ``inputs`` pairs each argument index with a view of its arena slice shaped like the
-    argument, ``outputs`` each output's shaped view with the dtype to convert it to
-    (None when the arena's own dtype is the output's), and ``ptrs`` packs the code's
-    and the arenas' addresses and lengths, then the kernel table's, for the dispatcher,
-    so a run passes one array.
+
+class ArenaSet:
+    """The arenas of one run of a ``Program``, with everything a run needs ready.
+
+    ``code`` is this set's own copy of the program's code, with every float offset made
+    absolute (counted in elements from ``FLAT_BASE``; the dispatcher sees float arenas
+    that start there). So a large float input or output (``Program.in_refs`` and
+    ``out_refs``) is used where it lies: each run points the code at it instead of
+    copying it (``direct_inputs``, ``direct_outputs``). ``copied_inputs`` pairs the
+    other arguments with views of their arena slices shaped like them, ``copied_outputs``
+    the other outputs with views and the dtype to convert to (None: the arena's own).
+    ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
+    table's, so a run passes the dispatcher one array.
     """
 
-    __slots__ = ("arrays", "code", "inputs", "outputs", "ptrs", "ia")
+    __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
+                 "direct_outputs", "n_out", "ptrs", "ia")
 
     def __init__(self, prog, arrays, table):
         self.arrays = arrays
-        self.code = prog.code
         self.ia = arrays[CLS_I]
-        self.inputs = tuple((k, arrays[c][lo:hi].reshape(prog.in_shapes[k]))
-                            for k, c, lo, hi in prog.in_plan)
-        outputs = []
-        for c, lo, hi, shape, dtype in prog.out_plan:
+        origin = {c: (arrays[c].ctypes.data - FLAT_BASE) // CLS_DTYPES[c].itemsize
+                  for c in FLOAT_CLASSES}
+        code = prog.code.copy()
+        positions, classes, offsets = prog.float_refs
+        for c in FLOAT_CLASSES:
+            mine = classes == c
+            code[positions[mine]] = offsets[mine] + origin[c]
+        self.code = code
+
+        in_views = {k: (c, lo, arrays[c][lo:hi].reshape(prog.in_shapes[k]))
+                    for k, c, lo, hi in prog.in_plan}
+        self.copied_inputs = tuple((k, view) for k, (_, _, view) in in_views.items()
+                                   if k not in prog.in_refs)
+        # (arg index, dtype, positions, deltas, view, the offsets when copied to the view)
+        self.direct_inputs = tuple(
+            (k, CLS_DTYPES[c], positions, deltas, view, origin[c] + lo + deltas)
+            for k, (c, lo, view) in in_views.items() if k in prog.in_refs
+            for positions, deltas in [prog.in_refs[k]])
+        copied, direct = [], []
+        for j, (c, lo, hi, shape, dtype) in enumerate(prog.out_plan):
+            if j in prog.out_refs:  # (output index, size, shape, dtype, positions, deltas)
+                direct.append((j, hi - lo, shape, dtype, *prog.out_refs[j]))
+                continue
             view = arrays[c][lo:hi].reshape(shape)
             if view.dtype == dtype:
-                outputs.append((view, None))
+                copied.append((j, view, None))
             elif dtype == np.bool_:  # bool lives in the uint8 arena: reinterpret, no cast
-                outputs.append((view.view(np.bool_), None))
+                copied.append((j, view.view(np.bool_), None))
             else:
-                outputs.append((view, dtype))
-        self.outputs = tuple(outputs)
-        ptrs = [prog.code.ctypes.data, prog.code.size]
-        for array in (*arrays, table):
-            ptrs += [array.ctypes.data, array.size]
+                copied.append((j, view, dtype))
+        self.copied_outputs = tuple(copied)
+        self.direct_outputs = tuple(direct)
+        self.n_out = len(prog.out_plan)
+
+        ptrs = [code.ctypes.data, code.size]
+        for c, array in enumerate((*arrays, table)):
+            if c in FLOAT_CLASSES:
+                ptrs += [FLAT_BASE, FLAT_LEN]
+            else:
+                ptrs += [array.ctypes.data, array.size]
         # NB: the addresses stay valid while this object (holding the arrays and the
         # code) lives; the kernel table is a module global only ever written in place.
         self.ptrs = np.asarray(ptrs, np.int64)
@@ -362,6 +404,7 @@ class _Lowerer:
         self.ops: list = []
         self.consts: list = []  # (Buffer, flat array)
         self.small_consts: dict = {}
+        self.scratch: dict = {}  # float class -> the reductions' partial-sum stack
         self.name = ""
 
     # ---- classes and values
@@ -843,7 +886,10 @@ class _Lowerer:
             if not dims[i][1]:
                 ostrides[i] = acc
                 acc *= dims[i][0]
-        scratch = I_VALS if x.cls == CLS_I else 0
+        if x.cls == CLS_I:
+            scratch = I_VALS
+        else:  # NB: a Ref, so the stack moves with the arena (see ``ArenaSet``)
+            scratch = Ref(self.scratch.setdefault(x.cls, Buffer(x.cls, F_SCRATCH, "scratch")))
         self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), _size(aval), Ref(identity.buf),
                    scratch, len(dims), *[d[0] for d in dims], *ostrides],
                   [xb, identity.buf], [out.buf])
@@ -1111,9 +1157,10 @@ def _plan(units, pinned, allocs):
 
 
 def _encode(op):
-    """The record of ``op``: ``[length, slot, fields...]`` with offsets resolved, and the
-    record positions of its per-element operands (patched block by block in a group)."""
-    record, blocked = [0, _slot(op.fields)], []
+    """The record of ``op``: ``[length, slot, fields...]`` with offsets resolved, the
+    record positions of its per-element operands (patched block by block in a group),
+    and ``(position, buffer, delta)`` for every arena offset in it."""
+    record, blocked, refs = [0, _slot(op.fields)], [], []
     for f in op.fields[1:]:
         if isinstance(f, Ref):
             if f.buf.offset is None:
@@ -1122,27 +1169,33 @@ def _encode(op):
                 f.buf.offset = 0  # an empty value nothing writes
             if f.buf.size > 1 and not f.buf.local:
                 blocked.append(len(record))
+            refs.append((len(record), f.buf, f.delta))
             record.append(f.buf.offset + f.delta)
         else:
             record.append(int(f))
     record[0] = len(record)
-    return record, blocked
+    return record, blocked, refs
 
 
 def _encode_group(unit):
     """``[length, SLOT_GROUP, n, BLOCK, count, entries...]``; each entry is ``[entry length,
-    position of n, number of patches, patch positions..., record...]``."""
+    position of n, number of patches, patch positions..., record...]``. Also returns the
+    ``(position, buffer, delta)`` of every arena offset, as ``_encode`` does."""
     fam = unit[0].fields[0]
     n = unit[0].fields[_EW_NPOS[fam]]
     out = [0, SLOT_GROUP, n, BLOCK, len(unit)]
+    refs = []
     for op in unit:
-        record, blocked = _encode(op)
+        record, blocked, op_refs = _encode(op)
         npos = _EW_NPOS[op.fields[0]] + 1
-        entry = [0, npos, len(blocked), *blocked, *record]
+        entry = [0, npos, len(blocked), *blocked]
+        start = len(out) + len(entry)
+        refs.extend((start + pos, buf, delta) for pos, buf, delta in op_refs)
+        entry.extend(record)
         entry[0] = len(entry)
         out.extend(entry)
     out[0] = len(out)
-    return out
+    return out, refs
 
 
 # --------------------------------------------------------------------------- entry point
@@ -1165,9 +1218,9 @@ def lower(closed) -> Program:
     # Layout: [reserved | constants | inputs | temporaries] in each arena.
     aligns = [max(1, _ALIGN_BYTES // d.itemsize) for d in CLS_DTYPES]
     tops = [0, 0, I_RESERVED, 0]
-    for op in ops:  # float arenas with reductions reserve the pairwise-sum stack
-        if op.fields[0] == FAM_REDUCE and op.fields[2] in FLOAT_CLASSES:
-            tops[op.fields[2]] = F_SCRATCH
+    for buf in lw.scratch.values():  # float arenas with reductions start with their stack
+        buf.offset = 0
+        tops[buf.cls] = F_SCRATCH
 
     def place(buf):
         c = buf.cls
@@ -1206,19 +1259,23 @@ def lower(closed) -> Program:
         images.append(image)
 
     code = [len(units), 2]
-    slots, names = set(), []
+    slots, names, refs = set(), [], []
     for unit in units:
         slots.update(_slot(op.fields) for op in unit)
         if len(unit) == 1:
-            code.extend(_encode(unit[0])[0])
+            record, _, unit_refs = _encode(unit[0])
             names.append(unit[0].name)
         else:
-            code.extend(_encode_group(unit))
+            record, unit_refs = _encode_group(unit)
             names.append("fused(" + ", ".join(op.name for op in unit) + ")")
+        refs.extend((len(code) + pos, buf, delta) for pos, buf, delta in unit_refs)
+        code.extend(record)
     out_plan = []
     for x, b in zip(outs, out_bufs):
         out_plan.append((x.cls, b.offset, b.offset + b.size, tuple(x.aval.shape),
                          np.dtype(x.aval.dtype)))
+    float_refs = [(pos, buf, delta) for pos, buf, delta in refs if buf.cls in FLOAT_CLASSES]
+    in_refs, out_refs = _direct_io(float_refs, in_vals, out_bufs)
     return Program(
         code=np.asarray(code, np.int64),
         sizes=sizes,
@@ -1229,4 +1286,51 @@ def lower(closed) -> Program:
         n_in=len(in_vals),
         in_shapes=tuple(tuple(v.aval.shape) for v in jaxpr.in_binders),
         slots=tuple(sorted(slots)),
+        float_refs=_ref_table(float_refs),
+        in_refs=in_refs,
+        out_refs=out_refs,
     )
+
+
+DIRECT_MIN = 2048  # float inputs and outputs this large are used in place, not copied
+
+
+def _ref_table(refs):
+    """``(positions, classes, offsets)`` int64 arrays for ``(position, buffer, delta)``s."""
+    return (np.asarray([pos for pos, _, _ in refs], np.int64),
+            np.asarray([buf.cls for _, buf, _ in refs], np.int64),
+            np.asarray([buf.offset + delta for _, buf, delta in refs], np.int64))
+
+
+def _direct_io(float_refs, in_vals, out_bufs):
+    """Which large float inputs and outputs can live outside the arenas, and where the
+    code refers to them: ``{arg index: (positions, deltas)}`` and ``{output index:
+    (positions, deltas)}``.
+
+    An output qualifies when it is a temporary of its own (not an input, a constant or
+    another output's buffer); an input when no output shares its buffer (a reshape of an
+    input returned as is reads the arena).
+    """
+    by_buf: dict = {}
+    for pos, buf, delta in float_refs:
+        by_buf.setdefault(buf, []).append((pos, delta))
+
+    def table(buf):
+        entries = by_buf.get(buf, [])
+        return (np.asarray([pos for pos, _ in entries], np.int64),
+                np.asarray([delta for _, delta in entries], np.int64))
+
+    out_set = set(out_bufs)
+    in_refs = {}
+    for k, x in enumerate(in_vals):
+        buf = x.buf
+        if buf.cls in FLOAT_CLASSES and buf.size >= DIRECT_MIN and buf not in out_set \
+                and buf.offset is not None and buf in by_buf:
+            in_refs[k] = table(buf)
+    out_refs, seen = {}, set()
+    for j, buf in enumerate(out_bufs):
+        if (buf.cls in FLOAT_CLASSES and buf.kind == "temp" and buf.size >= DIRECT_MIN
+                and buf not in seen and buf in by_buf):
+            out_refs[j] = table(buf)
+        seen.add(buf)
+    return in_refs, out_refs
