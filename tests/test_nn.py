@@ -358,6 +358,43 @@ def test_linear_default_init_and_forward():
     assert nn.Linear(4, 2)(fg.ones(4)).shape == (2,)  # unbatched input
 
 
+def test_linear_gradients_for_batched_unbatched_and_large_inputs():
+    rng = np.random.default_rng(1)
+    # (5, 7) stays with np.dot; (128, 256) @ (512, 256).T goes to SciPy's gemm.
+    for batch, n_in, n_out in [((5,), 7, 3), ((), 7, 3), ((2, 3), 7, 3), ((128,), 256, 512)]:
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal(batch + (n_in,)).astype(dtype)
+            w = rng.standard_normal((n_out, n_in)).astype(dtype)
+            b = rng.standard_normal(n_out).astype(dtype)
+            xt, wt, bt = (fg.tensor(v, requires_grad=True) for v in (x, w, b))
+            out = F.linear(xt, wt, bt)
+            assert out.is_contiguous() and out.dtype == xt.dtype
+            tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else {}
+            np.testing.assert_allclose(out.detach().numpy(), x @ w.T + b, **tol)
+            ct = rng.standard_normal(out.shape).astype(dtype)
+            out.backward(fg.tensor(ct))
+            flat_x, flat_ct = x.reshape(-1, n_in), ct.reshape(-1, n_out)
+            np.testing.assert_allclose(wt.grad.numpy(), flat_ct.T @ flat_x, **tol)
+            np.testing.assert_allclose(xt.grad.numpy(), ct @ w, **tol)
+            np.testing.assert_allclose(bt.grad.numpy(), flat_ct.sum(0), **tol)
+    big = rng.standard_normal((128, 512)).astype(np.float32)
+    weight = fg.from_numpy(rng.standard_normal((256, 512)).astype(np.float32))
+    strided = F.linear(fg.from_numpy(big).t().contiguous().t(), weight)  # not C-ordered
+    np.testing.assert_allclose(strided.numpy(), big @ weight.numpy().T, rtol=1e-4, atol=1e-3)
+
+
+def test_linear_under_jit_has_no_transposes_or_activation_sized_constants():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = np.ones((5, 3), np.float32)
+
+    def loss(params):
+        return fnp.sum(nn.functional_call(model, params, x))
+
+    closed = fg.make_jaxpr(fg.grad(loss))(nn.get_params(model))
+    assert "transpose" not in str(closed)
+    assert all(np.size(c) < 5 * 4 for c in closed.consts)
+
+
 def test_linear_is_reproducible_under_manual_seed():
     fg.manual_seed(123)
     a = nn.Linear(3, 3).weight.detach().numpy().copy()

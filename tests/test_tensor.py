@@ -236,6 +236,43 @@ def test_grad_has_the_leaf_dtype_and_does_not_alias():
     assert y.grad.tolist() == [1.0, 1.0, 1.0]
 
 
+def test_first_grad_kept_without_copy_never_aliases_anything_visible():
+    # A fresh backward result becomes .grad as it is; shared or visible arrays are copied.
+    w = fg.ones(2, 3, requires_grad=True)
+    x = fg.ones(4, 3)
+    (x @ w.T).sum().backward()  # MmBackward0's own result: kept
+    np.testing.assert_allclose(w.grad.numpy(), np.full((2, 3), 4.0))
+    a, b = fg.ones(3, requires_grad=True), fg.ones(3, requires_grad=True)
+    ((a + b) * 3).sum().backward()  # AddBackward0 passes one cotangent to both leaves
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    c = fg.ones(2, 2, requires_grad=True)
+    (c * 2).view(4).sum().backward()
+    first = c.grad
+    (c * 2).view(4).sum().backward()  # in-place accumulation into the kept array
+    assert first is c.grad and c.grad.tolist() == [[4.0, 4.0], [4.0, 4.0]]
+    root = fg.ones(3)
+    leaf = fg.zeros(3, requires_grad=True)
+    leaf.backward(root)  # the root cotangent belongs to the caller
+    leaf.backward(root)
+    assert root.tolist() == [1.0, 1.0, 1.0] and leaf.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_grad_seen_by_a_hook_is_not_accumulated_into():
+    seen = []
+    w = fg.ones(3, requires_grad=True)
+    w.register_hook(seen.append)
+    (w * 2).sum().backward()
+    (w * 2).sum().backward()
+    assert seen[0].tolist() == [2.0, 2.0, 2.0] and w.grad.tolist() == [4.0, 4.0, 4.0]
+    node_seen = []
+    v = fg.ones(3, requires_grad=True)
+    y = v * 2
+    y.grad_fn.register_hook(lambda grads, cts: node_seen.append(grads[0]))
+    y.sum().backward()
+    v.grad.zero_()
+    assert node_seen[0].tolist() == [2.0, 2.0, 2.0]
+
+
 def test_vector_jacobian_product_with_gradient_argument():
     x = f64([1.0, 2.0, 3.0])
     y = x ** 2

@@ -18,7 +18,9 @@ def relu(x):
     array([0., 0., 2.])
     """
     x = fnp._to_float(x)
-    return fnp.maximum(x, fnp.zeros_like(x))
+    # NB: a scalar zero, not zeros_like(x): under fg.jit that would be an array constant
+    # of x's shape, copied into the program on every call.
+    return fnp.maximum(x, np.zeros((), get_aval(x).dtype))
 
 
 def sigmoid(x):

@@ -248,15 +248,23 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
         run, visit = _prune(order, {n for n, _ in input_outputs}, input_leaves)
     captured: list = [None] * (len(inputs) if only_inputs else 0)
     buffers: dict = {}
-    leaf_cts: dict = {}
+    leaf_cts: dict = {}  # id(leaf) -> (leaf, cotangent, whether the walk owns its array)
     heap: list = []
+    # NB: a leaf may keep a cotangent array as its .grad (no copy) only when nothing else
+    # can see that array: a fresh output of a backward program (see program.compile_jaxpr)
+    # or a sum made here, never a root cotangent, a hook's result, or what
+    # autograd.grad returns to the caller.
+    can_own = accumulate and not only_inputs and not create_graph
 
-    def send_leaf(target, ct):
+    def send_leaf(target, ct, owned=False):
         key = id(target)
         if only_inputs and key not in input_leaves:
             return
         prev = leaf_cts.get(key)
-        leaf_cts[key] = (target, ct) if prev is None else (target, prev[1] + ct)
+        if prev is None:
+            leaf_cts[key] = (target, ct, owned and can_own)
+        else:
+            leaf_cts[key] = (target, prev[1] + ct, can_own)
 
     for (target, nr), ct in zip(roots, root_cts):
         if nr is None:
@@ -302,13 +310,15 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
             if not retain_graph and entry.n_res:
                 node._saved = None
                 node._args = None
+        fresh = entry.bwd_fresh
         if node._hooks:
             grads = _run_node_hooks(node, grads, cts)
+            fresh = _NOT_FRESH
         nxt = node._next
-        for slot, g in zip(entry.ct_slots, grads):
+        for slot, g, owned in zip(entry.ct_slots, grads, fresh):
             target, nr = nxt[slot]
             if nr is None:
-                send_leaf(target, g)
+                send_leaf(target, g, owned)
                 continue
             buf = buffers.get(target)
             if buf is None:
@@ -321,12 +331,22 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
                 prev = buf[nr]
                 buf[nr] = g if prev is None else prev + g
 
-    for key, (leaf, ct) in leaf_cts.items():
+    for key, (leaf, ct, owned) in leaf_cts.items():
         if only_inputs:
             captured[input_leaves[key]] = ct
         if accumulate:
-            accumulate_grad(leaf, ct, create_graph)
+            accumulate_grad(leaf, ct, create_graph, owned)
     return captured
+
+
+class _NotFresh:
+    """``entry.bwd_fresh`` after a node hook replaced the gradients: nothing is owned."""
+
+    def __iter__(self):
+        return itertools.repeat(False)
+
+
+_NOT_FRESH = _NotFresh()
 
 
 def _raise_freed(node):
@@ -383,10 +403,15 @@ def _tensor_hooks(node, cts, create_graph):
             t._grad = Tensor._wrap(t._grad._value + ct)
 
 
-def accumulate_grad(leaf, ct, create_graph):
-    """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad)."""
+def accumulate_grad(leaf, ct, create_graph, owned=False):
+    """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad).
+
+    ``owned``: ``ct`` is an array nothing else refers to, so a first gradient may be
+    kept as it is instead of copied (PyTorch steals such a gradient too).
+    """
     Tensor = _tensor_module().Tensor
     if leaf._hooks:
+        owned = False  # a hook may keep the Tensor it was given
         for hook in list(leaf._hooks):
             wrapped = ct if isinstance(ct, Tensor) else Tensor._wrap(ct)
             out = hook(wrapped)
@@ -399,7 +424,11 @@ def accumulate_grad(leaf, ct, create_graph):
     if isinstance(ct, Tensor):
         ct = ct._value
     if grad is None:
-        leaf._grad = Tensor._wrap(np.array(ct, dtype=leaf._value.dtype))
+        value = leaf._value
+        if not (owned and type(ct) is np.ndarray and ct.dtype == value.dtype
+                and ct.shape == value.shape and ct.flags.writeable):
+            ct = np.array(ct, dtype=value.dtype)
+        leaf._grad = Tensor._wrap(ct)
     elif grad._requires_grad or not grad._value.flags.writeable:
         leaf._grad = Tensor._wrap(grad._value + ct)
     else:

@@ -583,7 +583,14 @@ def _linear_name(avals, params):
 def _linear(x, weight, *rest):
     *bias, has_bias = rest
     x, weight = promote(x, weight)
-    out = linalg.matmul(x, fnp.transpose(weight))
+    x_aval, w_aval = get_aval(x), get_aval(weight)
+    if w_aval.ndim == 2 and x_aval.ndim >= 1 and x_aval.shape[-1] == w_aval.shape[1]:
+        # NB: contract x's last dim with the weight's dim 1 rather than ``x @ weight.T``:
+        # under fg.jit the transpose is a copy of the weight every call, and the weight's
+        # gradient would come out as (in, out) and be copied back by another transpose.
+        out = lax.dot_general(x, weight, (((x_aval.ndim - 1,), (1,)), ((), ())))
+    else:  # a vector weight, or mismatched shapes: matmul's semantics and error messages
+        out = linalg.matmul(x, fnp.transpose(weight))
     return fnp.add(out, bias[0]) if has_bias else out
 
 
