@@ -21,6 +21,7 @@ from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
 
 logger = logging.getLogger("fgrad")
+_flags = config.flags
 
 
 def _static_key(value, index):
@@ -106,10 +107,12 @@ class JittedFunction:
         fast_key = self._fast_key(args)
         entry = self._fast.get(fast_key) if fast_key is not None else None
         if entry is not None:
-            runner, closed, out_tree = entry
-            if runner is not None and execute.interpreter_on():
-                return _unflatten(out_tree, runner(args))
-            return _unflatten(out_tree, execute.run_closed_jaxpr(closed, list(args)))
+            runner, closed, out_tree, single = entry
+            if runner is not None and _flags.interpreter:
+                outs = runner(args)
+            else:
+                outs = execute.run_closed_jaxpr(closed, list(args))
+            return outs[0] if single else tree_unflatten(out_tree, outs)
         (closed, out_tree), leaves = self.lower(*args)
         if not _is_top_level(leaves):
             return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
@@ -117,13 +120,19 @@ class JittedFunction:
         if fast_key is not None:
             if len(self._fast) >= config.flags.jit_cache_size:
                 self._fast.clear()
-            self._fast[fast_key] = (execute.fast_runner(closed), closed, out_tree)
+            self._fast[fast_key] = (execute.fast_runner(closed), closed, out_tree,
+                                    out_tree.node_type is None)
         return _unflatten(out_tree, outs)
 
     def _fast_key(self, args):
         """For the common call — NumPy arrays and scalars only, no static args, no transform —
         a cheap key (shapes and dtypes) that implies the full signature."""
         if self.static_argnums or core.current_level() != 0:
+            return None
+        if len(args) == 1:  # NB: keyed like the general case would, without the list
+            x = args[0]
+            if type(x) is np.ndarray or isinstance(x, np.generic):
+                return (x.shape, x.dtype)
             return None
         key = []
         for x in args:

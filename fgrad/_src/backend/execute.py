@@ -12,8 +12,7 @@ from fgrad._src import config, core
 def interpreter_on() -> bool:
     """True when programs should run in the numba interpreter."""
     # NB: debug_nans checks every primitive's output, so it runs the reference.
-    flags = config.flags
-    return flags.backend == "numba" and not flags.debug_nans
+    return config.flags.interpreter
 
 
 def run_closed_jaxpr(closed, args):
@@ -30,7 +29,7 @@ def fast_runner(closed):
     """``run(args)`` for ``closed``'s compiled interpreter program, skipping the shape
     checks (the caller guarantees the traced shapes), or None when it runs elsewhere
     (reference backend, numba missing, or a jaxpr the interpreter cannot lower).
-    Callers must still check ``interpreter_on()`` before each use."""
+    Callers must still check ``config.flags.interpreter`` before each use."""
     if not interpreter_on():
         return None
     from fgrad._src.backend import interp

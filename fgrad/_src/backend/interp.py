@@ -287,35 +287,49 @@ def execute_trusted(prog, args):
     try:
         for k, view in arenas.copied_inputs:
             view[...] = args[k]
-        code, patch = arenas.code, _state["patch"]
-        keep = []  # NB: arrays the code points at must outlive the run
-        for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
-            x = args[k]
-            if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:
-                flat = x.reshape(-1)
-                if patch[dtype](code, positions, deltas, flat):
-                    keep.append(flat)
-                    continue
-            view[...] = x
-            code[positions] = copied_offsets
-        outs = [None] * arenas.n_out
-        written = []
-        for j, size, shape, dtype, positions, deltas in arenas.direct_outputs:
-            flat = np.empty(size, dtype)
-            if not patch[dtype](code, positions, deltas, flat):  # pragma: no cover
-                raise RuntimeError("fgrad interpreter: NumPy returned a misaligned array")
-            written.append((j, flat, shape))
+        if arenas.direct_inputs or arenas.direct_outputs:
+            return _run_direct(prog, arenas, args)
+        # NB: the common small case, kept short: every output is copied, in order.
         status = _state["dispatch"](arenas.ptrs)
         if status:
             raise _error(prog, status, arenas.ia)
-        for j, flat, shape in written:
-            outs[j] = flat.reshape(shape)
-        for j, view, dtype in arenas.copied_outputs:
-            outs[j] = view.copy() if dtype is None else view.astype(dtype)
-        return outs
+        if arenas.only_output is not None:
+            return [arenas.only_output.copy()]
+        return [view.copy() if dtype is None else view.astype(dtype)
+                for _, view, dtype in arenas.copied_outputs]
     finally:
         if len(pool) < MAX_IDLE_ARENAS:
             pool.append(arenas)
+
+
+def _run_direct(prog, arenas, args):
+    """The rest of ``execute_trusted`` when some inputs or outputs are used in place."""
+    code, patch = arenas.code, _state["patch"]
+    keep = []  # NB: arrays the code points at must outlive the run
+    for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
+        x = args[k]
+        if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:
+            flat = x.reshape(-1)
+            if patch[dtype](code, positions, deltas, flat):
+                keep.append(flat)
+                continue
+        view[...] = x
+        code[positions] = copied_offsets
+    outs = [None] * arenas.n_out
+    written = []
+    for j, size, shape, dtype, positions, deltas in arenas.direct_outputs:
+        flat = np.empty(size, dtype)
+        if not patch[dtype](code, positions, deltas, flat):  # pragma: no cover
+            raise RuntimeError("fgrad interpreter: NumPy returned a misaligned array")
+        written.append((j, flat, shape))
+    status = _state["dispatch"](arenas.ptrs)
+    if status:
+        raise _error(prog, status, arenas.ia)
+    for j, flat, shape in written:
+        outs[j] = flat.reshape(shape)
+    for j, view, dtype in arenas.copied_outputs:
+        outs[j] = view.copy() if dtype is None else view.astype(dtype)
+    return outs
 
 
 def _error(prog, status, ia):

@@ -229,13 +229,14 @@ class ArenaSet:
     ``out_refs``) is used where it lies: each run points the code at it instead of
     copying it (``direct_inputs``, ``direct_outputs``). ``copied_inputs`` pairs the
     other arguments with views of their arena slices shaped like them, ``copied_outputs``
-    the other outputs with views and the dtype to convert to (None: the arena's own).
+    the other outputs with views and the dtype to convert to (None: the arena's own);
+    ``only_output`` is the view of a lone output copied as is.
     ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
     table's, so a run passes the dispatcher one array.
     """
 
     __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
-                 "direct_outputs", "n_out", "ptrs", "ia")
+                 "direct_outputs", "only_output", "n_out", "ptrs", "ia")
 
     def __init__(self, prog, arrays, table):
         self.arrays = arrays
@@ -272,6 +273,9 @@ class ArenaSet:
                 copied.append((j, view, dtype))
         self.copied_outputs = tuple(copied)
         self.direct_outputs = tuple(direct)
+        # The view of a program's single output when it is copied out as is (a shortcut).
+        single = len(copied) == 1 and not direct and copied[0][2] is None
+        self.only_output = copied[0][1] if single else None
         self.n_out = len(prog.out_plan)
 
         ptrs = [code.ctypes.data, code.size]
