@@ -11,9 +11,9 @@ import numpy as np
 
 from fgrad._src import core, dtypes, grad_cache
 from fgrad._src.core import Tracer, get_aval
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
-from fgrad._src.tree import tree_flatten, tree_unflatten
+from fgrad._src.tree import LEAF, tree_flatten, tree_unflatten
 
 # --------------------------------------------------------------------------- helpers
 
@@ -220,6 +220,26 @@ def _check_differentiable(args, argnums, name):
                 )
 
 
+# NB: the dtypes of the one-array fast path of value_and_grad; each is supported
+# and floating, so such an argument passes _check_differentiable.
+_FAST_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
+def _argnums_normalizer(argnums):
+    """``nargs -> (single, nums)``, memoized per ``nargs`` when ``argnums`` is immutable."""
+    if not isinstance(argnums, (int, tuple)):
+        return lambda nargs: _normalize_argnums(argnums, nargs, "grad")
+    memo: dict = {}
+
+    def normalize(nargs):
+        result = memo.get(nargs)
+        if result is None:
+            result = memo[nargs] = _normalize_argnums(argnums, nargs, "grad")
+        return result
+
+    return normalize
+
+
 def value_and_grad(f, argnums=0, has_aux=False):
     """Return a function computing ``(f(*args), grad f(*args))`` in one pass.
 
@@ -228,11 +248,22 @@ def value_and_grad(f, argnums=0, has_aux=False):
     >>> float(value), g
     (5.0, array([2., 4.]))
     """
+    normalize = _argnums_normalizer(argnums)
+    site = grad_cache.Site()  # this function's last recording and program
 
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
-        single, nums = _normalize_argnums(argnums, len(args), "grad")
-        _check_differentiable(args, nums, "grad")
+        single, nums = normalize(len(args))
+        leaf = args[nums[0]]
+        # NB: the common case, one float ndarray differentiated at top level, skips the
+        # pytree machinery; anything else takes the general path below.
+        if (single and type(leaf) is np.ndarray and leaf.dtype in _FAST_DTYPES
+                and grad_cache.applicable(())):
+            in_tree = None
+            diff_flat = [leaf]
+        else:
+            _check_differentiable(args, nums, "grad")
+            diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
 
         def f_partial(*diff_args):
             full = list(args)
@@ -241,19 +272,50 @@ def value_and_grad(f, argnums=0, has_aux=False):
             return f(*full, **kwargs)
 
         f_aux = _split_aux(f_partial, has_aux, "grad")
-        diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
-        if grad_cache.applicable(diff_flat):
-            out, aux, grads_flat = grad_cache.value_and_grad_recorded(
-                f_aux, diff_flat, in_tree, _check_scalar_output
+        if in_tree is None:
+            out, aux, grads_flat = _value_and_grad_recorded(site, f_aux, diff_flat, None, has_aux)
+        elif grad_cache.applicable(diff_flat):
+            out, aux, grads_flat = _value_and_grad_recorded(
+                site, f_aux, diff_flat, in_tree, has_aux
             )
         else:
             out, aux, grads_flat = _value_and_grad_traced(f_aux, diff_flat, in_tree)
-        grads = tree_unflatten(in_tree, grads_flat)
-        grads = grads[0] if single else grads
+        if in_tree is None:
+            grads = grads_flat[0]
+        else:
+            grads = tree_unflatten(in_tree, grads_flat)
+            grads = grads[0] if single else grads
         value = (out, aux) if has_aux else out
         return value, grads
 
     return value_and_grad_f
+
+
+def _value_and_grad_recorded(site, f_aux, diff_flat, in_tree, has_aux):
+    """Un-jitted grad at top level: record ``f_aux`` and reuse a cached program.
+
+    ``in_tree`` is None for a single array argument (its one leaf is the argument).
+    """
+    trees: list = []
+
+    def f_flat(*leaves):
+        out, aux = f_aux(*(leaves if in_tree is None else tree_unflatten(in_tree, leaves)))
+        # NB: a tracer output is one leaf: no need to flatten it.
+        out_leaves, out_tree = ([out], LEAF) if isinstance(out, Tracer) else tree_flatten(out)
+        trees.append(out_tree)
+        if not has_aux:
+            return out_leaves
+        aux_leaves, aux_tree = tree_flatten(aux)
+        trees.append(aux_tree)
+        return out_leaves + aux_leaves
+
+    def check_outputs(values):
+        _check_scalar_output(values[:trees[0].num_leaves], trees[0])
+
+    values, grads_flat = grad_cache.value_and_grad_recorded(site, f_flat, diff_flat,
+                                                            check_outputs)
+    aux = tree_unflatten(trees[1], values[trees[0].num_leaves:]) if has_aux else None
+    return values[0], aux, grads_flat
 
 
 def _value_and_grad_traced(f_aux, diff_flat, in_tree):
@@ -360,22 +422,76 @@ def _as_dtype(x, dtype):
 # --------------------------------------------------------------------------- jacobians
 
 
-def _std_basis(aval):
-    n = aval.size
-    eye = np.eye(n, dtype=aval.dtype)
-    return [eye[k].reshape(aval.shape) for k in range(n)]
+def _std_basis(avals):
+    """The standard basis of the flattened, concatenated ``avals``, one stack per aval.
+
+    With ``B`` elements in all, aval ``i`` gets a ``(B, *shape_i)`` array whose row ``k``
+    is the ``k``-th one-hot vector restricted to that aval (the identity, reshaped).
+    """
+    sizes = [aval.size for aval in avals]
+    offsets = np.cumsum([0, *sizes])
+    total = int(offsets[-1])
+    return [
+        np.eye(total, dtype=aval.dtype)[:, offsets[i]: offsets[i + 1]].reshape(total, *aval.shape)
+        for i, aval in enumerate(avals)
+    ]
 
 
-def _stack_columns(columns, out_aval, in_shape):
-    """Stack Jacobian columns (one per input element) into ``out_shape + in_shape``."""
+def _map_basis(fun, unbatched, basis, out_avals):
+    """``fun(*unbatched, *row)`` for every row of the stacked ``basis``, in one batched
+    evaluation; returns one ``(B, *out_aval.shape)`` array per output.
+
+    NB: a basis of one row is evaluated unbatched and given its axis back, so a
+    ``grad``-sized Jacobian (jacrev of a scalar) stages what one VJP would.
+    """
+    from fgrad._src.lax import lax
+
+    size = basis[0].shape[0] if basis else 0
+    if size == 0:
+        return [np.zeros((0, *aval.shape), aval.dtype) for aval in out_avals]
+    if size == 1:
+        outs = fun(*unbatched, *[b[0] for b in basis])
+        return [lax.expand_dims(out, (0,)) for out in outs]
+    in_avals = [get_aval(x) for x in unbatched]
+    in_avals += [core.ShapedArray(b.shape[1:], b.dtype) for b in basis]
+    program = trace_to_jaxpr(fun, in_avals)
+    in_batched = [False] * len(unbatched) + [True] * len(basis)
+    outs, _ = batching.batch_eval_jaxpr(
+        program.jaxpr, program.consts, [*unbatched, *basis], in_batched, instantiate=True
+    )
+    return outs
+
+
+def _row_blocks(stacked, avals):
+    """Split the rows of a ``(B, ...)`` stack into one block per aval of the basis."""
+    from fgrad._src.lax import lax
+
+    if len(avals) == 1:
+        return [stacked]
+    shape = get_aval(stacked).shape
+    blocks, start = [], 0
+    for aval in avals:
+        zeros = (0,) * (len(shape) - 1)
+        blocks.append(lax.slice(stacked, (start, *zeros), (start + aval.size, *shape[1:])))
+        start += aval.size
+    return blocks
+
+
+def _jacobian_block(stacked, out_shape, in_shape, dtype, stacked_over_inputs):
+    """One Jacobian block of shape ``out_shape + in_shape``.
+
+    ``stacked`` holds one column per input element, ``(n_in, *out_shape)``, when
+    ``stacked_over_inputs`` (jacfwd), else one row per output element, ``(n_out,
+    *in_shape)`` (jacrev).
+    """
     import fgrad._src.numpy.lax_numpy as fnp
 
-    out_shape = out_aval.shape
-    n_in = int(np.prod(in_shape, dtype=np.int64))
-    if n_in == 0:
-        return np.zeros(tuple(out_shape) + tuple(in_shape), out_aval.dtype)
-    stacked = fnp.stack(columns, axis=-1)
-    return fnp.reshape(stacked, tuple(out_shape) + tuple(in_shape))
+    shape = tuple(out_shape) + tuple(in_shape)
+    if 0 in shape:
+        return np.zeros(shape, dtype)
+    if stacked_over_inputs and out_shape and int(np.prod(in_shape, dtype=np.int64)) > 1:
+        stacked = fnp.moveaxis(stacked, 0, -1)
+    return fnp.reshape(stacked, shape)
 
 
 def _jacobian_setup(f, argnums, args, kwargs, name):
@@ -400,8 +516,18 @@ def _jacobian_setup(f, argnums, args, kwargs, name):
     return single, diff_flat, in_tree, f_flat, store
 
 
+def _assemble(blocks, out_tree, in_tree, single):
+    """Nest ``blocks[j][i]`` (output j, input i) as the output tree of input trees."""
+    out_leaves = []
+    for per_input in blocks:
+        jac_tree = tree_unflatten(in_tree, per_input)
+        out_leaves.append(jac_tree[0] if single else jac_tree)
+    return tree_unflatten(out_tree, out_leaves)
+
+
 def jacfwd(f, argnums=0):
-    """Dense Jacobian by forward mode (one JVP of the linearized function per input element).
+    """Dense Jacobian by forward mode: the linearized function pushes the whole stacked
+    input basis forward in one batched evaluation.
 
     >>> import fgrad.numpy as fnp
     >>> jacfwd(lambda x: x * 2.0)(np.ones(2))
@@ -416,33 +542,28 @@ def jacfwd(f, argnums=0):
         )
         outs, (lin, _, _) = linearize(f_flat, diff_flat)
         in_avals = [get_aval(x) for x in diff_flat]
-        columns_per_out = [[] for _ in outs]
-        for i, aval in enumerate(in_avals):
-            for basis in _std_basis(aval):
-                tangents = [np.zeros(a.shape, a.dtype) for a in in_avals]
-                tangents[i] = basis
-                col = core.eval_jaxpr(lin.jaxpr, lin.consts, tangents)
-                for j, c in enumerate(col):
-                    columns_per_out[j].append((i, c))
-        return _assemble(outs, store["tree"], in_avals, in_tree, columns_per_out, single)
+        n_res = len(lin.consts)
+
+        def push(*args):  # (residuals..., tangents...) -> output tangents
+            return core.eval_jaxpr(lin.jaxpr, args[:n_res], args[n_res:])
+
+        out_avals = [ad.tangent_aval(get_aval(out)) for out in outs]
+        columns = _map_basis(push, lin.consts, _std_basis(in_avals), out_avals)
+        blocks = [
+            [
+                _jacobian_block(block, out_aval.shape, in_aval.shape, out_aval.dtype, True)
+                for block, in_aval in zip(_row_blocks(stacked, in_avals), in_avals)
+            ]
+            for stacked, out_aval in zip(columns, out_avals)
+        ]
+        return _assemble(blocks, store["tree"], in_tree, single)
 
     return jacfun
 
 
-def _assemble(outs, out_tree, in_avals, in_tree, columns_per_out, single):
-    out_leaves = []
-    for j, out in enumerate(outs):
-        per_input = []
-        for i, aval in enumerate(in_avals):
-            cols = [c for k, c in columns_per_out[j] if k == i]
-            per_input.append(_stack_columns(cols, ad.tangent_aval(get_aval(out)), aval.shape))
-        jac_tree = tree_unflatten(in_tree, per_input)
-        out_leaves.append(jac_tree[0] if single else jac_tree)
-    return tree_unflatten(out_tree, out_leaves)
-
-
 def jacrev(f, argnums=0):
-    """Dense Jacobian by reverse mode (one VJP per output element).
+    """Dense Jacobian by reverse mode: the transposed linear function pulls the whole
+    stacked output basis back in one batched evaluation.
 
     >>> import fgrad.numpy as fnp
     >>> jacrev(lambda x: fnp.sum(x ** 2))(np.array([1.0, 2.0]))
@@ -457,36 +578,28 @@ def jacrev(f, argnums=0):
         outs, lin = linearize(f_flat, diff_flat)
         out_avals = [get_aval(o) for o in outs]
         in_avals = [get_aval(x) for x in diff_flat]
-        rows_per_out = []
-        for j, aval in enumerate(out_avals):
-            rows = []
-            for basis in _std_basis(aval):
-                cts = [np.zeros(a.shape, a.dtype) for a in out_avals]
-                cts[j] = basis
-                grads = _transpose_linear(lin, cts, len(outs))
-                rows.append([_cast_ct(_instantiate(g, a), a) for g, a in zip(grads, in_avals)])
-            rows_per_out.append(rows)
-        return _assemble_rows(outs, store["tree"], in_avals, in_tree, rows_per_out, single)
+        closed, float_positions, n_in = lin
+        n_res = len(closed.consts)
+
+        def pull(*args):  # (residuals..., output cotangents...) -> input cotangents
+            linear = (core.ClosedJaxpr(closed.jaxpr, args[:n_res]), float_positions, n_in)
+            grads = _transpose_linear(linear, list(args[n_res:]), len(outs))
+            return [_cast_ct(_instantiate(g, a), a) for g, a in zip(grads, in_avals)]
+
+        rows = _map_basis(pull, closed.consts, _std_basis(out_avals), in_avals)
+        rows_per_out = list(zip(*[_row_blocks(stacked, out_avals) for stacked in rows]))
+        if not in_avals:
+            rows_per_out = [()] * len(out_avals)
+        blocks = [
+            [
+                _jacobian_block(block, out_aval.shape, in_aval.shape, in_aval.dtype, False)
+                for block, in_aval in zip(per_input, in_avals)
+            ]
+            for per_input, out_aval in zip(rows_per_out, out_avals)
+        ]
+        return _assemble(blocks, store["tree"], in_tree, single)
 
     return jacfun
-
-
-def _assemble_rows(outs, out_tree, in_avals, in_tree, rows_per_out, single):
-    import fgrad._src.numpy.lax_numpy as fnp
-
-    out_leaves = []
-    for out, rows in zip(outs, rows_per_out):
-        out_shape = get_aval(out).shape
-        per_input = []
-        for i, aval in enumerate(in_avals):
-            if not rows:
-                per_input.append(np.zeros(tuple(out_shape) + aval.shape, aval.dtype))
-                continue
-            stacked = fnp.stack([row[i] for row in rows], axis=0)
-            per_input.append(fnp.reshape(stacked, tuple(out_shape) + aval.shape))
-        jac_tree = tree_unflatten(in_tree, per_input)
-        out_leaves.append(jac_tree[0] if single else jac_tree)
-    return tree_unflatten(out_tree, out_leaves)
 
 
 def hessian(f, argnums=0):

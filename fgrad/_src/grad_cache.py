@@ -5,6 +5,13 @@ Each call still runs the user's Python (so control flow on values and changed
 closures are honoured), but only as a cheap recording; the gradient itself
 runs as one staged program, built once per distinct structure and executed by
 the backend with every constant passed as an input.
+
+Two levels of reuse:
+
+- each ``grad``-wrapped function has a ``Site`` remembering its last recording
+  (values stripped) and program; the next recording is checked against it step
+  by step and, when it repeats it, the program is reused without building a key;
+- otherwise the recording's ``key`` is looked up in a global LRU of programs.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ from fgrad._src.backend import execute
 from fgrad._src.core import Tracer
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.interpreters.record import record
-from fgrad._src.tree import tree_flatten, tree_unflatten
 
 _programs: OrderedDict = OrderedDict()
 
@@ -30,15 +36,51 @@ def applicable(leaves) -> bool:
     )
 
 
+class Site:
+    """The last cacheable recording of one ``grad``-wrapped function, and its program.
+
+    ``last`` is ``(skeleton, value_slot, program)`` or None; it is replaced as a
+    whole, so concurrent callers each see a consistent tuple.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self):
+        self.last = None
+
+
+class _Program:
+    """A staged value-and-grad program and, once known, its trusted fast runner."""
+
+    __slots__ = ("closed", "_runner")
+
+    def __init__(self, closed):
+        self.closed = closed
+        self._runner = False  # NB: False = not looked up yet; None = no fast runner
+
+    def run(self, inputs):
+        # NB: the caller passes inputs whose avals equal the program's (the recording's
+        # key, or its match with the expected recording, covers every input and
+        # constant aval), so the interpreter's shape checks can be skipped.
+        if execute.interpreter_on():
+            runner = self._runner
+            if runner is False:
+                runner = self._runner = execute.fast_runner(self.closed)
+            if runner is not None:
+                return runner(inputs)
+        return execute.run_closed_jaxpr(self.closed, inputs)
+
+
 def _cacheable(recording) -> bool:
     # NB: params holding Python callables (custom_vjp's fwd/bwd closures) are
-    # new objects on every call, so such recordings are never looked up.
+    # new objects on every call, and may close over values, so such recordings
+    # are never looked up.
     return not any(
         callable(value) for _, _, params, _ in recording.eqns for value in params.values()
     )
 
 
-def _build_program(recording, value_slot):
+def _build_program(recording, value_slot) -> _Program:
     """Stage ``(consts, inputs) -> (value, *grads)`` for the recorded function."""
     from fgrad._src.api import value_and_grad
 
@@ -55,14 +97,19 @@ def _build_program(recording, value_slot):
         return [value, *grads]
 
     in_avals = [v.aval for v in forward.jaxpr.in_binders]
-    return trace_to_jaxpr(value_and_grads, in_avals)
+    return _Program(trace_to_jaxpr(value_and_grads, in_avals))
 
 
-def _program_for(recording, value_slot):
+def _lookup(recording, value_slot):
+    """The program for ``recording`` from the global LRU (built on a miss), and
+    whether it may be reused by later recordings of the same structure."""
     if not _cacheable(recording):
-        return _build_program(recording, value_slot)
+        return _build_program(recording, value_slot), False
     key = recording.key([value_slot])
-    program = _programs.get(key)
+    try:
+        program = _programs.get(key)
+    except TypeError:  # NB: an unhashable param: correct, just never cached
+        return _build_program(recording, value_slot), False
     if program is None:
         program = _build_program(recording, value_slot)
         _programs[key] = program
@@ -70,27 +117,31 @@ def _program_for(recording, value_slot):
             _programs.popitem(last=False)
     else:
         _programs.move_to_end(key)
+    return program, True
+
+
+def _program_for(site, recording, value_slot):
+    last = site.last
+    if last is not None and last[1] == value_slot and recording.matches(last[0]):
+        return last[2]
+    program, reusable = _lookup(recording, value_slot)
+    if reusable:
+        site.last = (recording.skeleton(), value_slot, program)
     return program
 
 
-def value_and_grad_recorded(f_aux, diff_flat, in_tree, check_output):
-    """``(value, aux, grads_flat)`` of ``f_aux`` (which returns ``(out, aux)``).
+def value_and_grad_recorded(site, f_flat, diff_flat, check_outputs):
+    """Record ``f_flat`` on the concrete ``diff_flat`` and run the gradient program
+    of its first output; ``check_outputs(values)`` validates the outputs first
+    (it raises when they are not a single float scalar plus aux leaves).
 
-    ``check_output(out_leaves, out_tree)`` validates the output (scalar float).
+    Returns ``(output values, grads_flat)``.
     """
-    store: dict = {}
-
-    def f_flat(*leaves):
-        out, aux = f_aux(*tree_unflatten(in_tree, leaves))
-        out_leaves, store["tree"] = tree_flatten(out)
-        aux_leaves, store["aux_tree"] = tree_flatten(aux)
-        return out_leaves + aux_leaves
-
-    outs, recording, out_slots = record(f_flat, diff_flat)
-    n_out = store["tree"].num_leaves
-    check_output(outs[:n_out], store["tree"])
-    aux = tree_unflatten(store["aux_tree"], outs[n_out:])
-    program = _program_for(recording, out_slots[0])
-    inputs = [value for _, value in recording.consts] + [core.to_numpy(x) for x in diff_flat]
-    results = execute.run_closed_jaxpr(program, inputs)
-    return outs[0], aux, results[1:]
+    last = site.last
+    outs, recording = record(f_flat, diff_flat, None if last is None else last[0])
+    values = [out.val for out in outs]
+    check_outputs(values)
+    program = _program_for(site, recording, outs[0].slot)
+    inputs = [value for _, value in recording.consts]
+    inputs.extend(core.to_numpy(x) for x in diff_flat)
+    return values, program.run(inputs)[1:]

@@ -8,6 +8,11 @@ recording's ``key`` — primitives, params, wiring and avals, never values — i
 what ``value_and_grad`` uses to reuse a gradient program that was staged and
 lowered once. Every constant (closed-over arrays, literals) is an input of
 that program, never baked in, so a changed closure is always seen.
+
+A recording can also be checked step by step against an ``expected`` one (the
+previous call's): while every input, constant and equation repeats the
+expected one, output avals are taken from it instead of being recomputed, and
+``matches`` then says the two recordings have the same key without building it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import numpy as np  # noqa: F401  (used by the doctest)
 
 from fgrad._src import core
-from fgrad._src.core import ClosedJaxpr, Jaxpr, JaxprEqn, Tracer, Var, apply_impl, get_aval
+from fgrad._src.core import ClosedJaxpr, Jaxpr, JaxprEqn, Tracer, Var, get_aval, impl_rules
 
 
 class RecordTracer(Tracer):
@@ -31,32 +36,62 @@ class RecordTracer(Tracer):
         return self.val
 
 
-class Recording:
-    """The equations recorded so far: slots are ints, constants are remembered by id."""
+def _params_key(params) -> tuple:
+    return tuple(sorted(params.items())) if params else ()
 
-    def __init__(self):
+
+class Recording:
+    """The equations recorded so far: slots are ints, constants are remembered by id.
+
+    Slots are numbered in order of creation: the inputs first, then constants and
+    equation outputs interleaved as the function ran.
+    """
+
+    def __init__(self, expected: Recording | None = None):
         self.avals: list = []  # slot -> aval
-        self.eqns: list = []  # (primitive, in_slots, params, out_slots)
-        self.const_slots: dict = {}  # id(value) -> slot
+        self.eqns: list = []  # (primitive, in_slots, params, first out slot)
+        self.eqn_avals: list = []  # the out avals of each equation
+        self.const_tracers: dict = {}  # id(value) -> RecordTracer
         self.consts: list = []  # (slot, value), in order of first use
-        self.const_values: dict = {}  # slot -> value
         self.keepalive: list = []
         self.in_slots: list = []
+        # NB: None once anything differed from `expected`; never set back.
+        self.expected = expected
 
-    def new_slot(self, aval) -> int:
-        self.avals.append(aval)
-        return len(self.avals) - 1
+    def key(self, out_slots) -> tuple:
+        """A hashable summary of the program: structure and avals, never values.
 
-    def key(self, out_slots):
-        """A hashable summary of the program: structure and avals, never values."""
+        Avals enter as ``(shape, dtype, weak_type)`` tuples, which hash and compare
+        in C and are equal exactly when the avals are.
+        """
         return (
             tuple(self.in_slots),
             tuple(slot for slot, _ in self.consts),
-            tuple(self.avals),
-            tuple((prim, ins, tuple(sorted(params.items())), outs)
-                  for prim, ins, params, outs in self.eqns),
+            tuple((a.shape, a.dtype, a.weak_type) for a in self.avals),
+            tuple((prim, ins, _params_key(params), first, len(outs))
+                  for (prim, ins, params, first), outs in zip(self.eqns, self.eqn_avals)),
             tuple(out_slots),
         )
+
+    def matches(self, expected: Recording) -> bool:
+        """True when this recording repeated ``expected`` step by step to its end,
+        so both have the same ``key`` (for the same output slots)."""
+        return (
+            self.expected is expected
+            and len(self.eqns) == len(expected.eqns)
+            and len(self.consts) == len(expected.consts)
+            and len(self.in_slots) == len(expected.in_slots)
+        )
+
+    def skeleton(self) -> Recording:
+        """A copy that keeps the structure and avals but no values (an ``expected``)."""
+        copy = Recording()
+        copy.avals = list(self.avals)
+        copy.eqns = list(self.eqns)
+        copy.eqn_avals = list(self.eqn_avals)
+        copy.consts = [(slot, None) for slot, _ in self.consts]
+        copy.in_slots = list(self.in_slots)
+        return copy
 
     def to_closed_jaxpr(self, out_slots) -> tuple[ClosedJaxpr, list]:
         """The recorded program with every constant turned into a leading input.
@@ -68,8 +103,9 @@ class Recording:
         const_vars = [variables[slot] for slot, _ in self.consts]
         in_vars = [variables[slot] for slot in self.in_slots]
         eqns = [
-            JaxprEqn(prim, [variables[i] for i in ins], params, [variables[o] for o in outs])
-            for prim, ins, params, outs in self.eqns
+            JaxprEqn(prim, [variables[i] for i in ins], params,
+                     variables[first:first + len(outs)])
+            for (prim, ins, params, first), outs in zip(self.eqns, self.eqn_avals)
         ]
         jaxpr = Jaxpr([], const_vars + in_vars, eqns, [variables[s] for s in out_slots])
         return ClosedJaxpr(jaxpr, []), [value for _, value in self.consts]
@@ -84,54 +120,92 @@ class RecordTrace(core.Trace):
         recording = self.recording
         aval = get_aval(val)  # NB: before to_numpy, so a Python scalar input stays weak
         val = core.to_numpy(val)
-        slot = recording.new_slot(aval)
+        slot = len(recording.avals)  # NB: inputs come first, so slot == input index
+        expected = recording.expected
+        if expected is not None:
+            if slot < len(expected.in_slots) and expected.avals[slot] == aval:
+                aval = expected.avals[slot]
+            else:
+                recording.expected = None
+        recording.avals.append(aval)
         recording.in_slots.append(slot)
         return RecordTracer(self, val, slot, aval)
 
     def pure(self, val):
         recording = self.recording
-        slot = recording.const_slots.get(id(val))
-        if slot is None:
+        tracer = recording.const_tracers.get(id(val))
+        if tracer is None:
             value = core.to_numpy(val)
-            slot = recording.new_slot(get_aval(value))
-            recording.const_slots[id(val)] = slot
+            aval = get_aval(value)
+            slot = len(recording.avals)
+            expected = recording.expected
+            if expected is not None:
+                n = len(recording.consts)
+                if (n < len(expected.consts) and expected.consts[n][0] == slot
+                        and expected.avals[slot] == aval):
+                    aval = expected.avals[slot]
+                else:
+                    recording.expected = None
+            recording.avals.append(aval)
             recording.consts.append((slot, value))
-            recording.const_values[slot] = value
             recording.keepalive.append(val)  # NB: keeps id(val) from being reused
-        return RecordTracer(self, recording.const_values[slot], slot, recording.avals[slot])
+            tracer = RecordTracer(self, value, slot, aval)
+            recording.const_tracers[id(val)] = tracer
+        return tracer
 
     lift = pure
 
     def process_primitive(self, primitive, tracers, params):
-        recording = self.recording
-        in_avals = [t.aval for t in tracers]
-        vals = apply_impl(primitive, [t.val for t in tracers], params)
-        if any(a.weak_type for a in in_avals):  # concrete values cannot carry weakness
-            avals = core.abstract_eval(primitive, in_avals, params)
+        recording = self.main.global_data
+        rule = impl_rules.get(primitive)
+        if rule is None:
+            raise NotImplementedError(f"primitive {primitive.name} has no implementation")
+        outs = rule(*[t.val for t in tracers], **params)
+        vals = list(outs) if primitive.multiple_results else [outs]
+        avals = recording.avals
+        eqns = recording.eqns
+        eqn = (primitive, tuple([t.slot for t in tracers]), params, len(avals))
+        n = len(eqns)
+        expected = recording.expected
+        # NB: an equation equal to the expected one (same primitive and params on the
+        # same slots, whose avals were checked or derived alike) has the expected
+        # output avals, and as many; an equal first output slot means constants
+        # were interleaved alike.
+        if expected is not None and n < len(expected.eqns) and expected.eqns[n] == eqn:
+            out_avals = expected.eqn_avals[n]
         else:
-            avals = [get_aval(v) for v in vals]
-        all_avals = recording.avals
-        first_slot = len(all_avals)
-        all_avals.extend(avals)
-        out_slots = tuple(range(first_slot, len(all_avals)))
-        recording.eqns.append((primitive, tuple(t.slot for t in tracers), params, out_slots))
-        return [RecordTracer(self, v, s, a) for v, s, a in zip(vals, out_slots, avals)]
+            recording.expected = None
+            if any(t.aval.weak_type for t in tracers):  # concrete values cannot carry weakness
+                in_avals = [t.aval for t in tracers]
+                out_avals = tuple(core.abstract_eval(primitive, in_avals, params))
+            else:
+                out_avals = tuple([get_aval(v) for v in vals])
+        avals.extend(out_avals)
+        eqns.append(eqn)
+        recording.eqn_avals.append(out_avals)
+        first = eqn[3]
+        if len(vals) == 1:
+            return [RecordTracer(self, vals[0], first, out_avals[0])]
+        return [RecordTracer(self, v, first + i, a)
+                for i, (v, a) in enumerate(zip(vals, out_avals))]
 
 
-def record(f_flat, args):
-    """Run ``f_flat`` on concrete ``args``, recording it.
+def record(f_flat, args, expected: Recording | None = None):
+    """Run ``f_flat`` on concrete ``args``, recording it (checked against ``expected``).
 
-    Returns ``(output values, recording, output slots)``.
+    Returns ``(output tracers, recording)``.
 
     >>> from fgrad._src.lax import lax
-    >>> outs, rec, slots = record(lambda x: [lax.sin(x)], [np.float64(0.0)])
-    >>> outs, len(rec.eqns)
-    ([np.float64(0.0)], 1)
+    >>> outs, rec = record(lambda x: [lax.sin(x)], [np.float64(0.0)])
+    >>> outs[0].val, len(rec.eqns)
+    (np.float64(0.0), 1)
+    >>> again = record(lambda x: [lax.sin(x)], [np.float64(1.0)], expected=rec.skeleton())[1]
+    >>> again.matches(again.expected)
+    True
     """
-    recording = Recording()
+    recording = Recording(expected)
     with core.new_main(RecordTrace, recording) as main:
         trace = RecordTrace(main)
         tracers = [trace.new_input(x) for x in args]
         outs = [core.full_raise(trace, out) for out in f_flat(*tracers)]
-    return [out.val for out in outs], recording, [out.slot for out in outs]
-
+    return outs, recording

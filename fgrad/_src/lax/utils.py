@@ -25,11 +25,42 @@ def _as_dtype(impl, dtype_of):
     def impl_cast(*args, **params):
         out = impl(*args, **params)
         dtype = dtype_of(*args, **params)
-        if isinstance(out, (np.ndarray, np.generic)) and out.dtype == dtype:
-            return out
-        return np.asarray(out, dtype)
+        return _cast_result(out, dtype)
 
     impl_cast.unchecked = impl  # the bare NumPy function (used by the Tensor facade)
+    return impl_cast
+
+
+_NDARRAY = np.ndarray
+
+
+def _cast_result(out, dtype):
+    if isinstance(out, (np.ndarray, np.generic)) and out.dtype == dtype:
+        return out
+    return np.asarray(out, dtype)
+
+
+def _as_first_dtype(impl, arity):
+    """``_as_dtype(impl, dtype of the first operand)`` for a unary or binary ``impl``.
+
+    NB: it runs on every eager primitive, so the usual case, NumPy returning an
+    array of the operand array's dtype, costs two class checks and one dtype
+    comparison; everything else gets the full check of ``_cast_result``.
+    """
+    if arity == 1:
+        def impl_cast(x):
+            out = impl(x)
+            if out.__class__ is _NDARRAY and x.__class__ is _NDARRAY and out.dtype == x.dtype:
+                return out
+            return _cast_result(out, np.asarray(x).dtype)
+    else:
+        def impl_cast(x, y):
+            out = impl(x, y)
+            if out.__class__ is _NDARRAY and x.__class__ is _NDARRAY and out.dtype == x.dtype:
+                return out
+            return _cast_result(out, np.asarray(x).dtype)
+
+    impl_cast.unchecked = impl
     return impl_cast
 
 
@@ -43,10 +74,9 @@ def unop(name, impl, accepted=FLOAT, result_dtype=None) -> Primitive:
         return ShapedArray(x.shape, dtype, x.weak_type and result_dtype is None)
 
     core.abstract_eval_rules[prim] = abstract
-    out_dtype = (lambda x: np.asarray(x).dtype) if result_dtype is None else (
-        lambda x: result_dtype
+    core.impl_rules[prim] = _as_first_dtype(impl, 1) if result_dtype is None else _as_dtype(
+        impl, lambda x: result_dtype
     )
-    core.impl_rules[prim] = _as_dtype(impl, out_dtype)
     pp_rules[prim] = None
     return prim
 
@@ -70,10 +100,9 @@ def binop(name, impl, accepted=NUMERIC, result_dtype=None) -> Primitive:
         return ShapedArray(x.shape, dtype, x.weak_type and y.weak_type)
 
     core.abstract_eval_rules[prim] = abstract
-    out_dtype = (lambda x, y: np.asarray(x).dtype) if result_dtype is None else (
-        lambda x, y: result_dtype
+    core.impl_rules[prim] = _as_first_dtype(impl, 2) if result_dtype is None else _as_dtype(
+        impl, lambda x, y: result_dtype
     )
-    core.impl_rules[prim] = _as_dtype(impl, out_dtype)
     pp_rules[prim] = None
     return prim
 

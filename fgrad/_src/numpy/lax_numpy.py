@@ -113,6 +113,8 @@ def _is_python_scalar(x) -> bool:
 
 def _to_float(x):
     """Integer and bool operands of float functions become float64, as in NumPy."""
+    if isinstance(x, Tracer) and x.aval.dtype.kind == "f":
+        return x  # NB: the common case, checked first: a float tracer passes as is
     x = _operand(x)
     aval = get_aval(x)
     if dtypes.is_float(aval.dtype):
@@ -137,6 +139,21 @@ def _broadcast_to(x, shape):
     lead = len(shape) - aval.ndim
     dims = tuple(range(lead, len(shape)))
     return lax.broadcast_in_dim(x, tuple(shape), dims)
+
+
+def _same_strong_aval(x, y):
+    """The aval of two tracers when they share one strong shape and dtype, else None.
+
+    Such operands need no promotion, no broadcasting and no scalar matching, so the
+    hot arithmetic of eager ``grad`` binds their primitive directly.
+    """
+    if isinstance(x, Tracer) and isinstance(y, Tracer):
+        ax, ay = x.aval, y.aval
+        if (ax is ay or (ax.shape == ay.shape and ax.dtype == ay.dtype)) and not (
+            ax.weak_type or ay.weak_type
+        ):
+            return ax
+    return None
 
 
 def _promote_broadcast(name, *args):
@@ -182,6 +199,9 @@ def add(x, y):
     >>> add(np.array([1.0, 2.0]), 3.0)
     array([4., 5.])
     """
+    aval = _same_strong_aval(x, y)
+    if aval is not None and aval.dtype != bool:
+        return lax.add_p.bind(x, y)
     x, y = _promote_broadcast("add", x, y)
     return lax.bitwise_or(x, y) if get_aval(x).dtype == bool else lax.add(x, y)
 
@@ -192,6 +212,9 @@ def subtract(x, y):
     >>> subtract(np.array([1.0, 2.0]), 3.0)
     array([-2., -1.])
     """
+    aval = _same_strong_aval(x, y)
+    if aval is not None and aval.dtype != bool:
+        return lax.sub_p.bind(x, y)
     x, y = _promote_broadcast("subtract", x, y)
     if get_aval(x).dtype == bool:
         raise TypeError(
@@ -207,6 +230,9 @@ def multiply(x, y):
     >>> multiply(np.array([1.0, 2.0]), 3.0)
     array([3., 6.])
     """
+    aval = _same_strong_aval(x, y)
+    if aval is not None and aval.dtype != bool:
+        return lax.mul_p.bind(x, y)
     x, y = _promote_broadcast("multiply", x, y)
     return lax.bitwise_and(x, y) if get_aval(x).dtype == bool else lax.mul(x, y)
 divide = true_divide = _binary("divide", lax.div, to_float=True)
@@ -330,9 +356,10 @@ def power(x, y):
     """
     if isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float)):
         x = _operand(x)
-        if get_aval(x).dtype == bool:
-            x = _cast(x, np.int64)  # bool ** Python int is int64 in NumPy
-        if get_aval(x).dtype.kind in "iu" and y < 0:
+        kind = get_aval(x).dtype.kind
+        if kind == "b":
+            x, kind = _cast(x, np.int64), "i"  # bool ** Python int is int64 in NumPy
+        if kind in "iu" and y < 0:
             raise ValueError("Integers to negative integer powers are not allowed.")
         if y == 2:
             return lax.square(x)
@@ -638,7 +665,10 @@ def _reduce(x, axis, keepdims, lax_fn, dtype=None):
     x = _operand(x)
     aval = get_aval(x)
     axes = _canonical_axis(axis, aval.ndim)
-    if dtype is not None:
+    # NB: a tracer already of a strong `dtype` would be returned as is by the cast.
+    if dtype is not None and not (
+        isinstance(x, Tracer) and aval.dtype == dtype and not aval.weak_type
+    ):
         x = _cast(x, dtype)
     out = lax_fn(x, axes)
     return _keepdims(out, aval.shape, axes) if keepdims else out
@@ -1185,7 +1215,10 @@ def strong_result(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        return _strong(fn(*args, **kwargs))
+        out = fn(*args, **kwargs)
+        if isinstance(out, Tracer) and not out.aval.weak_type:
+            return out  # NB: the common case, already strong, without a call to _strong
+        return _strong(out)
 
     return wrapper
 
