@@ -799,6 +799,21 @@ def test_in_place_io_keeps_aliased_outputs_apart():
     assert not np.shares_memory(outs[0], x) and not np.shares_memory(outs[2], outs[3])
 
 
+def test_common_subexpressions_are_computed_once():
+    x = np.linspace(-1, 1, 7)
+
+    def twice(x):
+        a = lax.add(lax.sin(x), 2.0)
+        b = lax.add(lax.sin(x), 2.0)  # the same again: reused
+        c = lax.add(lax.sin(x), 3.0)  # another literal: computed
+        return lax.mul(a, b), c, lax.reduce_sum(a, (0,)), lax.reduce_sum(b, (0,))
+
+    closed = check(twice, x)
+    assert [e.primitive.name for e in closed.jaxpr.eqns].count("sin") == 3
+    assert interp.program_for(closed).op_names.count("sin") == 1
+    assert interp.program_for(closed).op_names.count("reduce_sum") == 1
+
+
 def test_float32_programs_stay_float32():
     x = np.linspace(0, 1, 5, dtype=np.float32)
     closed = stage(lambda x: lax.add(lax.mul(lax.exp(x), 0.1), lax.reduce_sum(x, (0,))), [x])

@@ -12,7 +12,8 @@ temporaries, whose offsets are planned from liveness so buffers are reused.
 Lowering also simplifies: reshapes, squeezes and same-class casts are free (the
 output shares the input's buffer); a broadcast of a scalar is *lazy* (binary ops
 read the scalar directly) and is only filled in memory if something needs it; a
-multiplication by a constant 1 is dropped. Anything this module cannot lower
+multiplication by a constant 1 is dropped; an equation that repeats an earlier one
+(same primitive, params and operands) reuses its outputs. Anything this module cannot lower
 raises ``Unsupported`` and the caller falls back to the reference evaluator.
 
 This module must not import numba: its opcode table is shared with the kernels.
@@ -401,6 +402,22 @@ _REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce
 # --------------------------------------------------------------------------- lowering
 
 
+def _cse_key(eqn, ins):
+    """What makes ``eqn`` the same computation as an earlier one (every primitive is pure):
+    its primitive, params and operands — values by identity, literals by value. None when
+    a param is unhashable."""
+    operands = tuple(
+        ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).item())
+        if isinstance(atom, core.Literal) else id(val)
+        for atom, val in zip(eqn.inputs, ins))
+    key = (eqn.primitive, operands, tuple(sorted(eqn.params.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 class _Lowerer:
     def __init__(self):
         self.cls_dtypes = CLS_DTYPES
@@ -494,14 +511,20 @@ class _Lowerer:
                 return self.const(atom.val, atom.aval)
             return env[atom]
 
+        computed: dict = {}  # common subexpressions: _cse_key -> the outputs
         for eqn in jaxpr.eqns:
             name = eqn.primitive.name
             handler = getattr(self, "p_" + name, None)
             if handler is None:
                 raise Unsupported(f"primitive {name}")
             self.name = name
-            outs = handler([read(x) for x in eqn.inputs], eqn.params,
-                           [v.aval for v in eqn.out_binders])
+            ins = [read(x) for x in eqn.inputs]
+            key = _cse_key(eqn, ins)
+            outs = computed.get(key) if key is not None else None
+            if outs is None:
+                outs = handler(ins, eqn.params, [v.aval for v in eqn.out_binders])
+                if key is not None:
+                    computed[key] = outs
             for v, out in zip(eqn.out_binders, outs):
                 env[v] = out
         return [read(x) for x in jaxpr.outs]
@@ -1311,9 +1334,9 @@ def _direct_io(float_refs, in_vals, out_bufs):
     code refers to them: ``{arg index: (positions, deltas)}`` and ``{output index:
     (positions, deltas)}``.
 
-    An output qualifies when it is a temporary of its own (not an input, a constant or
-    another output's buffer); an input when no output shares its buffer (a reshape of an
-    input returned as is reads the arena).
+    An output qualifies when it is a temporary no other output shares (not an input or a
+    constant); an input when no output shares its buffer (a reshape of an input
+    returned as is reads the arena).
     """
     by_buf: dict = {}
     for pos, buf, delta in float_refs:
@@ -1331,10 +1354,10 @@ def _direct_io(float_refs, in_vals, out_bufs):
         if buf.cls in FLOAT_CLASSES and buf.size >= DIRECT_MIN and buf not in out_set \
                 and buf.offset is not None and buf in by_buf:
             in_refs[k] = table(buf)
-    out_refs, seen = {}, set()
+    out_refs = {}
     for j, buf in enumerate(out_bufs):
+        # NB: a buffer returned twice stays in the arena: both outputs copy it out.
         if (buf.cls in FLOAT_CLASSES and buf.kind == "temp" and buf.size >= DIRECT_MIN
-                and buf not in seen and buf in by_buf):
+                and out_bufs.count(buf) == 1 and buf in by_buf):
             out_refs[j] = table(buf)
-        seen.add(buf)
     return in_refs, out_refs
