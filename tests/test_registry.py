@@ -1,5 +1,5 @@
-"""Every primitive has every rule: abstract eval, implementation, printing, JVP;
-every linear primitive also has a transpose rule.
+"""Every primitive has every rule: abstract eval, implementation, printing, JVP,
+batching; every linear primitive also has a transpose rule.
 
 Primitives are discovered by scanning modules for ``Primitive`` objects, so a
 new primitive that forgets a rule makes this test fail.
@@ -16,7 +16,7 @@ import pytest
 import fgrad  # noqa: F401  (imports and registers everything)
 import fgrad._src.lax as lax_pkg
 from fgrad._src import core
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.pretty_print import pp_rules
 
 
@@ -69,11 +69,13 @@ def test_primitive_has_every_rule(prim, where):
             ("implementation (core.impl_rules)", core.impl_rules),
             ("printing (pretty_print.pp_rules)", pp_rules),
             ("JVP (ad.jvp_rules)", ad.jvp_rules),
+            ("batching (batching.batch_rules)", batching.batch_rules),
         ]
         if prim not in table
     ]
     assert not missing, f"primitive {prim.name} ({where}) has no {', '.join(missing)}"
-    for table in (core.abstract_eval_rules, core.impl_rules, ad.jvp_rules):
+    for table in (core.abstract_eval_rules, core.impl_rules, ad.jvp_rules,
+                  batching.batch_rules):
         assert callable(table[prim])
     assert pp_rules[prim] is None or callable(pp_rules[prim])
 

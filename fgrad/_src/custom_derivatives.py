@@ -14,7 +14,7 @@ import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import Tracer, get_aval
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.lax.utils import primitive
 from fgrad._src.tree import tree_flatten, tree_unflatten
@@ -49,6 +49,8 @@ def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name):
 
 
 ad.defjvp_instantiated(custom_vjp_call_p, _custom_vjp_call_jvp)
+# NB: the generic rule calls the primitive per batch element, keeping the custom rules.
+batching.defbatch_fallback(custom_vjp_call_p)
 
 # --------------------------------------------------------------------------- custom_lin
 
@@ -81,6 +83,7 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
 
 ad.deftranspose(custom_lin_p, _custom_lin_transpose)
 ad.jvp_rules[custom_lin_p] = lambda primals, tangents, **params: _custom_lin_impl(**params)
+batching.defbatch_fallback(custom_lin_p)
 
 # --------------------------------------------------------------------------- the decorator
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import ShapedArray
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.ad import UndefPrimal
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import ANY, FLOAT, NUMERIC, binop, primitive, unop
@@ -56,6 +56,7 @@ def add(x, y):
 
 ad.defjvp(add_p, lambda g, x, y: g, lambda g, x, y: g)
 ad.deftranspose(add_p, lambda ct, x, y: [ct, ct])
+batching.defbatch_elementwise(add_p)
 
 sub_p = binop("sub", np.subtract)
 
@@ -66,6 +67,7 @@ def sub(x, y):
 
 ad.defjvp(sub_p, lambda g, x, y: g, lambda g, x, y: neg(g))
 ad.deftranspose(sub_p, lambda ct, x, y: [ct, neg(ct)])
+batching.defbatch_elementwise(sub_p)
 
 mul_p = binop("mul", np.multiply)
 
@@ -75,6 +77,7 @@ def mul(x, y):
 
 
 ad.defbilinear(mul_p, lambda ct, x, y: mul(ct, y), lambda ct, x, y: mul(x, ct))
+batching.defbatch_elementwise(mul_p)
 
 
 def _div_impl(x, y):
@@ -94,6 +97,7 @@ def div(x, y):
 ad.defjvp(div_p, lambda g, x, y: div(g, y), lambda g, x, y: mul(neg(g), div(div(x, y), y)))
 ad.deftranspose(div_p, lambda ct, x, y: [div(ct, y), None])
 # NB: div is linear in its numerator only; transpose is used when y is a residual.
+batching.defbatch_elementwise(div_p)
 
 rem_p = binop("rem", np.fmod)
 
@@ -107,6 +111,7 @@ ad.defjvp(
     lambda g, x, y: g,
     lambda g, x, y: mul(neg(g), mul(sign(div(x, y)), floor(abs(div(x, y))))),
 )
+batching.defbatch_elementwise(rem_p)
 
 neg_p = unop("neg", np.negative, accepted=NUMERIC)
 
@@ -116,6 +121,7 @@ def neg(x):
 
 
 ad.deflinear(neg_p, lambda ct, x: [neg(ct)])
+batching.defbatch_unop(neg_p)
 
 sign_p = unop("sign", np.sign, accepted=NUMERIC)
 
@@ -125,6 +131,7 @@ def sign(x):
 
 
 ad.defjvp_zero(sign_p)
+batching.defbatch_unop(sign_p)
 
 floor_p = unop("floor", np.floor)
 
@@ -134,6 +141,7 @@ def floor(x):
 
 
 ad.defjvp_zero(floor_p)
+batching.defbatch_unop(floor_p)
 
 ceil_p = unop("ceil", np.ceil)
 
@@ -143,6 +151,7 @@ def ceil(x):
 
 
 ad.defjvp_zero(ceil_p)
+batching.defbatch_unop(ceil_p)
 
 round_p = unop("round", np.round)
 
@@ -152,6 +161,7 @@ def round(x):  # noqa: A001  (lax vocabulary)
 
 
 ad.defjvp_zero(round_p)
+batching.defbatch_unop(round_p)
 
 abs_p = unop("abs", np.abs, accepted=NUMERIC)
 
@@ -162,6 +172,7 @@ def abs(x):  # noqa: A001
 
 # Kink rule: sign(0) = 0 is the minimum-norm subgradient of |x| at 0.
 ad.defjvp(abs_p, lambda g, x: mul(g, sign(x)))
+batching.defbatch_unop(abs_p)
 
 max_p = binop("max", np.maximum, accepted=ANY)
 
@@ -171,6 +182,7 @@ def max(x, y):  # noqa: A001
 
 
 ad.defjvp_minmax(max_p, lambda x, y: gt(x, y))
+batching.defbatch_elementwise(max_p)
 
 min_p = binop("min", np.minimum, accepted=ANY)
 
@@ -180,6 +192,7 @@ def min(x, y):  # noqa: A001
 
 
 ad.defjvp_minmax(min_p, lambda x, y: lt(x, y))
+batching.defbatch_elementwise(min_p)
 
 square_p = unop("square", np.square, accepted=NUMERIC)
 
@@ -189,6 +202,7 @@ def square(x):
 
 
 ad.defjvp(square_p, lambda g, x: mul(g, mul(x, 2)))
+batching.defbatch_unop(square_p)
 
 
 def _integer_pow_impl(x, *, y):
@@ -214,6 +228,7 @@ def _integer_pow_jvp(g, x, *, y):
 
 
 ad.defjvp(integer_pow_p, _integer_pow_jvp)
+batching.defbatch_unop(integer_pow_p)
 
 pow_p = binop("pow", np.power, accepted=FLOAT)
 
@@ -236,6 +251,7 @@ def _pow_jvp_x(g, x, y):
 
 
 ad.defjvp(pow_p, _pow_jvp_x, _pow_jvp_y)
+batching.defbatch_elementwise(pow_p)
 
 # --------------------------------------------------------------------------- transcendental
 
@@ -247,6 +263,7 @@ def exp(x):
 
 
 ad.defjvp2(exp_p, lambda g, ans, x: mul(g, ans))
+batching.defbatch_unop(exp_p)
 
 log_p = unop("log", np.log)
 
@@ -256,6 +273,7 @@ def log(x):
 
 
 ad.defjvp(log_p, lambda g, x: div(g, x))
+batching.defbatch_unop(log_p)
 
 log1p_p = unop("log1p", np.log1p)
 
@@ -265,6 +283,7 @@ def log1p(x):
 
 
 ad.defjvp(log1p_p, lambda g, x: div(g, add(x, 1)))
+batching.defbatch_unop(log1p_p)
 
 expm1_p = unop("expm1", np.expm1)
 
@@ -274,6 +293,7 @@ def expm1(x):
 
 
 ad.defjvp2(expm1_p, lambda g, ans, x: mul(g, add(ans, 1)))
+batching.defbatch_unop(expm1_p)
 
 tanh_p = unop("tanh", np.tanh)
 
@@ -283,6 +303,7 @@ def tanh(x):
 
 
 ad.defjvp2(tanh_p, lambda g, ans, x: mul(g, sub(1, square(ans))))
+batching.defbatch_unop(tanh_p)
 
 
 def _logistic_impl(x):
@@ -299,6 +320,7 @@ def logistic(x):
 
 
 ad.defjvp2(logistic_p, lambda g, ans, x: mul(g, mul(ans, sub(1, ans))))
+batching.defbatch_unop(logistic_p)
 
 sin_p = unop("sin", np.sin)
 
@@ -308,6 +330,7 @@ def sin(x):
 
 
 ad.defjvp(sin_p, lambda g, x: mul(g, cos(x)))
+batching.defbatch_unop(sin_p)
 
 cos_p = unop("cos", np.cos)
 
@@ -317,6 +340,7 @@ def cos(x):
 
 
 ad.defjvp(cos_p, lambda g, x: mul(g, neg(sin(x))))
+batching.defbatch_unop(cos_p)
 
 tan_p = unop("tan", np.tan)
 
@@ -326,6 +350,7 @@ def tan(x):
 
 
 ad.defjvp2(tan_p, lambda g, ans, x: mul(g, add(1, square(ans))))
+batching.defbatch_unop(tan_p)
 
 asin_p = unop("asin", np.arcsin)
 
@@ -335,6 +360,7 @@ def asin(x):
 
 
 ad.defjvp(asin_p, lambda g, x: div(g, sqrt(sub(1, square(x)))))
+batching.defbatch_unop(asin_p)
 
 acos_p = unop("acos", np.arccos)
 
@@ -344,6 +370,7 @@ def acos(x):
 
 
 ad.defjvp(acos_p, lambda g, x: neg(div(g, sqrt(sub(1, square(x))))))
+batching.defbatch_unop(acos_p)
 
 atan_p = unop("atan", np.arctan)
 
@@ -353,6 +380,7 @@ def atan(x):
 
 
 ad.defjvp(atan_p, lambda g, x: div(g, add(1, square(x))))
+batching.defbatch_unop(atan_p)
 
 atan2_p = binop("atan2", np.arctan2, accepted=FLOAT)
 
@@ -366,6 +394,7 @@ ad.defjvp(
     lambda g, x, y: mul(g, div(y, add(square(x), square(y)))),
     lambda g, x, y: mul(g, div(neg(x), add(square(x), square(y)))),
 )
+batching.defbatch_elementwise(atan2_p)
 
 sinh_p = unop("sinh", np.sinh)
 
@@ -375,6 +404,7 @@ def sinh(x):
 
 
 ad.defjvp(sinh_p, lambda g, x: mul(g, cosh(x)))
+batching.defbatch_unop(sinh_p)
 
 cosh_p = unop("cosh", np.cosh)
 
@@ -384,6 +414,7 @@ def cosh(x):
 
 
 ad.defjvp(cosh_p, lambda g, x: mul(g, sinh(x)))
+batching.defbatch_unop(cosh_p)
 
 asinh_p = unop("asinh", np.arcsinh)
 
@@ -393,6 +424,7 @@ def asinh(x):
 
 
 ad.defjvp(asinh_p, lambda g, x: div(g, sqrt(add(square(x), 1))))
+batching.defbatch_unop(asinh_p)
 
 acosh_p = unop("acosh", np.arccosh)
 
@@ -402,6 +434,7 @@ def acosh(x):
 
 
 ad.defjvp(acosh_p, lambda g, x: div(g, sqrt(sub(square(x), 1))))
+batching.defbatch_unop(acosh_p)
 
 atanh_p = unop("atanh", np.arctanh)
 
@@ -411,6 +444,7 @@ def atanh(x):
 
 
 ad.defjvp(atanh_p, lambda g, x: div(g, sub(1, square(x))))
+batching.defbatch_unop(atanh_p)
 
 sqrt_p = unop("sqrt", np.sqrt)
 
@@ -420,6 +454,7 @@ def sqrt(x):
 
 
 ad.defjvp2(sqrt_p, lambda g, ans, x: div(g, mul(ans, 2)))
+batching.defbatch_unop(sqrt_p)
 
 rsqrt_p = unop("rsqrt", lambda x: 1 / np.sqrt(x))
 
@@ -429,6 +464,7 @@ def rsqrt(x):
 
 
 ad.defjvp2(rsqrt_p, lambda g, ans, x: mul(g, mul(div(ans, x), -0.5)))
+batching.defbatch_unop(rsqrt_p)
 
 # --------------------------------------------------------------------------- comparisons
 
@@ -440,6 +476,7 @@ gt_p = binop("gt", np.greater, accepted=ANY, result_dtype=np.dtype(bool))
 ge_p = binop("ge", np.greater_equal, accepted=ANY, result_dtype=np.dtype(bool))
 for _p in (eq_p, ne_p, lt_p, le_p, gt_p, ge_p):
     ad.defjvp_zero(_p)
+    batching.defbatch_elementwise(_p)
 
 
 def eq(x, y):
@@ -474,6 +511,7 @@ def is_finite(x):
 
 
 ad.defjvp_zero(is_finite_p)
+batching.defbatch_unop(is_finite_p)
 
 # --------------------------------------------------------------------------- logic (bool or int)
 
@@ -481,8 +519,11 @@ and_p = binop("and", np.bitwise_and, accepted=ANY)
 or_p = binop("or", np.bitwise_or, accepted=ANY)
 xor_p = binop("xor", np.bitwise_xor, accepted=ANY)
 not_p = unop("not", lambda x: np.logical_not(x) if x.dtype == bool else np.invert(x), ANY)
-for _p in (and_p, or_p, xor_p, not_p):
+for _p in (and_p, or_p, xor_p):
     ad.defjvp_zero(_p)
+    batching.defbatch_elementwise(_p)
+ad.defjvp_zero(not_p)
+batching.defbatch_unop(not_p)
 
 
 def bitwise_and(x, y):
@@ -548,6 +589,25 @@ def _select_n_transpose(ct, which, *cases):
 # Linear in the cases, with the predicate held fixed.
 ad.deflinear(select_n_p, _select_n_transpose, nonlinear_argnums=(0,))
 
+
+def _select_n_batch(args, batched):
+    which, *cases = args
+    size = batching.axis_size(args, batched)
+    # The cases all get the batch axis (select_n needs equal case shapes).
+    cases = [c if b else batching.broadcast_batch(c, size) for c, b in zip(cases, batched[1:])]
+    shape = core.get_aval(cases[0]).shape
+    which_shape = core.get_aval(which).shape
+    if batched[0] and which_shape != shape:
+        # NB: a batched 0-d predicate picks a whole case per batch element; the primitive
+        # takes a () or a full-shape predicate, so it is broadcast to the cases' shape.
+        which = lax.broadcast_in_dim(which, shape, (0,))
+    elif not batched[0] and which_shape != ():
+        which = batching.broadcast_batch(which, size)
+    return select_n(which, *cases), True
+
+
+batching.batch_rules[select_n_p] = _select_n_batch
+
 # --------------------------------------------------------------------------- convert_element_type
 
 
@@ -590,6 +650,7 @@ def _convert_transpose(ct, x, *, new_dtype, weak_type):
 
 ad.defjvp(convert_element_type_p, _convert_jvp)
 ad.deftranspose(convert_element_type_p, _convert_transpose)
+batching.defbatch_unop(convert_element_type_p)
 
 # --------------------------------------------------------------------------- stop_gradient
 
@@ -603,3 +664,4 @@ def stop_gradient(x):
 # NB: the zero rule binds stop_gradient on the primal again, so the primal stays stopped
 # for every outer transform (nested grad).
 ad.defjvp_zero(stop_gradient_p)
+batching.defbatch_unop(stop_gradient_p)

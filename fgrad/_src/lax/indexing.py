@@ -7,8 +7,8 @@ Indices are checked before use: out-of-range indices raise ``IndexError``.
 
 import numpy as np
 
-from fgrad._src.core import ShapedArray
-from fgrad._src.interpreters import ad
+from fgrad._src.core import ShapedArray, get_aval
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.ad import UndefPrimal
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import primitive
@@ -59,6 +59,18 @@ def _dynamic_slice_transpose(ct, x, *starts, slice_sizes):
 
 ad.deflinear(dynamic_slice_p, _dynamic_slice_transpose, linear_argnums=(0,))
 
+
+def _dynamic_slice_batch(args, batched, *, slice_sizes):
+    x, *starts = args
+    if any(batched[1:]):
+        # Start indices per batch element: never in derivative programs.
+        return batching.fallback_rule(dynamic_slice_p)(args, batched, slice_sizes=slice_sizes)
+    size = get_aval(x).shape[0]
+    return dynamic_slice(x, [np.int64(0), *starts], (size, *slice_sizes)), True
+
+
+batching.batch_rules[dynamic_slice_p] = _dynamic_slice_batch
+
 # --------------------------------------------------------------------------- dynamic_update_slice
 
 
@@ -101,6 +113,17 @@ ad.deflinear(
     dynamic_update_slice_p, _dynamic_update_slice_transpose, linear_argnums=(0, 1)
 )
 
+
+def _dynamic_update_slice_batch(args, batched):
+    x, update, *starts = args
+    if any(batched[2:]):
+        return batching.fallback_rule(dynamic_update_slice_p)(args, batched)
+    x, update = batching.instantiate_batched([x, update], batched[:2])
+    return dynamic_update_slice(x, update, [np.int64(0), *starts]), True
+
+
+batching.batch_rules[dynamic_update_slice_p] = _dynamic_update_slice_batch
+
 # --------------------------------------------------------------------------- gather
 
 
@@ -140,6 +163,19 @@ def _gather_transpose(ct, x, indices, *, axis):
 
 ad.deflinear(gather_p, _gather_transpose, linear_argnums=(0,))
 
+
+def _gather_batch(args, batched, *, axis):
+    x, indices = args
+    if batched == [True, False]:
+        return gather(x, indices, axis + 1), True
+    if batched == [False, True]:
+        # The batched indices replace ``axis``, so the batch axis lands there.
+        return batching.move_to_front(gather(x, indices, axis), axis), True
+    return batching.fallback_rule(gather_p)(args, batched, axis=axis)
+
+
+batching.batch_rules[gather_p] = _gather_batch
+
 # --------------------------------------------------------------------------- scatter_add
 
 
@@ -175,4 +211,15 @@ def _scatter_add_transpose(ct, x, indices, updates, *, axis):
 
 
 ad.deflinear(scatter_add_p, _scatter_add_transpose, linear_argnums=(0, 2))
+
+
+def _scatter_add_batch(args, batched, *, axis):
+    x, indices, updates = args
+    if batched[1]:
+        return batching.fallback_rule(scatter_add_p)(args, batched, axis=axis)
+    x, updates = batching.instantiate_batched([x, updates], [batched[0], batched[2]])
+    return scatter_add(x, indices, updates, axis + 1), True
+
+
+batching.batch_rules[scatter_add_p] = _scatter_add_batch
 

@@ -5,8 +5,8 @@ Output layout (as in XLA): batch dims, then lhs free dims, then rhs free dims.
 
 import numpy as np
 
-from fgrad._src.core import ShapedArray
-from fgrad._src.interpreters import ad
+from fgrad._src.core import ShapedArray, get_aval
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import primitive
 
@@ -106,3 +106,27 @@ def _dot_rhs_transpose(ct, x, y, *, dimension_numbers):
 
 
 ad.defbilinear(dot_general_p, _dot_lhs_transpose, _dot_rhs_transpose)
+
+
+def _dot_general_batch(args, batched, *, dimension_numbers):
+    x, y = args
+    (lc, rc), (lb, rb) = dimension_numbers
+    shift = batching.shift_axes
+    if batched[0]:
+        lc, lb = shift(lc), shift(lb)
+    if batched[1]:
+        rc, rb = shift(rc), shift(rb)
+    if all(batched):
+        # Both batched: the batch axis becomes the first dot batch dimension (output axis 0).
+        return dot_general(x, y, ((lc, rc), ((0, *lb), (0, *rb)))), True
+    out = dot_general(x, y, ((lc, rc), (lb, rb)))
+    # One side batched: its batch axis is a free dimension; outputs are laid out as
+    # (dot batch dims, lhs free dims, rhs free dims), and lhs axis 0 is its first free one.
+    if batched[0]:
+        position = len(lb)
+    else:
+        position = len(lb) + len(_free_dims(get_aval(x).ndim, lc, lb))
+    return batching.move_to_front(out, position), True
+
+
+batching.batch_rules[dot_general_p] = _dot_general_batch

@@ -6,7 +6,7 @@ import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import ShapedArray
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import primitive
 
@@ -60,6 +60,7 @@ def reduce_sum(x, axes):
 ad.deflinear(
     reduce_sum_p, lambda ct, x, *, axes: [_broadcast_back(ct, x.aval.shape, axes)]
 )
+batching.defbatch_axes(reduce_sum_p, "axes")
 
 # --------------------------------------------------------------------------- reduce_max / min
 
@@ -81,6 +82,8 @@ reduce_max_p = _reduction("reduce_max", np.max)
 reduce_min_p = _reduction("reduce_min", np.min)
 _minmax_jvp(reduce_max_p)
 _minmax_jvp(reduce_min_p)
+batching.defbatch_axes(reduce_max_p, "axes")
+batching.defbatch_axes(reduce_min_p, "axes")
 
 
 def reduce_max(x, axes):
@@ -125,6 +128,7 @@ def _reduce_prod_jvp(g, x, *, axes):
 
 
 ad.defjvp(reduce_prod_p, _reduce_prod_jvp)
+batching.defbatch_axes(reduce_prod_p, "axes")
 
 # --------------------------------------------------------------------------- argmax / argmin
 
@@ -149,6 +153,8 @@ argmax_p = primitive("argmax", _arg_abstract, _arg_impl(np.argmax))
 argmin_p = primitive("argmin", _arg_abstract, _arg_impl(np.argmin))
 ad.defjvp_zero(argmax_p)
 ad.defjvp_zero(argmin_p)
+batching.defbatch_axes(argmax_p, "axes")
+batching.defbatch_axes(argmin_p, "axes")
 
 
 def argmax(x, axis, index_dtype=np.int64):
@@ -185,3 +191,4 @@ def cumsum(x, axis, reverse=False):
 ad.deflinear(
     cumsum_p, lambda ct, x, *, axis, reverse: [cumsum(ct, axis, not reverse)]
 )
+batching.defbatch_axes(cumsum_p, "axis", lambda axis: axis + 1)

@@ -6,7 +6,7 @@ import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import ShapedArray
-from fgrad._src.interpreters import ad
+from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.ad import UndefPrimal
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import primitive
@@ -73,6 +73,16 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
 
 ad.deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
 
+
+def _broadcast_in_dim_batch(args, batched, *, shape, broadcast_dimensions):
+    (x,) = args
+    size = core.get_aval(x).shape[0]
+    dims = (0, *batching.shift_axes(broadcast_dimensions))
+    return broadcast_in_dim(x, (size, *shape), dims), True
+
+
+batching.batch_rules[broadcast_in_dim_p] = _broadcast_in_dim_batch
+
 # --------------------------------------------------------------------------- reshape
 
 
@@ -95,6 +105,14 @@ def reshape(x, new_sizes):
 
 
 ad.deflinear(reshape_p, lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
+
+
+def _reshape_batch(args, batched, *, new_sizes):
+    (x,) = args
+    return reshape(x, (core.get_aval(x).shape[0], *new_sizes)), True
+
+
+batching.batch_rules[reshape_p] = _reshape_batch
 
 # --------------------------------------------------------------------------- transpose
 
@@ -121,6 +139,7 @@ ad.deflinear(
     transpose_p,
     lambda ct, x, *, permutation: [transpose(ct, tuple(np.argsort(permutation)))],
 )
+batching.defbatch_axes(transpose_p, "permutation", lambda p: (0, *batching.shift_axes(p)))
 
 # --------------------------------------------------------------------------- squeeze / expand_dims
 
@@ -144,6 +163,7 @@ def squeeze(x, dimensions):
 
 
 ad.deflinear(squeeze_p, lambda ct, x, *, dimensions: [expand_dims(ct, dimensions)])
+batching.defbatch_axes(squeeze_p, "dimensions")
 
 
 def _expand_dims_abstract(x, *, dimensions):
@@ -164,6 +184,7 @@ def expand_dims(x, dimensions):
 
 
 ad.deflinear(expand_dims_p, lambda ct, x, *, dimensions: [squeeze(ct, dimensions)])
+batching.defbatch_axes(expand_dims_p, "dimensions")
 
 # --------------------------------------------------------------------------- concatenate
 
@@ -208,6 +229,13 @@ def _concatenate_transpose(ct, *xs, dimension):
 
 
 ad.deflinear(concatenate_p, _concatenate_transpose)
+
+
+def _concatenate_batch(args, batched, *, dimension):
+    return concatenate(batching.instantiate_batched(args, batched), dimension + 1), True
+
+
+batching.batch_rules[concatenate_p] = _concatenate_batch
 
 # --------------------------------------------------------------------------- pad
 
@@ -262,6 +290,17 @@ def _pad_transpose(ct, x, padding_value, *, padding_config):
 
 ad.deflinear(pad_p, _pad_transpose)
 
+
+def _pad_batch(args, batched, *, padding_config):
+    x, padding_value = args
+    if batched[1]:
+        # A padding value per batch element: rare (never in derivative programs).
+        return batching.fallback_rule(pad_p)(args, batched, padding_config=padding_config)
+    return pad(x, padding_value, ((0, 0, 0), *padding_config)), True
+
+
+batching.batch_rules[pad_p] = _pad_batch
+
 # --------------------------------------------------------------------------- slice
 
 
@@ -305,6 +344,15 @@ def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
 
 ad.deflinear(slice_p, _slice_transpose)
 
+
+def _slice_batch(args, batched, *, start_indices, limit_indices, strides):
+    (x,) = args
+    size = core.get_aval(x).shape[0]
+    return slice(x, (0, *start_indices), (size, *limit_indices), (1, *strides)), True
+
+
+batching.batch_rules[slice_p] = _slice_batch
+
 # --------------------------------------------------------------------------- rev
 
 rev_p = primitive(
@@ -318,6 +366,7 @@ def rev(x, dimensions):
 
 
 ad.deflinear(rev_p, lambda ct, x, *, dimensions: [rev(ct, dimensions)])
+batching.defbatch_axes(rev_p, "dimensions")
 
 # --------------------------------------------------------------------------- iota
 
@@ -343,3 +392,5 @@ def iota(dtype, shape, dimension=0):
 
 
 ad.defjvp_zero(iota_p)
+# NB: iota has no operands, so it is never batched; the generic rule keeps the table full.
+batching.defbatch_fallback(iota_p)
