@@ -532,6 +532,26 @@ l1_loss = Op(lambda avals, p: {"mean": "MeanBackward0", "sum": "SumBackward0"}.g
     p[0], "AbsBackward0"), _l1)
 
 
+def _class_weights(target, ignore_index, dtype, weights):
+    """Flat targets safe to index with (ignored ones become 0) and each one's weight."""
+    tgt = fnp.reshape(target, (-1,))
+    valid = fnp.not_equal(tgt, ignore_index)
+    safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
+    w = lax.convert_element_type(valid, dtype)  # 1 where counted, 0 where ignored
+    if weights:
+        w = fnp.multiply(w, weights[0][safe])
+    return safe, w
+
+
+def _reduce_nll(picked, w, reduction, target):
+    losses = fnp.negative(fnp.multiply(picked, w))
+    if reduction == "mean":
+        return fnp.divide(fnp.sum(losses), fnp.sum(w))
+    if reduction == "sum":
+        return fnp.sum(losses)
+    return fnp.reshape(losses, get_aval(target).shape)
+
+
 def _nll(log_probs, target, *rest):
     *weights, reduction, ignore_index = rest
     log_probs = _float(log_probs)
@@ -540,21 +560,9 @@ def _nll(log_probs, target, *rest):
     moved = fnp.moveaxis(log_probs, classes_dim, -1) if aval.ndim > 1 else log_probs[None]
     n_classes = get_aval(moved).shape[-1]
     flat = fnp.reshape(moved, (-1, n_classes))
-    tgt = fnp.reshape(target, (-1,))
-    valid = fnp.not_equal(tgt, ignore_index)
-    safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
-    rows = np.arange(get_aval(flat).shape[0])
-    picked = flat[rows, safe]
-    w = fnp.where(valid, 1.0, 0.0).astype(aval.dtype)
-    if weights:
-        w = fnp.multiply(w, weights[0][safe])
-    losses = fnp.negative(fnp.multiply(picked, w))
-    if reduction == "mean":
-        return fnp.divide(fnp.sum(losses), fnp.sum(w))
-    if reduction == "sum":
-        return fnp.sum(losses)
-    out_shape = get_aval(target).shape
-    return fnp.reshape(losses, out_shape)
+    safe, w = _class_weights(target, ignore_index, aval.dtype, weights)
+    picked = flat[np.arange(get_aval(flat).shape[0]), safe]
+    return _reduce_nll(picked, w, reduction, target)
 
 
 nll_loss = Op("NllLossBackward0", _nll)
@@ -563,9 +571,18 @@ nll_loss = Op("NllLossBackward0", _nll)
 def _cross_entropy(logits, target, *rest):
     *weights, reduction, ignore_index = rest
     logits = _float(logits)
-    dim = 1 if get_aval(logits).ndim > 1 else 0
-    log_probs = nn_ops.log_softmax(logits, axis=dim)
-    return _nll(log_probs, target, *weights, reduction, ignore_index)
+    aval = get_aval(logits)
+    if aval.ndim != 2:
+        dim = 1 if aval.ndim > 1 else 0
+        log_probs = nn_ops.log_softmax(logits, axis=dim)
+        return _nll(log_probs, target, *weights, reduction, ignore_index)
+    # (batch, classes), the usual case: pick the target logits first, then subtract their
+    # rows' logsumexp; the same numbers as log_softmax(logits)[rows, targets] with a
+    # smaller program (no log-probabilities of the whole batch).
+    safe, w = _class_weights(target, ignore_index, aval.dtype, weights)
+    picked = fnp.subtract(logits[np.arange(aval.shape[0]), safe],
+                          nn_ops.logsumexp(logits, axis=1))
+    return _reduce_nll(picked, w, reduction, target)
 
 
 cross_entropy = Op("NllLossBackward0", _cross_entropy)

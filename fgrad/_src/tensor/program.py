@@ -156,7 +156,64 @@ def _nt_dot(dtype):
     return fast
 
 
+def _typed_operands(eqn):
+    """Every input is an array or NumPy scalar at run time (no weak Python number)."""
+    for x in eqn.inputs:
+        if isinstance(x, core.Literal):
+            if not isinstance(x.val, (np.ndarray, np.generic)):
+                return False
+        elif x.aval.weak_type:
+            return False
+    return True
+
+
+def _fast_select(eqn):
+    which, *cases = eqn.inputs
+    out = eqn.out_binders[0].aval.dtype
+    if (len(cases) != 2 or which.aval.dtype != np.bool_ or not _typed_operands(eqn)
+            or any(c.aval.dtype != out for c in cases)):
+        return None
+    where = np.where
+
+    def fast(which, on_false, on_true):
+        return where(which, on_true, on_false)
+
+    return fast
+
+
+def _fast_divide(eqn):
+    out = eqn.out_binders[0].aval.dtype
+    if out.kind != "f" or not _typed_operands(eqn) or any(
+            x.aval.dtype != out for x in eqn.inputs):
+        return None
+    return np.true_divide
+
+
+def _fast_reshape(eqn):
+    if not _typed_operands(eqn):
+        return None
+
+    def fast(x, *, new_sizes):
+        return x.reshape(new_sizes)
+
+    return fast
+
+
+def _fast_convert(eqn):
+    if not _typed_operands(eqn):
+        return None
+
+    def fast(x, *, new_dtype, weak_type):
+        return x.astype(new_dtype)
+
+    return fast
+
+
 _SPECIAL = {
+    "select_n": _fast_select,
+    "div": _fast_divide,
+    "reshape": _fast_reshape,
+    "convert_element_type": _fast_convert,
     "dot_general": _fast_dot,
     "reduce_sum": _fast_reduce(np.add),
     "reduce_max": _fast_reduce(np.maximum),
