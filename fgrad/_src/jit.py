@@ -22,6 +22,7 @@ from fgrad._src.tree import tree_flatten, tree_unflatten
 
 logger = logging.getLogger("fgrad")
 _flags = config.flags
+_trace_state = core._state  # the thread-local trace stack
 
 
 def _static_key(value, index):
@@ -104,7 +105,17 @@ class JittedFunction:
         return entry, leaves
 
     def __call__(self, *args):
-        fast_key = self._fast_key(args)
+        # NB: the hot path is written out flat. For plain NumPy arguments with no static
+        # ones and no transform active, shapes and dtypes imply the full signature.
+        fast_key = None
+        # NB: ``len(_trace_state.stack) == 1`` is ``core.current_level() == 0``, inlined.
+        if not self.static_argnums and len(_trace_state.stack) == 1:
+            if len(args) == 1:
+                x = args[0]
+                if type(x) is np.ndarray or isinstance(x, np.generic):
+                    fast_key = (x.shape, x.dtype)
+            else:
+                fast_key = _fast_key(args)
         entry = self._fast.get(fast_key) if fast_key is not None else None
         if entry is not None:
             runner, closed, out_tree, single = entry
@@ -124,23 +135,17 @@ class JittedFunction:
                                     out_tree.node_type is None)
         return _unflatten(out_tree, outs)
 
-    def _fast_key(self, args):
-        """For the common call — NumPy arrays and scalars only, no static args, no transform —
-        a cheap key (shapes and dtypes) that implies the full signature."""
-        if self.static_argnums or core.current_level() != 0:
+
+def _fast_key(args):
+    """The hot-path key of several arguments (see ``JittedFunction.__call__``), or None
+    unless every one is a NumPy array or scalar."""
+    key = []
+    for x in args:
+        if type(x) is not np.ndarray and not isinstance(x, np.generic):
             return None
-        if len(args) == 1:  # NB: keyed like the general case would, without the list
-            x = args[0]
-            if type(x) is np.ndarray or isinstance(x, np.generic):
-                return (x.shape, x.dtype)
-            return None
-        key = []
-        for x in args:
-            if type(x) is not np.ndarray and not isinstance(x, np.generic):
-                return None
-            key.append(x.shape)
-            key.append(x.dtype)
-        return tuple(key)
+        key.append(x.shape)
+        key.append(x.dtype)
+    return tuple(key)
 
 
 def _unflatten(out_tree, outs):

@@ -284,26 +284,49 @@ def execute_trusted(prog, args):
         arenas = pool.pop()
     except IndexError:
         arenas = prog.new_arenas(_table)
+        arenas.run = _make_run(prog, arenas)
     try:
-        for k, view in arenas.copied_inputs:
-            view[...] = args[k]
-        if arenas.direct_inputs or arenas.direct_outputs:
-            return _run_direct(prog, arenas, args)
-        # NB: the common small case, kept short: every output is copied, in order.
-        status = _state["dispatch"](arenas.ptrs)
-        if status:
-            raise _error(prog, status, arenas.ia)
-        if arenas.only_output is not None:
-            return [arenas.only_output.copy()]
-        return [view.copy() if dtype is None else view.astype(dtype)
-                for _, view, dtype in arenas.copied_outputs]
+        return arenas.run(args)
     finally:
         if len(pool) < MAX_IDLE_ARENAS:
             pool.append(arenas)
 
 
+def _make_run(prog, arenas):
+    """``run(args) -> outputs``: one run of ``prog`` on ``arenas``, as short as the
+    program allows (most small programs take one array and return one)."""
+    dispatch, ptrs, ia = _state["dispatch"], arenas.ptrs, arenas.ia
+    if arenas.direct_inputs or arenas.direct_outputs:
+        return lambda args: _run_direct(prog, arenas, args)
+    inputs, outputs = arenas.copied_inputs, arenas.copied_outputs
+    if len(inputs) == 1 and arenas.only_output is not None:
+        (k, in_view), out_view = inputs[0], arenas.only_output
+
+        def run_one(args):
+            in_view[...] = args[k]
+            status = dispatch(ptrs)
+            if status:
+                raise _error(prog, status, ia)
+            return [out_view.copy()]
+
+        return run_one
+
+    def run(args):
+        for k, view in inputs:
+            view[...] = args[k]
+        status = dispatch(ptrs)
+        if status:
+            raise _error(prog, status, ia)
+        return [view.copy() if dtype is None else view.astype(dtype)
+                for _, view, dtype in outputs]
+
+    return run
+
+
 def _run_direct(prog, arenas, args):
-    """The rest of ``execute_trusted`` when some inputs or outputs are used in place."""
+    """One run when some inputs or outputs are used in place (``ArenaSet``)."""
+    for k, view in arenas.copied_inputs:
+        view[...] = args[k]
     code, patch = arenas.code, _state["patch"]
     keep = []  # NB: arrays the code points at must outlive the run
     for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:

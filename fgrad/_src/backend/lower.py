@@ -233,11 +233,12 @@ class ArenaSet:
     the other outputs with views and the dtype to convert to (None: the arena's own);
     ``only_output`` is the view of a lone output copied as is.
     ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
-    table's, so a run passes the dispatcher one array.
+    table's, so a run passes the dispatcher one array. ``run`` is the interpreter's
+    function running the program once on this set.
     """
 
     __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
-                 "direct_outputs", "only_output", "n_out", "ptrs", "ia")
+                 "direct_outputs", "only_output", "n_out", "ptrs", "ia", "run")
 
     def __init__(self, prog, arrays, table):
         self.arrays = arrays
@@ -288,6 +289,7 @@ class ArenaSet:
         # NB: the addresses stay valid while this object (holding the arrays and the
         # code) lives; the kernel table is a module global only ever written in place.
         self.ptrs = np.asarray(ptrs, np.int64)
+        self.run = None  # ``run(args) -> outputs``, set by the interpreter
 
 
 class Buffer:
