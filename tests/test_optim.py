@@ -84,6 +84,31 @@ def test_sgd_maximize():
     check(history, [[1.05, -1.9], [0.95, -1.85], [0.975, -1.9]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_on_large_parameters_updates_in_place(dtype):
+    # From 2**14 elements the update is one BLAS axpy into the parameter's own array.
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((130, 140)).astype(dtype)
+    w = fg.tensor(w0, requires_grad=True)
+    array = w.detach().numpy()
+    opt = optim.SGD([w], lr=0.1, momentum=0.5)
+    want, buf = w0.copy(), None
+    for _ in range(2):
+        g = rng.standard_normal(w0.shape).astype(dtype)
+        w.grad = fg.tensor(g)
+        opt.step()
+        buf = g if buf is None else 0.5 * buf + g
+        want = want - dtype(0.1) * buf
+    assert w.detach().numpy() is array or np.shares_memory(w.detach().numpy(), array)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(w.detach().numpy(), want, rtol=rtol, atol=rtol)
+    # A zero learning rate leaves NaN where the gradient is infinite, as p - 0 * g does.
+    w.grad = fg.tensor(np.full(w0.shape, np.inf, dtype))
+    with np.errstate(invalid="ignore"):
+        optim.SGD([w], lr=0.0).step()
+    assert np.isnan(w.detach().numpy()).all()
+
+
 def adam_reference(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                    decoupled=False, amsgrad=False):
     """PyTorch's Adam/AdamW algorithm (docs pseudo-code), one Python float at a time."""

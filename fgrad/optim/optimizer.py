@@ -213,6 +213,50 @@ class Optimizer:
         self.__dict__.update(state)
 
 
+# Arrays from this many elements on are updated by BLAS axpy (one pass, no temporary).
+_AXPY_MIN = 1 << 14
+_axpy: dict = {}
+
+
+def sub_scaled_(param, scale, update):
+    """``param -= scale * update`` in place on NumPy arrays.
+
+    Large contiguous float32/float64 arrays go to BLAS ``axpy`` (``y += a * x``, as
+    PyTorch's ``param.add_(update, alpha=-lr)``): one pass over memory instead of
+    NumPy's two plus a temporary the size of the parameter.
+
+    >>> p = np.ones(3)
+    >>> sub_scaled_(p, 0.5, np.array([1.0, 2.0, 4.0]))
+    >>> p
+    array([ 0.5,  0. , -1. ])
+    """
+    # NB: not for a zero scale: BLAS skips axpy with a == 0, so an infinite or NaN update
+    # would not turn the parameter into NaN as ``param - 0 * update`` does (and PyTorch).
+    if (scale != 0 and param.size >= _AXPY_MIN and type(update) is np.ndarray
+            and update.dtype == param.dtype and update.shape == param.shape
+            and param.flags.c_contiguous and update.flags.c_contiguous):
+        axpy = _axpy.get(param.dtype) or _load_axpy(param.dtype)
+        if axpy is not None:
+            flat = param.reshape(-1)
+            out = axpy(update.reshape(-1), flat, a=-float(scale))
+            if not np.may_share_memory(out, flat):  # NB: f2py copied instead of updating
+                flat[...] = out
+            return
+    param -= scale * update
+
+
+def _load_axpy(dtype):
+    name = {np.dtype(np.float32): "saxpy", np.dtype(np.float64): "daxpy"}.get(dtype)
+    if name is None:
+        return None
+    try:
+        from scipy.linalg import blas
+    except ImportError:  # pragma: no cover  (scipy is a dependency)
+        return None
+    fn = _axpy[dtype] = getattr(blas, name)
+    return fn
+
+
 def _buffer(state, key, like):
     t = state.get(key)
     if t is None:

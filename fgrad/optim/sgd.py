@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fgrad._src.tensor.tensor import Tensor
-from fgrad.optim.optimizer import Optimizer, _as_value
+from fgrad.optim.optimizer import Optimizer, _as_value, sub_scaled_
 
 
 class SGD(Optimizer):
@@ -69,4 +69,4 @@ class SGD(Optimizer):
                 grad = grad + momentum * buf._value
             else:
                 grad = buf._value
-        p -= lr * grad
+        sub_scaled_(p, lr, grad)
