@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from fgrad._src import core
 from fgrad._src.core import Literal, Tracer, get_aval
 
@@ -30,7 +32,6 @@ def batch_eval_jaxpr(jaxpr, consts, args, in_batched, instantiate=False):
     Returns ``(outs, out_batched)``. With ``instantiate=True`` every output is
     batched (unbatched ones are broadcast along a new leading axis).
 
-    >>> import numpy as np
     >>> import fgrad as fg
     >>> closed = fg.make_jaxpr(lambda x, y: x * y)(np.ones(2), np.ones(2))
     >>> outs, batched = batch_eval_jaxpr(
@@ -150,8 +151,6 @@ def _stack(xs):
 
 def _empty_batch(prim, args, batched, params):
     """Outputs with a batch of size 0: zeros of the per-element output shapes."""
-    import numpy as np
-
     in_avals = [
         get_aval(x).update(shape=get_aval(x).shape[1:]) if b else get_aval(x)
         for x, b in zip(args, batched)
