@@ -197,3 +197,25 @@ def test_reference_backend_switch_gives_same_result():
         fg.config.update("backend", previous)
     with pytest.raises(ValueError, match="backend"):
         fg.config.update("backend", "gpu")
+
+
+def test_hot_path_follows_signature_and_config():
+    f, calls = counting(lambda x: fnp.sin(x) * 2.0)
+    jf = fg.jit(f)
+    a, b = np.linspace(0, 1, 3), np.linspace(0, 1, 4)
+    c = a.astype(np.float32)
+    for x in [a, a, a, b, a, c, c, a, a[::-1], a.reshape(3, 1), a.reshape(3, 1)]:
+        out = jf(x)
+        np.testing.assert_allclose(out, np.sin(x) * 2.0, rtol=1e-6)
+        assert out.dtype == x.dtype and out.shape == x.shape
+    assert calls["n"] == 4  # (3,) f64, (4,) f64, (3,) f32, (3, 1) f64
+    # A config change reaches a signature that is already on the hot path.
+    bad = np.array([np.inf, 0.0, 1.0])
+    jf(bad)
+    fg.config.update("debug_nans", True)
+    try:
+        with pytest.raises(FloatingPointError), np.errstate(invalid="ignore"):
+            jf(bad)
+    finally:
+        fg.config.update("debug_nans", False)
+    assert np.isnan(jf(bad)[0])

@@ -65,6 +65,8 @@ class JittedFunction:
         self.static_argnums = static_argnums
         self._cache: OrderedDict = OrderedDict()
         self._fast: dict = {}
+        # (shape, dtype, runner) of the last one-array call with one array out, if any
+        self._last = None
 
     def _signature(self, args):
         statics = tuple(
@@ -105,8 +107,15 @@ class JittedFunction:
         return entry, leaves
 
     def __call__(self, *args):
-        # NB: the hot path is written out flat. For plain NumPy arguments with no static
-        # ones and no transform active, shapes and dtypes imply the full signature.
+        # NB: the hot paths are written out flat. For plain NumPy arguments with no static
+        # ones and no transform active, shapes and dtypes imply the full signature; the
+        # last one-array signature is checked first, without building a key.
+        last = self._last
+        if last is not None and len(args) == 1 and _flags.interpreter:
+            x = args[0]
+            if (type(x) is np.ndarray and x.shape == last[0] and x.dtype is last[1]
+                    and len(_trace_state.stack) == 1):
+                return last[2](args)[0]
         fast_key = None
         # NB: ``len(_trace_state.stack) == 1`` is ``core.current_level() == 0``, inlined.
         if not self.static_argnums and len(_trace_state.stack) == 1:
@@ -117,13 +126,19 @@ class JittedFunction:
             else:
                 fast_key = _fast_key(args)
         entry = self._fast.get(fast_key) if fast_key is not None else None
-        if entry is not None:
-            runner, closed, out_tree, single = entry
-            if runner is not None and _flags.interpreter:
-                outs = runner(args)
-            else:
-                outs = execute.run_closed_jaxpr(closed, list(args))
+        if entry is None:
+            return self._call_slow(args, fast_key)
+        runner, closed, out_tree, single = entry
+        if runner is None or not _flags.interpreter:
+            outs = execute.run_closed_jaxpr(closed, list(args))
             return outs[0] if single else tree_unflatten(out_tree, outs)
+        if single and len(args) == 1 and type(args[0]) is np.ndarray:
+            self._last = (args[0].shape, args[0].dtype, runner)
+        outs = runner(args)
+        return outs[0] if single else tree_unflatten(out_tree, outs)
+
+    def _call_slow(self, args, fast_key):
+        """Trace (at most once per signature) and run; remember hot-path signatures."""
         (closed, out_tree), leaves = self.lower(*args)
         if not _is_top_level(leaves):
             return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
