@@ -111,3 +111,105 @@ def test_debug_nans_names_the_primitive_eagerly_and_under_jit():
                 fn(np.array([-1.0, 1.0]))
     finally:
         fg.config.update("debug_nans", False)
+
+
+def test_repeated_structure_reuses_the_functions_program_without_a_lookup():
+    fresh_cache()
+    g = fg.grad(lambda x: fnp.sum(fnp.tanh(x) * x + fnp.sin(x) ** 2))
+    g(np.ones(3))
+    fresh_cache()  # the function's own last recording still holds the program
+    for k in range(3):
+        x = np.linspace(-1, 1, 3) * (k + 1)
+        expected = np.tanh(x) + x * (1 - np.tanh(x) ** 2) + 2 * np.sin(x) * np.cos(x)
+        np.testing.assert_allclose(g(x), expected)
+    assert len(grad_cache._programs) == 0
+
+
+def test_alternating_control_flow_on_array_values():
+    fresh_cache()
+
+    def f(x):
+        if fnp.sum(x) > 0:
+            return fnp.sum(x ** 3)
+        return fnp.sum(fnp.sin(x))
+
+    g = fg.grad(f)
+    for sign in (1.0, -1.0, 1.0, -1.0):
+        x = sign * np.array([0.5, 1.5])
+        want = 3 * x ** 2 if sign > 0 else np.cos(x)
+        np.testing.assert_allclose(g(x), want)
+    assert len(grad_cache._programs) == 2
+
+
+def test_changed_input_dtype_or_weakness_is_seen():
+    g = fg.grad(lambda x: fnp.sum(x * x))
+    assert g(np.ones(2)).dtype == np.float64
+    out = g(np.ones(2, np.float32))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [2.0, 2.0])
+    h = fg.grad(lambda x: x * 3.0)
+    assert h(2.0) == 3.0
+    assert h(np.float32(2.0)).dtype == np.float32
+    assert h(2.0) == 3.0
+
+
+def test_changed_closure_constant_shape_is_seen():
+    weights = [np.array([1.0, 2.0, 3.0])]
+    g = fg.grad(lambda x: fnp.sum(x * weights[0]))
+    np.testing.assert_allclose(g(np.ones(3)), [1.0, 2.0, 3.0])
+    weights[0] = np.array(4.0)  # now broadcast: another program
+    np.testing.assert_allclose(g(np.ones(3)), [4.0, 4.0, 4.0])
+    weights[0] = np.array([5.0, 6.0, 7.0], np.float32)  # promoted to float64
+    np.testing.assert_allclose(g(np.ones(3)), [5.0, 6.0, 7.0])
+
+
+def test_a_recording_matches_its_expected_one_only_step_for_step():
+    from fgrad._src.interpreters.record import record
+    from fgrad._src.lax import lax
+
+    w = np.float64(2.0)
+    _, first = record(lambda x: [lax.mul(lax.sin(x), w)], [np.float64(1.0)])
+    _, same = record(lambda x: [lax.mul(lax.sin(x), w)], [np.float64(3.0)], first.skeleton())
+    assert same.matches(same.expected)
+    assert same.key([3]) == first.key([3])
+    variants = [
+        lambda x: [lax.mul(w, lax.sin(x))],  # the constant enters before sin
+        lambda x: [lax.mul(lax.cos(x), w)],  # another primitive
+        lambda x: [lax.mul(lax.sin(x), np.float32(2.0))],  # another constant aval
+        lambda x: [lax.mul(lax.sin(x), w), lax.sin(x)],  # one equation more
+        lambda x: [lax.sin(x)],  # one equation fewer
+    ]
+    for f in variants:
+        expected = first.skeleton()
+        _, other = record(f, [np.float64(1.0)], expected)
+        assert not other.matches(expected)
+    _, other = record(lambda x: [lax.mul(lax.sin(x), w)], [np.float32(1.0)], first.skeleton())
+    assert other.expected is None  # another input aval
+
+
+def test_value_and_grad_with_aux_on_the_one_array_path():
+    def loss(x):
+        y = fnp.tanh(x)
+        return fnp.sum(y * y), (y, {"n": 2})
+
+    vg = fg.value_and_grad(loss, has_aux=True)
+    for k in range(2):
+        x = np.linspace(-1, 1, 4) + k
+        (value, (y, extra)), grad = vg(x)
+        np.testing.assert_allclose(value, np.sum(np.tanh(x) ** 2))
+        np.testing.assert_allclose(y, np.tanh(x))
+        assert extra == {"n": 2}
+        np.testing.assert_allclose(grad, 2 * np.tanh(x) * (1 - np.tanh(x) ** 2))
+
+
+def test_errors_on_the_one_array_path():
+    import pytest
+
+    with pytest.raises(TypeError, match="scalar output"):
+        fg.grad(lambda x: x * 2.0)(np.ones(3))
+    with pytest.raises(TypeError, match="single scalar"):
+        fg.grad(lambda x: (fnp.sum(x), fnp.sum(x)))(np.ones(3))
+    with pytest.raises(TypeError, match="requires the function to return a pair"):
+        fg.grad(lambda x: fnp.sum(x), has_aux=True)(np.ones(3))
+    with pytest.raises(TypeError, match="floating-point inputs"):
+        fg.grad(lambda x: fnp.sum(x))(np.ones(3, np.int64))

@@ -48,16 +48,16 @@ def _split_aux(f, has_aux, name):
     if not has_aux:
         return lambda *args: (f(*args), None)
 
-    def f_aux(*args):
-        result = f(*args)
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            raise TypeError(
-                f"{name} with has_aux=True requires the function to return a pair "
-                f"(output, aux), got {type(result).__name__}"
-            )
-        return tuple(result)
+    return lambda *args: _check_aux_pair(f(*args), name)
 
-    return f_aux
+
+def _check_aux_pair(result, name):
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise TypeError(
+            f"{name} with has_aux=True requires the function to return a pair "
+            f"(output, aux), got {type(result).__name__}"
+        )
+    return tuple(result)
 
 
 def _lower_to_primal(x):
@@ -256,70 +256,74 @@ def value_and_grad(f, argnums=0, has_aux=False):
         single, nums = normalize(len(args))
         leaf = args[nums[0]]
         # NB: the common case, one float ndarray differentiated at top level, skips the
-        # pytree machinery; anything else takes the general path below.
+        # pytree machinery (in_tree None); anything else takes the general path.
         if (single and type(leaf) is np.ndarray and leaf.dtype in _FAST_DTYPES
-                and grad_cache.applicable(())):
-            in_tree = None
-            diff_flat = [leaf]
+                and grad_cache.at_top_level()):
+            in_tree, diff_flat = None, [leaf]
         else:
             _check_differentiable(args, nums, "grad")
             diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
+            if not grad_cache.applicable(diff_flat):
+                return _value_and_grad_traced(f, args, kwargs, nums, single, has_aux,
+                                              diff_flat, in_tree)
+        trees: list = []  # the output's and the aux's tree, filled by f_flat
 
-        def f_partial(*diff_args):
+        def f_flat(*leaves):
             full = list(args)
-            for n, a in zip(nums, diff_args):
-                full[n] = a
-            return f(*full, **kwargs)
+            if in_tree is None:
+                full[nums[0]] = leaves[0]
+            else:
+                for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
+                    full[n] = a
+            return _flat_outputs(f(*full, **kwargs), has_aux, trees)
 
-        f_aux = _split_aux(f_partial, has_aux, "grad")
-        if in_tree is None:
-            out, aux, grads_flat = _value_and_grad_recorded(site, f_aux, diff_flat, None, has_aux)
-        elif grad_cache.applicable(diff_flat):
-            out, aux, grads_flat = _value_and_grad_recorded(
-                site, f_aux, diff_flat, in_tree, has_aux
-            )
-        else:
-            out, aux, grads_flat = _value_and_grad_traced(f_aux, diff_flat, in_tree)
+        outs, grads_flat = grad_cache.value_and_grad_recorded(
+            site, f_flat, diff_flat, lambda outs: _check_recorded_output(outs, trees[0])
+        )
         if in_tree is None:
             grads = grads_flat[0]
         else:
             grads = tree_unflatten(in_tree, grads_flat)
             grads = grads[0] if single else grads
-        value = (out, aux) if has_aux else out
-        return value, grads
+        if not has_aux:
+            return outs[0].val, grads
+        aux = tree_unflatten(trees[1], [t.val for t in outs[trees[0].num_leaves:]])
+        return (outs[0].val, aux), grads
 
     return value_and_grad_f
 
 
-def _value_and_grad_recorded(site, f_aux, diff_flat, in_tree, has_aux):
-    """Un-jitted grad at top level: record ``f_aux`` and reuse a cached program.
-
-    ``in_tree`` is None for a single array argument (its one leaf is the argument).
-    """
-    trees: list = []
-
-    def f_flat(*leaves):
-        out, aux = f_aux(*(leaves if in_tree is None else tree_unflatten(in_tree, leaves)))
-        # NB: a tracer output is one leaf: no need to flatten it.
-        out_leaves, out_tree = ([out], LEAF) if isinstance(out, Tracer) else tree_flatten(out)
-        trees.append(out_tree)
-        if not has_aux:
-            return out_leaves
-        aux_leaves, aux_tree = tree_flatten(aux)
-        trees.append(aux_tree)
-        return out_leaves + aux_leaves
-
-    def check_outputs(values):
-        _check_scalar_output(values[:trees[0].num_leaves], trees[0])
-
-    values, grads_flat = grad_cache.value_and_grad_recorded(site, f_flat, diff_flat,
-                                                            check_outputs)
-    aux = tree_unflatten(trees[1], values[trees[0].num_leaves:]) if has_aux else None
-    return values[0], aux, grads_flat
+def _flat_outputs(result, has_aux, trees):
+    """The leaves of ``f``'s output, then of its aux; their trees are appended to ``trees``."""
+    out, aux = _check_aux_pair(result, "grad") if has_aux else (result, None)
+    # NB: a tracer output is one leaf: no need to flatten it.
+    out_leaves, out_tree = ([out], LEAF) if isinstance(out, Tracer) else tree_flatten(out)
+    trees.append(out_tree)
+    if not has_aux:
+        return out_leaves
+    aux_leaves, aux_tree = tree_flatten(aux)
+    trees.append(aux_tree)
+    return out_leaves + aux_leaves
 
 
-def _value_and_grad_traced(f_aux, diff_flat, in_tree):
+def _check_recorded_output(out_tracers, out_tree):
+    if out_tree is LEAF:
+        aval = out_tracers[0].aval
+        if aval.shape == () and aval.dtype.kind == "f":
+            return  # NB: the common case, a float scalar, without building the error path
+    _check_scalar_output([t.val for t in out_tracers[:out_tree.num_leaves]], out_tree)
+
+
+def _value_and_grad_traced(f, args, kwargs, nums, single, has_aux, diff_flat, in_tree):
     """Linearize and transpose at the current trace (under other transforms)."""
+
+    def f_partial(*diff_args):
+        full = list(args)
+        for n, a in zip(nums, diff_args):
+            full[n] = a
+        return f(*full, **kwargs)
+
+    f_aux = _split_aux(f_partial, has_aux, "grad")
     out_flat, lin, out_tree, aux, n_out = _linearize_with_aux(f_aux, diff_flat, in_tree)
     _check_scalar_output(out_flat, out_tree)
     (out,) = out_flat
@@ -327,7 +331,9 @@ def _value_and_grad_traced(f_aux, diff_flat, in_tree):
     cts_in = _transpose_linear(lin, [ct], n_out)
     in_avals = [get_aval(x) for x in diff_flat]
     grads_flat = [_cast_ct(_instantiate(g, a), a) for g, a in zip(cts_in, in_avals)]
-    return out, aux, grads_flat
+    grads = tree_unflatten(in_tree, grads_flat)
+    grads = grads[0] if single else grads
+    return ((out, aux) if has_aux else out), grads
 
 
 def _check_scalar_output(out_flat, out_tree):

@@ -29,11 +29,12 @@ _programs: OrderedDict = OrderedDict()
 
 def applicable(leaves) -> bool:
     """True at top level (no transform active) with concrete inputs."""
-    return (
-        core.current_level() == 0
-        and not config.flags.debug_nans
-        and not any(isinstance(x, Tracer) for x in leaves)
-    )
+    return at_top_level() and not any(isinstance(x, Tracer) for x in leaves)
+
+
+def at_top_level() -> bool:
+    """True when no transform is active (and debug_nans does not ask for the traced path)."""
+    return core.current_level() == 0 and not config.flags.debug_nans
 
 
 class Site:
@@ -132,16 +133,13 @@ def _program_for(site, recording, value_slot):
 
 def value_and_grad_recorded(site, f_flat, diff_flat, check_outputs):
     """Record ``f_flat`` on the concrete ``diff_flat`` and run the gradient program
-    of its first output; ``check_outputs(values)`` validates the outputs first
+    of its first output; ``check_outputs(out_tracers)`` validates the outputs first
     (it raises when they are not a single float scalar plus aux leaves).
 
-    Returns ``(output values, grads_flat)``.
+    Returns ``(out_tracers, grads_flat)``: each output tracer's ``val`` is its value.
     """
     last = site.last
     outs, recording = record(f_flat, diff_flat, None if last is None else last[0])
-    values = [out.val for out in outs]
-    check_outputs(values)
+    check_outputs(outs)
     program = _program_for(site, recording, outs[0].slot)
-    inputs = [value for _, value in recording.consts]
-    inputs.extend(core.to_numpy(x) for x in diff_flat)
-    return values, program.run(inputs)[1:]
+    return outs, program.run(recording.program_inputs())[1:]

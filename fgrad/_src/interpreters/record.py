@@ -17,7 +17,7 @@ expected one, output avals are taken from it instead of being recomputed, and
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401  (used by the doctest)
+import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import ClosedJaxpr, Jaxpr, JaxprEqn, Tracer, Var, get_aval, impl_rules
@@ -55,6 +55,7 @@ class Recording:
         self.consts: list = []  # (slot, value), in order of first use
         self.keepalive: list = []
         self.in_slots: list = []
+        self.in_values: list = []  # the inputs as NumPy values
         # NB: None once anything differed from `expected`; never set back.
         self.expected = expected
 
@@ -82,6 +83,12 @@ class Recording:
             and len(self.consts) == len(expected.consts)
             and len(self.in_slots) == len(expected.in_slots)
         )
+
+    def program_inputs(self) -> list:
+        """The values to run the program of ``to_closed_jaxpr`` on: constants, then inputs."""
+        if not self.consts:
+            return self.in_values
+        return [value for _, value in self.consts] + self.in_values
 
     def skeleton(self) -> Recording:
         """A copy that keeps the structure and avals but no values (an ``expected``)."""
@@ -118,17 +125,23 @@ class RecordTrace(core.Trace):
 
     def new_input(self, val) -> RecordTracer:
         recording = self.recording
-        aval = get_aval(val)  # NB: before to_numpy, so a Python scalar input stays weak
-        val = core.to_numpy(val)
         slot = len(recording.avals)  # NB: inputs come first, so slot == input index
         expected = recording.expected
-        if expected is not None:
-            if slot < len(expected.in_slots) and expected.avals[slot] == aval:
-                aval = expected.avals[slot]
-            else:
-                recording.expected = None
+        aval = None
+        if expected is not None and slot < len(expected.in_slots):
+            aval = expected.avals[slot]
+            # NB: the common case, an array of the expected shape and dtype, skips
+            # get_aval (an ndarray's aval is never weak).
+            if not (type(val) is np.ndarray and val.shape == aval.shape
+                    and val.dtype == aval.dtype and not aval.weak_type):
+                aval = aval if get_aval(val) == aval else None
+        if aval is None:
+            recording.expected = None
+            aval = get_aval(val)  # NB: before to_numpy, so a Python scalar input stays weak
+        val = core.to_numpy(val)
         recording.avals.append(aval)
         recording.in_slots.append(slot)
+        recording.in_values.append(val)
         return RecordTracer(self, val, slot, aval)
 
     def pure(self, val):
@@ -160,11 +173,22 @@ class RecordTrace(core.Trace):
         rule = impl_rules.get(primitive)
         if rule is None:
             raise NotImplementedError(f"primitive {primitive.name} has no implementation")
-        outs = rule(*[t.val for t in tracers], **params)
+        # NB: unary and binary primitives, nearly all of them, skip two comprehensions.
+        if len(tracers) == 1:
+            (x,) = tracers
+            outs = rule(x.val, **params)
+            in_slots = (x.slot,)
+        elif len(tracers) == 2:
+            x, y = tracers
+            outs = rule(x.val, y.val, **params)
+            in_slots = (x.slot, y.slot)
+        else:
+            outs = rule(*[t.val for t in tracers], **params)
+            in_slots = tuple([t.slot for t in tracers])
         vals = list(outs) if primitive.multiple_results else [outs]
         avals = recording.avals
         eqns = recording.eqns
-        eqn = (primitive, tuple([t.slot for t in tracers]), params, len(avals))
+        eqn = (primitive, in_slots, params, len(avals))
         n = len(eqns)
         expected = recording.expected
         # NB: an equation equal to the expected one (same primitive and params on the

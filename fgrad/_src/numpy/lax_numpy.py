@@ -354,6 +354,8 @@ def power(x, y):
     >>> power(np.array([2.0, 3.0]), 2)
     array([4., 9.])
     """
+    if y.__class__ is int and y == 2 and isinstance(x, Tracer) and x.aval.dtype.kind == "f":
+        return lax.square(x)  # NB: the common `x ** 2` of a float tracer, checked first
     if isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float)):
         x = _operand(x)
         kind = get_aval(x).dtype.kind
@@ -680,6 +682,12 @@ def sum(x, axis=None, dtype=None, keepdims=False):  # noqa: A001
     >>> sum(np.array([[1.0, 2.0], [3.0, 4.0]]), axis=0)
     array([4., 6.])
     """
+    if isinstance(x, Tracer) and axis is None and dtype is None and not keepdims:
+        aval = x.aval
+        if aval.dtype.kind == "f" and not aval.weak_type and aval.shape:
+            # NB: the common full sum of a strong float tracer has nothing to cast or
+            # normalise: its axes are already canonical.
+            return lax.reduce_sum_p.bind(x, axes=tuple(range(len(aval.shape))))
     x = _operand(x)
     dtype = _sum_dtype(get_aval(x).dtype) if dtype is None else np.dtype(dtype)
     return _reduce(x, axis, keepdims, lax.reduce_sum, dtype)
