@@ -1,8 +1,11 @@
 """The numba interpreter: run a lowered ``Program`` with one call into compiled code.
 
 ``run(closed, args)`` lowers ``closed`` once (the ``Program`` is cached on the
-``ClosedJaxpr`` object), copies the inputs into arenas, calls the dispatcher
-``kernels_entry.run_program`` and copies the outputs out.
+``ClosedJaxpr`` object), checks the arguments and calls ``execute_trusted``, which
+``fg.jit``'s hot path calls directly: take an arena set (``lower.ArenaSet``) from the
+program's pool, copy small inputs in (large float ones are read where they lie, large
+float outputs written straight into fresh arrays), make one call into the dispatcher
+``kernels_entry.run_packed`` and copy small outputs out.
 
 Arenas come from a per-program pool: a call pops a free arena set (or makes a new
 one) and pushes it back when done, so concurrent calls of one program never share
