@@ -11,7 +11,10 @@ cross-entropy loss, backward, plain SGD update (lr 0.01). Contenders:
 * ``fg.jit(value_and_grad), plain fnp``: the W4 function of ``fgrad.bench``
   (no module), to separate the bridge from the compiled step;
 * ``torch nn + optim``: the PyTorch version, when torch is installed
-  (``pip install torch==2.13.0``).
+  (``pip install torch==2.13.0``). With ``OPENBLAS_NUM_THREADS`` set, torch gets
+  that many intra-op threads too, so every contender computes with the same number
+  of threads (and torch's idle OpenMP threads, which spin after each op, do not
+  slow down the contenders timed after it).
 
 Every contender is first checked to produce the same updated parameters as NumPy
 from the same starting point. Then they are timed interleaved (median of rounds)
@@ -123,6 +126,9 @@ def contenders(x, labels):
     }
 
     if torch is not None:
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))
         tmodel = torch.nn.Sequential(
             torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
             torch.nn.ReLU(), torch.nn.Linear(256, 10))
@@ -168,9 +174,12 @@ def main(argv=None):
     verify(steps, states)
     timings = measure(steps, rounds=args.rounds)
     base, base_min = timings["numpy (hand-written)"]
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    torch_note = (f", torch {torch.__version__} with {torch.get_num_threads()} thread(s)"
+                  if torch else "")
     print(f"W4 training step: MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, SGD "
-          f"(python {sys.version.split()[0]}, numpy {np.__version__}, "
-          f"{os.cpu_count()} cpus{', torch ' + torch.__version__ if torch else ''})")
+          f"(python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cpus, "
+          f"OPENBLAS_NUM_THREADS={blas_threads}{torch_note})")
     width = max(map(len, timings))
     print(f"{'contender':<{width}}  {'median ms':>9}  {'min ms':>8}  {'x numpy':>7}  "
           f"{'(of mins)':>9}")
