@@ -376,7 +376,8 @@ class new_main:  # noqa: N801  (used like the function it replaced: `with new_ma
     def __enter__(self) -> MainTrace:
         # NB: the level is taken at entry, as the generator version did.
         stack = _state.stack
-        main = MainTrace(len(stack), *self._main)
+        # NB: tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
+        main = tuple.__new__(MainTrace, (len(stack), *self._main))
         stack.append(main)
         return main
 

@@ -185,7 +185,7 @@ class RecordTrace(core.Trace):
         else:
             outs = rule(*[t.val for t in tracers], **params)
             in_slots = tuple([t.slot for t in tracers])
-        vals = list(outs) if primitive.multiple_results else [outs]
+        multiple_results = primitive.multiple_results
         avals = recording.avals
         eqns = recording.eqns
         eqn = (primitive, in_slots, params, len(avals))
@@ -199,19 +199,22 @@ class RecordTrace(core.Trace):
             out_avals = expected.eqn_avals[n]
         else:
             recording.expected = None
-            if any(t.aval.weak_type for t in tracers):  # concrete values cannot carry weakness
-                in_avals = [t.aval for t in tracers]
-                out_avals = tuple(core.abstract_eval(primitive, in_avals, params))
-            else:
-                out_avals = tuple([get_aval(v) for v in vals])
+            out_avals = _out_avals(primitive, tracers, params,
+                                   list(outs) if multiple_results else [outs])
         avals.extend(out_avals)
         eqns.append(eqn)
         recording.eqn_avals.append(out_avals)
         first = eqn[3]
-        if len(vals) == 1:
-            return [RecordTracer(self, vals[0], first, out_avals[0])]
+        if not multiple_results:
+            return [RecordTracer(self, outs, first, out_avals[0])]
         return [RecordTracer(self, v, first + i, a)
-                for i, (v, a) in enumerate(zip(vals, out_avals))]
+                for i, (v, a) in enumerate(zip(outs, out_avals))]
+
+
+def _out_avals(primitive, tracers, params, vals) -> tuple:
+    if any(t.aval.weak_type for t in tracers):  # concrete values cannot carry weakness
+        return tuple(core.abstract_eval(primitive, [t.aval for t in tracers], params))
+    return tuple([get_aval(v) for v in vals])
 
 
 def record(f_flat, args, expected: Recording | None = None):
