@@ -209,7 +209,25 @@ def _fast_convert(eqn):
     return fast
 
 
+def _fast_scatter_add(eqn):
+    if eqn.params["axis"] != 0:
+        return None
+    # NB: at axis 0 the impl's moveaxis calls are identities; the range check stays.
+    from fgrad._src.lax.indexing import check_indices_in_range
+
+    add_at = np.add.at
+
+    def fast(x, indices, updates, *, axis):
+        out = np.array(x, copy=True)
+        check_indices_in_range(indices, out.shape[0])
+        add_at(out, indices, updates)
+        return out
+
+    return fast
+
+
 _SPECIAL = {
+    "scatter_add": _fast_scatter_add,
     "select_n": _fast_select,
     "div": _fast_divide,
     "reshape": _fast_reshape,
