@@ -220,8 +220,8 @@ def _check_differentiable(args, argnums, name):
                 )
 
 
-# NB: the dtypes of the one-array fast path of value_and_grad; each is supported
-# and floating, so such an argument passes _check_differentiable.
+# NB: the array dtypes of the one-argument fast path of value_and_grad; each is
+# supported and floating, so such an argument passes _check_differentiable.
 _FAST_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
@@ -255,10 +255,10 @@ def value_and_grad(f, argnums=0, has_aux=False):
     def value_and_grad_f(*args, **kwargs):
         single, nums = normalize(len(args))
         leaf = args[nums[0]]
-        # NB: the common case, one float ndarray differentiated at top level, skips the
-        # pytree machinery (in_tree None); anything else takes the general path.
-        if (single and type(leaf) is np.ndarray and leaf.dtype in _FAST_DTYPES
-                and grad_cache.at_top_level()):
+        # NB: the common case, one float ndarray (or Python float) differentiated at top
+        # level, skips the pytree machinery (in_tree None); all else takes the general path.
+        if (single and ((type(leaf) is np.ndarray and leaf.dtype in _FAST_DTYPES)
+                        or type(leaf) is float) and grad_cache.at_top_level()):
             in_tree, diff_flat = None, [leaf]
         else:
             _check_differentiable(args, nums, "grad")
