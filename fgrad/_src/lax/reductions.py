@@ -34,11 +34,13 @@ def _broadcast_back(ct, operand_shape, axes):
     return lax.broadcast_in_dim(ct, operand_shape, kept)
 
 
-def _reduction(name, numpy_fn, accepted_bool=True):
+def _reduction(name, ufunc, accepted_bool=True):
     def impl(x, *, axes):
-        x = np.asarray(x)
-        # NB: [()] gives a NumPy scalar for a full reduction, as NumPy itself does.
-        return np.asarray(numpy_fn(x, axis=axes), dtype=x.dtype)[()]
+        # NB: ufunc.reduce is what np.sum/np.max/... call (same pairwise sums, same
+        # bits), without their wrappers; a full reduction gives a NumPy scalar, as
+        # NumPy does. Small integers are summed in int64 by NumPy: cast back.
+        out = ufunc.reduce(x, axis=axes)
+        return out if out.dtype == x.dtype else np.asarray(out, x.dtype)[()]
 
     return primitive(name, _reduced_abstract(name, accepted_bool), impl)
 
@@ -49,7 +51,7 @@ def _canonical_axes(axes):
 
 # --------------------------------------------------------------------------- reduce_sum
 
-reduce_sum_p = _reduction("reduce_sum", np.sum, accepted_bool=False)
+reduce_sum_p = _reduction("reduce_sum", np.add, accepted_bool=False)
 
 
 def reduce_sum(x, axes):
@@ -78,8 +80,8 @@ def _minmax_jvp(prim):
     ad.defjvp2(prim, jvp)
 
 
-reduce_max_p = _reduction("reduce_max", np.max)
-reduce_min_p = _reduction("reduce_min", np.min)
+reduce_max_p = _reduction("reduce_max", np.maximum)
+reduce_min_p = _reduction("reduce_min", np.minimum)
 _minmax_jvp(reduce_max_p)
 _minmax_jvp(reduce_min_p)
 batching.defbatch_axes(reduce_max_p, "axes")
@@ -98,7 +100,7 @@ def reduce_min(x, axes):
 
 # --------------------------------------------------------------------------- reduce_prod
 
-reduce_prod_p = _reduction("reduce_prod", np.prod, accepted_bool=False)
+reduce_prod_p = _reduction("reduce_prod", np.multiply, accepted_bool=False)
 
 
 def reduce_prod(x, axes):
