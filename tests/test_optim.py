@@ -84,9 +84,15 @@ def test_sgd_maximize():
     check(history, [[1.05, -1.9], [0.95, -1.85], [0.975, -1.9]])
 
 
+@pytest.mark.parametrize("scipy_blas", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sgd_on_large_parameters_updates_in_place(dtype):
-    # From 2**14 elements the update is one BLAS axpy into the parameter's own array.
+def test_sgd_on_large_parameters_updates_in_place(dtype, scipy_blas, monkeypatch):
+    # From 2**14 elements the update is one BLAS axpy into the parameter's own array
+    # (when SciPy's BLAS may be used: single-threaded BLAS), else NumPy's two passes.
+    from fgrad._src.tensor import blas
+
+    monkeypatch.setattr(blas, "_enabled", scipy_blas)
+    monkeypatch.setattr(blas, "_routines", {})
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((130, 140)).astype(dtype)
     w = fg.tensor(w0, requires_grad=True)

@@ -257,6 +257,39 @@ def test_first_grad_kept_without_copy_never_aliases_anything_visible():
     assert root.tolist() == [1.0, 1.0, 1.0] and leaf.grad.tolist() == [2.0, 2.0, 2.0]
 
 
+@pytest.mark.parametrize("scipy_blas", [False, True])
+def test_large_linear_products_with_and_without_scipy_blas(scipy_blas, monkeypatch):
+    from fgrad._src.tensor import blas, dispatch
+
+    monkeypatch.setattr(blas, "_enabled", scipy_blas)
+    monkeypatch.setattr(blas, "_routines", {})
+    monkeypatch.setattr(dispatch, "_cache", {})  # stage the programs again
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 300)).astype(np.float32)
+    w = fg.tensor(rng.standard_normal((200, 300)).astype(np.float32), requires_grad=True)
+    out = fg.nn.functional.linear(fg.from_numpy(x), w)
+    assert out.is_contiguous()
+    np.testing.assert_allclose(out.detach().numpy(), x @ w.detach().numpy().T,
+                               rtol=1e-4, atol=1e-4)
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((96, 200), np.float32).T @ x,
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_scipy_blas_only_with_single_threaded_blas(monkeypatch):
+    from fgrad._src.tensor import blas
+
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert not blas._single_threaded()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # OpenBLAS reads this one first
+    assert blas._single_threaded()
+    monkeypatch.setattr(blas, "_enabled", False)
+    monkeypatch.setattr(blas, "_routines", {})
+    assert blas.routine("gemm", np.float32) is None
+
+
 def test_grad_seen_by_a_hook_is_not_accumulated_into():
     seen = []
     w = fg.ones(3, requires_grad=True)

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from fgrad._src.tensor import grad_mode
+from fgrad._src.tensor import blas, grad_mode
 from fgrad._src.tensor.graph import reset_grad
 from fgrad._src.tensor.tensor import Tensor
 
@@ -215,15 +215,15 @@ class Optimizer:
 
 # Arrays from this many elements on are updated by BLAS axpy (one pass, no temporary).
 _AXPY_MIN = 1 << 14
-_axpy: dict = {}
 
 
 def sub_scaled_(param, scale, update):
     """``param -= scale * update`` in place on NumPy arrays.
 
     Large contiguous float32/float64 arrays go to BLAS ``axpy`` (``y += a * x``, as
-    PyTorch's ``param.add_(update, alpha=-lr)``): one pass over memory instead of
-    NumPy's two plus a temporary the size of the parameter.
+    PyTorch's ``param.add_(update, alpha=-lr)``) when SciPy's BLAS may be used (see
+    ``fgrad._src.tensor.blas``): one pass over memory instead of NumPy's two plus a
+    temporary the size of the parameter.
 
     >>> p = np.ones(3)
     >>> sub_scaled_(p, 0.5, np.array([1.0, 2.0, 4.0]))
@@ -235,7 +235,7 @@ def sub_scaled_(param, scale, update):
     if (scale != 0 and param.size >= _AXPY_MIN and type(update) is np.ndarray
             and update.dtype == param.dtype and update.shape == param.shape
             and param.flags.c_contiguous and update.flags.c_contiguous):
-        axpy = _axpy.get(param.dtype) or _load_axpy(param.dtype)
+        axpy = blas.routine("axpy", param.dtype)
         if axpy is not None:
             flat = param.reshape(-1)
             out = axpy(update.reshape(-1), flat, a=-float(scale))
@@ -243,18 +243,6 @@ def sub_scaled_(param, scale, update):
                 flat[...] = out
             return
     param -= scale * update
-
-
-def _load_axpy(dtype):
-    name = {np.dtype(np.float32): "saxpy", np.dtype(np.float64): "daxpy"}.get(dtype)
-    if name is None:
-        return None
-    try:
-        from scipy.linalg import blas
-    except ImportError:  # pragma: no cover  (scipy is a dependency)
-        return None
-    fn = _axpy[dtype] = getattr(blas, name)
-    return fn
 
 
 def _buffer(state, key, like):

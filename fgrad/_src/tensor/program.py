@@ -24,6 +24,7 @@ from fgrad._src import core, dtypes
 from fgrad._src.core import ShapedArray, get_aval
 from fgrad._src.interpreters import ad
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+from fgrad._src.tensor import blas
 
 _counter = itertools.count()
 # Primitives whose NumPy implementation may return a view of (or the same) input.
@@ -133,19 +134,14 @@ _NT_GEMM_MIN = 1 << 22
 def _nt_dot(dtype):
     """``x @ w.T`` for C-contiguous ``x`` (m, k) and ``w`` (n, k), as ``nn.Linear`` does.
 
-    NumPy's BLAS (the OpenBLAS of NumPy 2.4's wheel) runs this transposed-operand gemm
-    about 8% slower than the other layouts; SciPy's own BLAS (the one the numba backend
-    calls) does not. The same product is asked of SciPy in Fortran terms: ``(w x^T)`` is an
-    F-ordered (n, m) array whose transpose is the C-ordered result.
+    NumPy's BLAS runs this transposed-operand gemm about 8% slower than SciPy's does
+    (see ``blas``, which also says when SciPy's is not used). The same product is
+    asked of SciPy in Fortran terms: ``w x^T`` is an F-ordered (n, m) array whose
+    transpose is the C-ordered result.
     """
-    gemm = {np.dtype(np.float32): "sgemm", np.dtype(np.float64): "dgemm"}.get(dtype)
+    gemm = blas.routine("gemm", dtype)
     if gemm is None:
         return None
-    try:
-        from scipy.linalg import blas
-    except ImportError:  # pragma: no cover  (scipy is a dependency of the numba backend)
-        return None
-    gemm = getattr(blas, gemm)
     dot = np.dot
 
     def fast(a, b, *, dimension_numbers):
