@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 import fgrad as fg
 from fgrad._src import core
 from fgrad._src.backend import interp, lower
+from fgrad._src.backend.kernels_codes import IA_GEMM
 from fgrad._src.core import ShapedArray
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.lax import lax
@@ -344,7 +345,16 @@ def test_dot_general(data, problem):
           tol=(1e-5, 1e-5) if dtype == F32 else (1e-12, 1e-12), scale=True)
 
 
-def test_dot_general_large_uses_blas_layouts():
+@pytest.mark.parametrize("gemm", ["numpy cblas", "numba np.dot"])
+def test_dot_general_large_uses_blas_layouts(gemm, monkeypatch):
+    from fgrad._src.backend import blas
+
+    addresses = blas.gemm_addresses()
+    if gemm == "numpy cblas":
+        # NumPy's PyPI wheels bundle scipy-openblas (ILP64): its gemm must be found.
+        assert all(addresses) or blas._numpy_openblas() is None
+    else:
+        monkeypatch.setattr(blas, "gemm_addresses", lambda: (0, 0))
     rng = np.random.default_rng(1)
     for dtype in FLOATS:
         x = rng.standard_normal((3, 40, 50)).astype(dtype)
@@ -352,8 +362,11 @@ def test_dot_general_large_uses_blas_layouts():
         for dims in [(((2,), (2,)), ((0,), (0,))),  # y transposed in memory
                      (((1,), (1,)), ((0,), (0,)))]:  # x transposed in memory
             yy = y if dims[0][1] == (2,) else rng.standard_normal((3, 40, 60)).astype(dtype)
-            check(lambda a, b: lax.dot_general(a, b, dims), x, yy,  # noqa: B023
-                  tol=(1e-4, 1e-4) if dtype == F32 else (1e-11, 1e-11), scale=True)
+            closed = check(lambda a, b: lax.dot_general(a, b, dims), x, yy,  # noqa: B023
+                           tol=(1e-4, 1e-4) if dtype == F32 else (1e-11, 1e-11), scale=True)
+            (arenas,) = interp.program_for(closed).pool
+            got = tuple(arenas.ia[IA_GEMM:IA_GEMM + 2])
+            assert got == (addresses if gemm == "numpy cblas" else (0, 0))
 
 
 @settings(max_examples=40)

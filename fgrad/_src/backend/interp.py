@@ -28,9 +28,9 @@ import warnings
 import numpy as np
 
 from fgrad._src import core
+from fgrad._src.backend import blas, lower
 from fgrad._src.backend import kernels_codes as codes
-from fgrad._src.backend import lower
-from fgrad._src.backend.kernels_codes import N_SLOTS, ST_CHOICE, ST_INDEX
+from fgrad._src.backend.kernels_codes import IA_GEMM, N_SLOTS, ST_CHOICE, ST_INDEX
 from fgrad._src.backend.lower import Unsupported
 
 logger = logging.getLogger("fgrad")
@@ -286,13 +286,19 @@ def execute_trusted(prog, args):
     try:
         arenas = pool.pop()
     except IndexError:
-        arenas = prog.new_arenas(_table)
-        arenas.run = _make_run(prog, arenas)
+        arenas = _new_arena_set(prog)
     try:
         return arenas.run(args)
     finally:
         if len(pool) < MAX_IDLE_ARENAS:
             pool.append(arenas)
+
+
+def _new_arena_set(prog):
+    arenas = prog.new_arenas(_table)
+    arenas.ia[IA_GEMM:IA_GEMM + 2] = blas.gemm_addresses()  # NumPy's BLAS, or 0: np.dot
+    arenas.run = _make_run(prog, arenas)
+    return arenas
 
 
 def _make_run(prog, arenas):

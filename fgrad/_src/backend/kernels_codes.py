@@ -70,6 +70,10 @@ ST_OK, ST_INDEX, ST_CHOICE = 0, 1, 2  # status codes written to ia[0] (op index 
 # room for the dispatcher to patch one record of a fused group, and the stacks of
 # pairwise sums.
 STATUS_SIZE = 8
+# ia[IA_GEMM] and ia[IA_GEMM + 1]: addresses of NumPy's cblas_dgemm and cblas_sgemm, or 0
+# (then products use numba's np.dot). Set by the interpreter; see ``blas.py``.
+IA_GEMM = 4
+CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
 SCRATCH = STATUS_SIZE
 MAX_NDIM = 32
 RECORD_SCRATCH = SCRATCH + MAX_NDIM

@@ -25,6 +25,7 @@ from fgrad._src.backend.kernels_codes import (
     CLS_I,
     FLAT_BASE,
     FLOAT_BASE,
+    IA_GEMM,
     K_BINARY,
     K_COMPARE,
     K_CONVERT_BF,
@@ -201,7 +202,8 @@ def float_kernels(cls):
         return reduce(carray(cp, nc), r, fa, carray(ip, ni))
 
     def kf_dot(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
-        return dot_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt))
+        return dot_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt),
+                     carray(ip, ni)[IA_GEMM + k])
 
     base = FLOAT_BASE[cls]
     if cls == CLS_F64:

@@ -7,10 +7,16 @@ bit in the common cases and the error grows like log(n), not n.
 """
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from fgrad._src.backend.kernels_codes import (
     ARGMAX,
     ARGMIN,
+    CBLAS_NO_TRANS,
+    CBLAS_ROW_MAJOR,
+    CBLAS_TRANS,
     CUMSUM,
     IOTA,
     PAIRWISE_SCRATCH,
@@ -276,9 +282,32 @@ def dot_i(code, r, a):
                      code[r + 8], code[r + 9], code[r + 10], code[r + 11])
 
 
+@intrinsic
+def _cblas_gemm(typingctx, fn, trans_x, trans_y, m, n, k, alpha, x, ldx, y, ldy, beta, z, ldz):
+    """Call the row-major CBLAS ``?gemm`` at address ``fn`` (ILP64: int64 sizes) on the
+    addresses ``x``, ``y``, ``z``: ``z = alpha * op(x) @ op(y) + beta * z``."""
+    sig = types.void(fn, trans_x, trans_y, m, n, k, alpha, x, ldx, y, ldy, beta, z, ldz)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        scalar = context.get_value_type(signature.args[6])
+        pointer = scalar.as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, scalar, pointer,
+                                               i64, pointer, i64, scalar, pointer, i64])
+        (fnv, tx, ty, mv, nv, kv, av, xv, ldxv, yv, ldyv, bv, zv, ldzv) = args
+        builder.call(builder.inttoptr(fnv, fnty.as_pointer()), [
+            ir.Constant(i32, CBLAS_ROW_MAJOR), builder.trunc(tx, i32), builder.trunc(ty, i32),
+            mv, nv, kv, av, builder.inttoptr(xv, pointer), ldxv, builder.inttoptr(yv, pointer),
+            ldyv, bv, builder.inttoptr(zv, pointer), ldzv])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @kernel(inline="always")
-def dot_f(code, r, a):
-    # record: cls, xo, yo, zo, batch, m, k, n, x transposed, y transposed
+def dot_f(code, r, a, gemm):
+    # record: cls, xo, yo, zo, batch, m, k, n, x transposed, y transposed. ``gemm`` is the
+    # address of NumPy's CBLAS gemm for this dtype, or 0 for numba's np.dot (blas.py).
     xo = code[r + 3]
     yo = code[r + 4]
     zo = code[r + 5]
@@ -290,6 +319,19 @@ def dot_f(code, r, a):
     ty = code[r + 11]
     if m * n * k <= _SMALL_DOT:
         return _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty)
+    if gemm != 0:
+        size = np.int64(a.itemsize)
+        base = np.int64(a.ctypes.data)
+        trans_x = CBLAS_TRANS if tx else CBLAS_NO_TRANS
+        trans_y = CBLAS_TRANS if ty else CBLAS_NO_TRANS
+        one = a.dtype.type(1.0)
+        zero = a.dtype.type(0.0)
+        for bb in range(nb):
+            _cblas_gemm(gemm, trans_x, trans_y, m, n, k, one,
+                        base + (xo + bb * m * k) * size, m if tx else k,
+                        base + (yo + bb * k * n) * size, k if ty else n,
+                        zero, base + (zo + bb * m * n) * size, n)
+        return 0
     for bb in range(nb):
         xs = a[xo + bb * m * k:xo + (bb + 1) * m * k]
         ys = a[yo + bb * k * n:yo + (bb + 1) * k * n]

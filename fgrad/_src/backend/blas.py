@@ -1,0 +1,76 @@
+"""NumPy's own CBLAS ``gemm``, so the interpreter's matrix products share NumPy's BLAS.
+
+numba's ``np.dot`` calls SciPy's bundled OpenBLAS, while NumPy's ``@`` calls NumPy's
+own copy. With several BLAS threads, two OpenBLAS thread pools used in turn (a NumPy
+product, then an ``fg.jit`` program, then NumPy again) leave each pool's idle threads
+spinning against the other's; on a 2-core machine a training step got 2-3x slower.
+So when NumPy bundles the ILP64 ``scipy-openblas`` (the PyPI wheels), the kernels call
+its ``cblas_dgemm``/``cblas_sgemm`` through their addresses instead; elsewhere
+(other NumPy builds, other platforms) ``gemm_addresses()`` returns zeros and the kernels
+keep using ``np.dot``.
+
+Each address is checked once with a small product through ``ctypes`` before use.
+
+>>> len(gemm_addresses())
+2
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+from fgrad._src.backend.kernels_codes import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR
+
+_SYMBOLS = (("scipy_cblas_dgemm64_", ctypes.c_double, np.float64),
+            ("scipy_cblas_sgemm64_", ctypes.c_float, np.float32))
+_found: list = []
+
+
+def gemm_addresses() -> tuple:
+    """``(address of cblas_dgemm, address of cblas_sgemm)`` in NumPy's BLAS, each 0 when
+    unavailable (the kernels then use ``np.dot``)."""
+    if not _found:
+        _found.append(_find())
+    return _found[0]
+
+
+def _find():
+    library = _numpy_openblas()
+    if library is None:
+        return (0, 0)
+    return tuple(_checked(library, *symbol) for symbol in _SYMBOLS)
+
+
+def _numpy_openblas():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas64_*"))):
+        try:
+            return ctypes.CDLL(path)  # already loaded by NumPy: the same handle
+        except OSError:
+            continue
+    return None
+
+
+def _checked(library, name, c_scalar, dtype):
+    """The address of ``name`` if a 2x3 @ 3x2 product through it is right, else 0."""
+    try:
+        fn = getattr(library, name)
+    except AttributeError:
+        return 0
+    i64, i32 = ctypes.c_int64, ctypes.c_int
+    ptr = ctypes.c_void_p
+    fn.restype = None
+    fn.argtypes = [i32, i32, i32, i64, i64, i64, c_scalar, ptr, i64, ptr, i64, c_scalar,
+                   ptr, i64]
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    b = np.arange(6, dtype=dtype).reshape(3, 2) - 2
+    c = np.zeros((2, 2), dtype)
+    fn(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, 2, 2, 3, 1.0, a.ctypes.data, 3,
+       b.ctypes.data, 2, 0.0, c.ctypes.data, 2)
+    if not np.array_equal(c, a @ b):
+        return 0
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
