@@ -97,7 +97,7 @@ def test_cache_is_bounded():
         jf = fg.jit(lambda x: x + 1)
         for n in range(10):
             jf(np.ones(n))
-        assert len(jf._cache) == 4
+        assert len(jf._state._cache) == 4
     finally:
         fg.config.update("jit_cache_size", 256)
 

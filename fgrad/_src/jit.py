@@ -57,10 +57,9 @@ def _describe_miss(key, cache):
 
 
 class JittedFunction:
-    """The callable returned by ``fg.jit``."""
+    """The caches behind ``fg.jit``'s callable, and every path but the hottest."""
 
     def __init__(self, fun, static_argnums):
-        functools.update_wrapper(self, fun)
         self.fun = fun
         self.static_argnums = static_argnums
         self._cache: OrderedDict = OrderedDict()
@@ -107,15 +106,8 @@ class JittedFunction:
         return entry, leaves
 
     def __call__(self, *args):
-        # NB: the hot paths are written out flat. For plain NumPy arguments with no static
-        # ones and no transform active, shapes and dtypes imply the full signature; the
-        # last one-array signature is checked first, without building a key.
-        last = self._last
-        if last is not None and len(args) == 1 and _flags.interpreter:
-            x = args[0]
-            if (type(x) is np.ndarray and x.shape == last[0] and x.dtype is last[1]
-                    and len(_trace_state.stack) == 1):
-                return last[2](args)[0]
+        # NB: the hot path is written out flat. For plain NumPy arguments with no static
+        # ones and no transform active, shapes and dtypes imply the full signature.
         fast_key = None
         # NB: ``len(_trace_state.stack) == 1`` is ``core.current_level() == 0``, inlined.
         if not self.static_argnums and len(_trace_state.stack) == 1:
@@ -181,5 +173,22 @@ def jit(fun, static_argnums=()):
     """
     if isinstance(static_argnums, int):
         static_argnums = (static_argnums,)
-    return JittedFunction(fun, tuple(static_argnums))
+    state = JittedFunction(fun, tuple(static_argnums))
+
+    # NB: a plain function is cheaper to call than an object. It checks the last
+    # one-array signature (``state._last``) without building a key; everything else
+    # goes through ``JittedFunction.__call__``.
+    @functools.wraps(fun)
+    def jitted(*args):
+        last = state._last
+        if last is not None and len(args) == 1 and _flags.interpreter:
+            x = args[0]
+            if (type(x) is np.ndarray and x.shape == last[0] and x.dtype is last[1]
+                    and len(_trace_state.stack) == 1):
+                return last[2](args)[0]
+        return state(*args)
+
+    jitted.lower = state.lower
+    jitted._state = state
+    return jitted
 
