@@ -164,9 +164,10 @@ def test_closure_change_is_seen_by_ungjitted_grad():
     np.testing.assert_allclose(g(np.ones(2)), [5.0, 5.0])
 
 
-def test_threads_share_one_jitted_program():
+@pytest.mark.parametrize("n", [9, 5000], ids=["copied", "in place"])
+def test_threads_share_one_jitted_program(n):
     jf = fg.jit(fg.grad(f_compose))
-    xs = [np.linspace(-1, 1, 9) * (k + 1) for k in range(4)]
+    xs = [np.linspace(-1, 1, n) * (k + 1) for k in range(4)]
     expected = [np.cos(x) * x ** 2 + 2 * x * np.sin(x) for x in xs]
     errors = []
 
