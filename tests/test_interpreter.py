@@ -823,6 +823,9 @@ def test_common_subexpressions_are_computed_once():
 
     closed = check(twice, x)
     assert [e.primitive.name for e in closed.jaxpr.eqns].count("sin") == 3
+    # Literals equal as numbers but not as bits are different operands.
+    signed = check(lambda x: (lax.mul(x, 0.0), lax.mul(x, -0.0)), x)
+    assert interp.program_for(signed).op_names.count("mul") == 2
     assert interp.program_for(closed).op_names.count("sin") == 1
     assert interp.program_for(closed).op_names.count("reduce_sum") == 1
 

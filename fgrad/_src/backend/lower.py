@@ -13,8 +13,9 @@ Lowering also simplifies: reshapes, squeezes and same-class casts are free (the
 output shares the input's buffer); a broadcast of a scalar is *lazy* (binary ops
 read the scalar directly) and is only filled in memory if something needs it; a
 multiplication by a constant 1 is dropped; an equation that repeats an earlier one
-(same primitive, params and operands) reuses its outputs. Anything this module cannot lower
-raises ``Unsupported`` and the caller falls back to the reference evaluator.
+(same primitive, params and operands) reuses its outputs. Anything this module
+cannot lower raises ``Unsupported`` and the caller falls back to the reference
+evaluator.
 
 This module must not import numba: its opcode table is shared with the kernels.
 """
@@ -406,10 +407,10 @@ _REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce
 
 def _cse_key(eqn, ins):
     """What makes ``eqn`` the same computation as an earlier one (every primitive is pure):
-    its primitive, params and operands — values by identity, literals by value. None when
-    a param is unhashable."""
+    its primitive, params and operands — values by identity, literals by their bits (so
+    0.0 and -0.0 stay apart). None when a param is unhashable."""
     operands = tuple(
-        ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).item())
+        ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).tobytes())
         if isinstance(atom, core.Literal) else id(val)
         for atom, val in zip(eqn.inputs, ins))
     key = (eqn.primitive, operands, tuple(sorted(eqn.params.items())))
