@@ -802,6 +802,36 @@ def test_large_float_io_is_used_in_place():
     np.testing.assert_array_equal(first[0], kept)  # not overwritten by the next run
 
 
+def test_large_constants_are_shared_by_every_arena_set():
+    n = lower.DIRECT_MIN + 1
+    table = np.linspace(-1, 1, n)
+    closed = stage(lambda x: lax.mul(lax.sin(x), table), [np.zeros(n)])
+    prog = interp.program_for(closed)
+    table[:] = 7.0  # the program keeps its own copy, taken when it was lowered
+    assert prog.sizes[lower.CLS_F64] < 4 * n  # x, sin(x) and the output: not the table
+    assert len(prog.shared_consts) == 1
+    x = np.linspace(0, 3, n)
+    want = np.sin(x) * np.linspace(-1, 1, n)
+    results = []
+
+    def worker():
+        for _ in range(20):
+            results.append(interp.run(closed, [x])[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 60
+    for got in results:
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    # A constant that is also an output stays in the arena and is copied out.
+    both = stage(lambda x: (lax.add(x, table), table), [np.zeros(n)])
+    assert not interp.program_for(both).shared_consts
+    np.testing.assert_array_equal(interp.run(both, [x])[1], table)
+
+
 def test_in_place_io_keeps_aliased_outputs_apart():
     n = lower.DIRECT_MIN
     x = np.linspace(0, 1, n)

@@ -7,7 +7,9 @@ shapes and strides. Values live in four arenas, one per *class*: float64, float3
 int64 and bool (stored as uint8); a float32 program never touches the float64 arena.
 Each arena starts with the constant pool (constvars and literals in their dtype; a
 ``convert_element_type`` of a constant is folded here), then the inputs, then the
-temporaries, whose offsets are planned from liveness so buffers are reused.
+temporaries, whose offsets are planned from liveness so buffers are reused. Float
+constants of ``DIRECT_MIN`` elements or more stay out of the arenas: the program keeps
+one copy (``shared_consts``) that every arena set's code points at.
 
 Lowering also simplifies: reshapes, squeezes and same-class casts are free (the
 output shares the input's buffer); a broadcast of a scalar is *lazy* (binary ops
@@ -183,7 +185,7 @@ class Program:
     """
 
     def __init__(self, code, sizes, images, in_plan, out_plan, op_names, n_in, in_shapes,
-                 slots, float_refs, in_refs, out_refs):
+                 slots, float_refs, in_refs, out_refs, shared_consts):
         self.code = code
         self.sizes = sizes
         self.images = images
@@ -196,6 +198,7 @@ class Program:
         self.float_refs = float_refs
         self.in_refs = in_refs
         self.out_refs = out_refs
+        self.shared_consts = shared_consts
         self.n_ops = len(op_names)
         self.ready = False  # set once every kernel in ``slots`` is compiled
         self.pool: list = []  # idle arena sets, reused by later runs
@@ -251,6 +254,8 @@ class ArenaSet:
         for c in FLOAT_CLASSES:
             mine = classes == c
             code[positions[mine]] = offsets[mine] + origin[c]
+        for flat, positions, deltas in prog.shared_consts:
+            code[positions] = (flat.ctypes.data - FLAT_BASE) // flat.itemsize + deltas
         self.code = code
 
         in_views = {k: (c, lo, arrays[c][lo:hi].reshape(prog.in_shapes[k]))
@@ -1259,9 +1264,16 @@ def lower(closed) -> Program:
         tops[c] += -(-buf.size // aligns[c]) * aligns[c]
 
     read_bufs = {b for op in ops for b in op.reads} | set(out_bufs)
-    consts = [(buf, flat) for buf, flat in lw.consts if buf in read_bufs]
-    for buf, _ in consts:
-        place(buf)
+    consts, shared = [], []
+    for buf, flat in lw.consts:
+        if buf not in read_bufs:
+            continue
+        if buf.cls in FLOAT_CLASSES and buf.size >= DIRECT_MIN and buf not in out_bufs:
+            buf.offset = 0  # NB: never in an arena: each ArenaSet points the code at ``flat``
+            shared.append((buf, flat))
+        else:
+            consts.append((buf, flat))
+            place(buf)
     image_ends = list(tops)
     in_plan = []
     for k, x in enumerate(in_vals):
@@ -1305,7 +1317,9 @@ def lower(closed) -> Program:
         out_plan.append((x.cls, b.offset, b.offset + b.size, tuple(x.aval.shape),
                          np.dtype(x.aval.dtype)))
     float_refs = [(pos, buf, delta) for pos, buf, delta in refs if buf.cls in FLOAT_CLASSES]
-    in_refs, out_refs = _direct_io(float_refs, in_vals, out_bufs)
+    by_buf = _refs_by_buffer(float_refs)
+    in_refs, out_refs = _direct_io(by_buf, in_vals, out_bufs)
+    shared_consts = tuple((flat, *by_buf[buf]) for buf, flat in shared if buf in by_buf)
     return Program(
         code=np.asarray(code, np.int64),
         sizes=sizes,
@@ -1319,6 +1333,7 @@ def lower(closed) -> Program:
         float_refs=_ref_table(float_refs),
         in_refs=in_refs,
         out_refs=out_refs,
+        shared_consts=shared_consts,
     )
 
 
@@ -1332,7 +1347,17 @@ def _ref_table(refs):
             np.asarray([buf.offset + delta for _, buf, delta in refs], np.int64))
 
 
-def _direct_io(float_refs, in_vals, out_bufs):
+def _refs_by_buffer(float_refs):
+    """``{buffer: (positions, deltas)}``: where the code refers to each float buffer."""
+    entries: dict = {}
+    for pos, buf, delta in float_refs:
+        entries.setdefault(buf, []).append((pos, delta))
+    return {buf: (np.asarray([pos for pos, _ in refs], np.int64),
+                  np.asarray([delta for _, delta in refs], np.int64))
+            for buf, refs in entries.items()}
+
+
+def _direct_io(by_buf, in_vals, out_bufs):
     """Which large float inputs and outputs can live outside the arenas, and where the
     code refers to them: ``{arg index: (positions, deltas)}`` and ``{output index:
     (positions, deltas)}``.
@@ -1341,26 +1366,17 @@ def _direct_io(float_refs, in_vals, out_bufs):
     constant); an input when no output shares its buffer (a reshape of an input
     returned as is reads the arena).
     """
-    by_buf: dict = {}
-    for pos, buf, delta in float_refs:
-        by_buf.setdefault(buf, []).append((pos, delta))
-
-    def table(buf):
-        entries = by_buf.get(buf, [])
-        return (np.asarray([pos for pos, _ in entries], np.int64),
-                np.asarray([delta for _, delta in entries], np.int64))
-
     out_set = set(out_bufs)
     in_refs = {}
     for k, x in enumerate(in_vals):
         buf = x.buf
         if buf.cls in FLOAT_CLASSES and buf.size >= DIRECT_MIN and buf not in out_set \
                 and buf.offset is not None and buf in by_buf:
-            in_refs[k] = table(buf)
+            in_refs[k] = by_buf[buf]
     out_refs = {}
     for j, buf in enumerate(out_bufs):
         # NB: a buffer returned twice stays in the arena: both outputs copy it out.
         if (buf.cls in FLOAT_CLASSES and buf.kind == "temp" and buf.size >= DIRECT_MIN
                 and out_bufs.count(buf) == 1 and buf in by_buf):
-            out_refs[j] = table(buf)
+            out_refs[j] = by_buf[buf]
     return in_refs, out_refs
