@@ -99,6 +99,13 @@ def main(argv=None):
 
     peers = [m for m in ("jax", "torch", "autograd") if getattr(workloads, m) is not None]
     print(f"peers installed: {', '.join(peers) or 'none'}")
+    threads = {v: os.environ.get(v, "unset") for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    print("threads: " + ", ".join(f"{k}={v}" for k, v in threads.items()))
+    if peers and "unset" in threads.values():
+        # NB: on a small machine the peers' idle thread pools spin between their calls and
+        # slow whoever runs next; medians of the interleaved runs then mean little.
+        print("note: for stable figures with peers loaded, run with "
+              "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1")
     sizes = [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000, 10_000_000]
     plan = []
     for dtype in (np.float64, np.float32):
