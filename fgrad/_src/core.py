@@ -8,6 +8,7 @@ eager ``EvalTrace`` at the bottom runs the primitive's implementation. The IR
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -44,7 +45,7 @@ class ShapedArray:
         return aval
 
     ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+    size = property(lambda self: math.prod(self.shape))
 
     def str_short(self) -> str:
         dims = ",".join(str(d) for d in self.shape)

@@ -2,6 +2,8 @@
 concatenate, pad, slice, rev, iota — all linear, so each has a transpose rule.
 """
 
+import math
+
 import numpy as np
 
 from fgrad._src import core
@@ -87,7 +89,7 @@ batching.batch_rules[broadcast_in_dim_p] = _broadcast_in_dim_batch
 
 
 def _reshape_abstract(x, *, new_sizes):
-    if int(np.prod(new_sizes, dtype=np.int64)) != x.size:
+    if math.prod(new_sizes) != x.size:
         raise ValueError(f"cannot reshape {x} to {new_sizes}")
     return ShapedArray(new_sizes, x.dtype, x.weak_type)
 
