@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fgrad._src import dtypes
+from fgrad._src import config, dtypes
 from fgrad._src.errors import ConcretizationError, UnexpectedTracerError, user_frame_summary
 
 # --------------------------------------------------------------------------- avals
@@ -425,8 +425,6 @@ class EvalTrace(Trace):
     lift = pure
 
     def process_primitive(self, primitive, tracers, params):
-        from fgrad._src import config
-
         outs = apply_impl(primitive, tracers, params)
         if config.flags.debug_nans:
             _check_nans(primitive, outs)
