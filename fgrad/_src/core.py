@@ -308,6 +308,14 @@ class Primitive:
     def bind(self, *args, **params):
         # NB: the body of bind_list, inlined: this is the hottest call of eager recording.
         trace = find_top_trace(args)
+        if type(trace) is EvalTrace:
+            # NB: at the bottom of the stack no argument is a tracer and nothing is boxed
+            # (EvalTrace.pure is the identity): check the values and run the impl.
+            for arg in args:
+                if not is_array_like(arg):
+                    get_aval(arg)  # raises a clear TypeError
+            outs = trace.process_primitive(self, args, params)
+            return outs if self.multiple_results else outs[0]
         main = trace.main
         tracers = [
             arg if isinstance(arg, Tracer) and arg._trace.main is main else full_raise(trace, arg)

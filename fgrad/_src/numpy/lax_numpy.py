@@ -96,6 +96,10 @@ def _promote(*args):
 
 
 _PY_TYPES = {"b": bool, "i": int, "u": int, "f": float}
+# NB: ndarrays of these dtypes may skip conversion and promotion on the fast paths
+# below (``check_supported`` accepts them all).
+_FLOAT_DTYPES = frozenset(np.dtype(t) for t in (np.float64, np.float32))
+_FAST_DTYPES = _FLOAT_DTYPES | {np.dtype(np.int64), np.dtype(np.int32)}
 
 
 def _cast(x, dtype, weak=False):
@@ -115,6 +119,8 @@ def _to_float(x):
     """Integer and bool operands of float functions become float64, as in NumPy."""
     if isinstance(x, Tracer) and x.aval.dtype.kind == "f":
         return x  # NB: the common case, checked first: a float tracer passes as is
+    if type(x) is np.ndarray and x.dtype in _FLOAT_DTYPES:
+        return x  # NB: and the common eager case, a float array
     x = _operand(x)
     aval = get_aval(x)
     if dtypes.is_float(aval.dtype):
@@ -142,17 +148,24 @@ def _broadcast_to(x, shape):
 
 
 def _same_strong_aval(x, y):
-    """The aval of two tracers when they share one strong shape and dtype, else None.
+    """The dtype of two operands when they share one strong shape and dtype, else None.
 
-    Such operands need no promotion, no broadcasting and no scalar matching, so the
-    hot arithmetic of eager ``grad`` binds their primitive directly.
+    Operands are tracers or NumPy arrays. Such operands need no promotion, no
+    broadcasting and no scalar matching, so the hot arithmetic of eager ``grad`` (and
+    of eager ``fgrad.numpy`` on arrays) binds their primitive directly.
     """
-    if isinstance(x, Tracer) and isinstance(y, Tracer):
-        ax, ay = x.aval, y.aval
-        if (ax is ay or (ax.shape == ay.shape and ax.dtype == ay.dtype)) and not (
-            ax.weak_type or ay.weak_type
-        ):
-            return ax
+    sx, sy = _strong_shape_dtype(x), _strong_shape_dtype(y)
+    if sx is None or sy is None or sx != sy:
+        return None
+    return sx[1]
+
+
+def _strong_shape_dtype(x):
+    if isinstance(x, Tracer):
+        aval = x.aval
+        return None if aval.weak_type else (aval.shape, aval.dtype)
+    if type(x) is np.ndarray and x.dtype in _FAST_DTYPES:
+        return x.shape, x.dtype
     return None
 
 
@@ -199,8 +212,8 @@ def add(x, y):
     >>> add(np.array([1.0, 2.0]), 3.0)
     array([4., 5.])
     """
-    aval = _same_strong_aval(x, y)
-    if aval is not None and aval.dtype != bool:
+    dtype = _same_strong_aval(x, y)
+    if dtype is not None and dtype.kind != "b":
         return lax.add_p.bind(x, y)
     x, y = _promote_broadcast("add", x, y)
     return lax.bitwise_or(x, y) if get_aval(x).dtype == bool else lax.add(x, y)
@@ -212,8 +225,8 @@ def subtract(x, y):
     >>> subtract(np.array([1.0, 2.0]), 3.0)
     array([-2., -1.])
     """
-    aval = _same_strong_aval(x, y)
-    if aval is not None and aval.dtype != bool:
+    dtype = _same_strong_aval(x, y)
+    if dtype is not None and dtype.kind != "b":
         return lax.sub_p.bind(x, y)
     x, y = _promote_broadcast("subtract", x, y)
     if get_aval(x).dtype == bool:
@@ -230,8 +243,8 @@ def multiply(x, y):
     >>> multiply(np.array([1.0, 2.0]), 3.0)
     array([3., 6.])
     """
-    aval = _same_strong_aval(x, y)
-    if aval is not None and aval.dtype != bool:
+    dtype = _same_strong_aval(x, y)
+    if dtype is not None and dtype.kind != "b":
         return lax.mul_p.bind(x, y)
     x, y = _promote_broadcast("multiply", x, y)
     return lax.bitwise_and(x, y) if get_aval(x).dtype == bool else lax.mul(x, y)
