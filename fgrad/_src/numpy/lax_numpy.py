@@ -414,9 +414,10 @@ def where(condition, x=None, y=None):
     if get_aval(condition).dtype != bool:
         condition = lax.ne(condition, 0)
     x, y = _promote(x, y)
-    shape = _broadcast_shapes(
-        "where", get_aval(condition).shape, get_aval(x).shape, get_aval(y).shape
-    )
+    shapes = [get_aval(a).shape for a in (condition, x, y)]
+    if shapes[0] == shapes[1] == shapes[2]:  # NB: the common case needs no broadcasting
+        return lax.select_n(condition, y, x)
+    shape = _broadcast_shapes("where", *shapes)
     condition, x, y = (_broadcast_to(a, shape) for a in (condition, x, y))
     return lax.select_n(condition, y, x)
 
@@ -680,10 +681,8 @@ def _reduce(x, axis, keepdims, lax_fn, dtype=None):
     x = _operand(x)
     aval = get_aval(x)
     axes = _canonical_axis(axis, aval.ndim)
-    # NB: a tracer already of a strong `dtype` would be returned as is by the cast.
-    if dtype is not None and not (
-        isinstance(x, Tracer) and aval.dtype == dtype and not aval.weak_type
-    ):
+    # NB: an operand already of a strong `dtype` would be returned as is by the cast.
+    if dtype is not None and (aval.dtype != dtype or aval.weak_type):
         x = _cast(x, dtype)
     out = lax_fn(x, axes)
     return _keepdims(out, aval.shape, axes) if keepdims else out
