@@ -16,6 +16,14 @@ def _index(idx, n, what):
     return idx % n
 
 
+def _renumber(modules):
+    """Name the remaining submodules 0..n-1 again after a deletion, as PyTorch does."""
+    kept = list(modules.values())
+    modules.clear()
+    for i, module in enumerate(kept):
+        modules[str(i)] = module
+
+
 class Sequential(Module):
     """Run modules in order, each on the previous one's output.
 
@@ -58,11 +66,7 @@ class Sequential(Module):
                 delattr(self, key)
         else:
             delattr(self, list(self._modules)[_index(idx, len(self), "Sequential")])
-        # Keep the names 0..n-1, as PyTorch does.
-        modules = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(modules):
-            self._modules[str(i)] = module
+        _renumber(self._modules)
 
     def __len__(self):
         return len(self._modules)
@@ -130,10 +134,7 @@ class ModuleList(Module):
                 del self._modules[key]
         else:
             del self._modules[str(_index(idx, len(self), "ModuleList"))]
-        modules = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(modules):
-            self._modules[str(i)] = module
+        _renumber(self._modules)
 
     def __len__(self):
         return len(self._modules)
