@@ -199,19 +199,32 @@ def w4(dtype):
             params[k] -= lr * grads[k]
         return params
 
-    states = {"numpy": dict((k, v.copy()) for k, v in base.items()),
-              "fgrad jit(value_and_grad)": dict((k, v.copy()) for k, v in base.items())}
+    @fg.jit
+    def train_step(params, x, labels):  # JAX style: the update is part of the program
+        grads = fg.grad(mlp_loss)(params, x, labels)
+        return {k: params[k] - lr * grads[k] for k in params}
+
+    states = {name: dict((k, v.copy()) for k, v in base.items())
+              for name in ("numpy", "fgrad jit(value_and_grad)", "fgrad jit(train step)")}
+
+    def fgrad_train_step():
+        name = "fgrad jit(train step)"
+        states[name] = train_step(states[name], x, labels)
+
     contenders = {
         "numpy": lambda: _numpy_mlp_step(states["numpy"], x, labels, lr),
         "fgrad jit(value_and_grad)":
             lambda: fgrad_step(states["fgrad jit(value_and_grad)"]),
+        "fgrad jit(train step)": fgrad_train_step,
     }
     # Verify one step from identical parameters.
     want = _numpy_mlp_step(dict((k, v.copy()) for k, v in base.items()), x, labels, lr)
-    got = fgrad_step(dict((k, v.copy()) for k, v in base.items()))
-    for k in want:
-        _check(f"fgrad W4 {k}", got[k], want[k].astype(np.float64),
-               1e-3 if dtype == np.float32 else 1e-8)
+    for name, got in [
+            ("value_and_grad", fgrad_step(dict((k, v.copy()) for k, v in base.items()))),
+            ("train step", train_step(dict((k, v.copy()) for k, v in base.items()), x, labels))]:
+        for k in want:
+            _check(f"fgrad W4 {name} {k}", got[k], want[k].astype(np.float64),
+                   1e-3 if dtype == np.float32 else 1e-8)
     if torch is not None:
         tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in base.items()}
         xt, lt = torch.tensor(x), torch.tensor(labels)

@@ -21,7 +21,8 @@ FAM_SELECT = 7  # [wcls, cls, wo, wscalar, zo, n, ncases, (co, cscalar) * ncases
 FAM_CONVERT = 8  # [scls, dcls, xo, zo, n, to_bool]
 FAM_MOVE = 9  # [op, cls, ...]
 FAM_REDUCE = 10  # [op, cls, ...]
-FAM_DOT = 11  # [cls, xo, yo, zo, b, m, k, n, trans_x, trans_y]
+# FAM_DOT: z = alpha * x @ y (+ z when accumulate); alpha is read at offset ``ao``
+FAM_DOT = 11  # [cls, xo, yo, zo, b, m, k, n, trans_x, trans_y, ao, accumulate]
 
 # unary (SINCOS: sin and cos of one operand in one pass, two outputs; CHECK: validate)
 NEG, SIGN, FLOOR, CEIL, ROUND, ABS, SQUARE, EXP, LOG, LOG1P = range(1, 11)

@@ -252,20 +252,22 @@ def reduce(code, r, a, ia):
 
 
 @kernel(inline="always")
-def _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty):
-    """``z[b] = x[b] @ y[b]`` with plain loops (x is (m, k) or (k, m) if ``tx``...)."""
+def _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate):
+    """``z[b] = alpha * x[b] @ y[b]`` (plus ``z[b]`` when ``accumulate``) with plain loops
+    (x is (m, k), or (k, m) if ``tx``; y is (k, n), or (n, k) if ``ty``)."""
     zero = a.dtype.type(0)
     for bb in range(nb):
         xb = xo + bb * m * k
         yb = yo + bb * k * n
         zb = zo + bb * m * n
         z = a[zb:zb + m * n]
-        for i in range(m * n):
-            z[i] = zero
+        if not accumulate:
+            for i in range(m * n):
+                z[i] = zero
         for i in range(m):
             zr = a[zb + i * n:zb + i * n + n]
             for kk in range(k):
-                u = a[xb + kk * m + i] if tx else a[xb + i * k + kk]
+                u = alpha * (a[xb + kk * m + i] if tx else a[xb + i * k + kk])
                 if ty:
                     for j in range(n):
                         zr[j] += u * a[yb + j * k + kk]
@@ -278,8 +280,10 @@ def _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty):
 
 @kernel(inline="always")
 def dot_i(code, r, a):
+    # Integer products are never scaled or accumulated (lower.py folds float ones only).
     return _dot_loop(a, code[r + 3], code[r + 4], code[r + 5], code[r + 6], code[r + 7],
-                     code[r + 8], code[r + 9], code[r + 10], code[r + 11])
+                     code[r + 8], code[r + 9], code[r + 10], code[r + 11], a.dtype.type(1),
+                     False)
 
 
 @intrinsic
@@ -306,8 +310,9 @@ def _cblas_gemm(typingctx, fn, trans_x, trans_y, m, n, k, alpha, x, ldx, y, ldy,
 
 @kernel(inline="always")
 def dot_f(code, r, a, gemm):
-    # record: cls, xo, yo, zo, batch, m, k, n, x transposed, y transposed. ``gemm`` is the
-    # address of NumPy's CBLAS gemm for this dtype, or 0 for numba's np.dot (blas.py).
+    # record: cls, xo, yo, zo, batch, m, k, n, x transposed, y transposed, alpha offset,
+    # accumulate: z = alpha * x @ y, plus z's old value when accumulate is 1. ``gemm`` is
+    # the address of NumPy's CBLAS gemm for this dtype, or 0 for numba's np.dot (blas.py).
     xo = code[r + 3]
     yo = code[r + 4]
     zo = code[r + 5]
@@ -317,31 +322,40 @@ def dot_f(code, r, a, gemm):
     n = code[r + 9]
     tx = code[r + 10]
     ty = code[r + 11]
+    alpha = a[code[r + 12]]
+    accumulate = code[r + 13] != 0
     if m * n * k <= _SMALL_DOT:
-        return _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty)
+        return _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate)
     if gemm != 0:
         size = np.int64(a.itemsize)
         base = np.int64(a.ctypes.data)
         trans_x = CBLAS_TRANS if tx else CBLAS_NO_TRANS
         trans_y = CBLAS_TRANS if ty else CBLAS_NO_TRANS
-        one = a.dtype.type(1.0)
-        zero = a.dtype.type(0.0)
+        beta = a.dtype.type(1.0) if accumulate else a.dtype.type(0.0)
         for bb in range(nb):
-            _cblas_gemm(gemm, trans_x, trans_y, m, n, k, one,
+            _cblas_gemm(gemm, trans_x, trans_y, m, n, k, alpha,
                         base + (xo + bb * m * k) * size, m if tx else k,
                         base + (yo + bb * k * n) * size, k if ty else n,
-                        zero, base + (zo + bb * m * n) * size, n)
+                        beta, base + (zo + bb * m * n) * size, n)
         return 0
+    plain = alpha == 1 and not accumulate
     for bb in range(nb):
         xs = a[xo + bb * m * k:xo + (bb + 1) * m * k]
         ys = a[yo + bb * k * n:yo + (bb + 1) * k * n]
         zs = a[zo + bb * m * n:zo + (bb + 1) * m * n].reshape((m, n))
+        # NB: np.dot's ``out`` is overwritten, so a scaled or accumulated product goes
+        # through a temporary (this fallback runs only without NumPy's CBLAS).
+        product = zs if plain else np.empty((m, n), a.dtype)
         if tx == 0 and ty == 0:
-            np.dot(xs.reshape((m, k)), ys.reshape((k, n)), zs)
+            np.dot(xs.reshape((m, k)), ys.reshape((k, n)), product)
         elif tx == 0:
-            np.dot(xs.reshape((m, k)), ys.reshape((n, k)).T, zs)
+            np.dot(xs.reshape((m, k)), ys.reshape((n, k)).T, product)
         elif ty == 0:
-            np.dot(xs.reshape((k, m)).T, ys.reshape((k, n)), zs)
+            np.dot(xs.reshape((k, m)).T, ys.reshape((k, n)), product)
         else:
-            np.dot(xs.reshape((k, m)).T, ys.reshape((n, k)).T, zs)
+            np.dot(xs.reshape((k, m)).T, ys.reshape((n, k)).T, product)
+        if accumulate:
+            zs += alpha * product
+        elif not plain:
+            zs[:] = alpha * product
     return 0

@@ -435,6 +435,12 @@ class _Lowerer:
         self.small_consts: dict = {}
         self.scratch: dict = {}  # float class -> the reductions' partial-sum stack
         self.name = ""
+        # Epilogue folding (see _fold_into_dot): how many reads each buffer's jaxpr
+        # variables have, the float products whose record may still change, and for a
+        # buffer a fold rewrote, the one value it now holds.
+        self.uses: dict = {}
+        self.dots: dict = {}  # output Buffer -> its dot Op
+        self.holder: dict = {}  # Buffer -> the Val whose value it holds after a fold
 
     # ---- classes and values
 
@@ -508,11 +514,21 @@ class _Lowerer:
     # ---- the walk
 
     def lower_jaxpr(self, jaxpr, const_vals, in_vals):
+        reads_of: dict = {}  # jaxpr variable -> how many times equations and outputs read it
+        for atom in [x for eqn in jaxpr.eqns for x in eqn.inputs] + list(jaxpr.outs):
+            if not isinstance(atom, core.Literal):
+                reads_of[atom] = reads_of.get(atom, 0) + 1
         env: dict = {}
-        for v, c in zip(jaxpr.constvars, const_vals):
-            env[v] = c
-        for v, x in zip(jaxpr.in_binders, in_vals):
+
+        def bind(v, x):
             env[v] = x
+            if x.buf is not None:
+                self.uses[x.buf] = self.uses.get(x.buf, 0) + reads_of.get(v, 0)
+
+        for v, c in zip(jaxpr.constvars, const_vals):
+            bind(v, c)
+        for v, x in zip(jaxpr.in_binders, in_vals):
+            bind(v, x)
 
         def read(atom):
             if isinstance(atom, core.Literal):
@@ -529,12 +545,14 @@ class _Lowerer:
             ins = [read(x) for x in eqn.inputs]
             key = _cse_key(eqn, ins)
             outs = computed.get(key) if key is not None else None
+            if outs is not None and any(self.holder.get(x.buf, x) is not x for x in outs):
+                outs = None  # a fold has since overwritten that value's buffer
             if outs is None:
                 outs = handler(ins, eqn.params, [v.aval for v in eqn.out_binders])
                 if key is not None:
                     computed[key] = outs
             for v, out in zip(eqn.out_binders, outs):
-                env[v] = out
+                bind(v, out)
         return [read(x) for x in jaxpr.outs]
 
     # ---- elementwise
@@ -643,6 +661,10 @@ class _Lowerer:
         if op is None:
             raise Unsupported(f"{self.name} on {x.aval.dtype}")
         fam = (FAM_BINARY_F, FAM_BINARY_I, FAM_BOOL)[kind]
+        if kind == 0 and op in (ADD, SUB, MUL):
+            folded = self._fold_into_dot(op, x, y, avals[0])
+            if folded is not None:
+                return [folded]
         return [self.binary(x, y, avals[0], fam, op)]
 
     def _compare_prim(self, ins, params, avals):
@@ -1017,9 +1039,88 @@ class _Lowerer:
             return [out]
         xb, tx = self._dot_operand(x, lb, x_free, lc)  # (batch, m, k)
         yb, ty = self._dot_operand(y, rb, rc, y_free)  # (batch, k, n)
-        self.emit([FAM_DOT, out.cls, Ref(xb), Ref(yb), Ref(out.buf), b, m, k, n, tx, ty],
-                  [xb, yb], [out.buf])
+        alpha = self.scalar_const(1, out.cls).buf
+        self.emit([FAM_DOT, out.cls, Ref(xb), Ref(yb), Ref(out.buf), b, m, k, n, tx, ty,
+                   Ref(alpha), 0], [xb, yb, alpha], [out.buf])
+        if out.cls in FLOAT_CLASSES:
+            self.dots[out.buf] = self.ops[-1]
         return [out]
+
+    def _fold_into_dot(self, op, x, y, aval):
+        """Fold ``c * D``, ``Y + D`` and ``Y - D`` into the record of the product ``D``
+        (BLAS's ``z = alpha * x @ y + beta * z``), when nothing else reads ``D``: a scale
+        by a known constant becomes ``alpha``; an addend ``Y`` of the same shape is put
+        in the output first (``Y``'s own buffer when nothing else reads it, e.g. a
+        broadcast bias) and the product accumulates into it. ``p - lr * (a.T @ b)`` (an
+        SGD step) and ``x @ w + b`` then cost no pass of their own. None when nothing
+        folds."""
+        if op == MUL:
+            for d, c in ((x, y), (y, x)):
+                dot = self._foldable_dot(d, aval)
+                # NB: not by 0, inf or nan: BLAS skips the product when alpha is 0, so
+                # 0 * inf would not give nan.
+                if dot is not None and c.value is not None and c.value != 0 \
+                        and math.isfinite(c.value):
+                    return self._rescale_dot(d, dot, c.value, aval)
+            return None
+        pairs = ((y, x, 1), (x, y, 1)) if op == ADD else ((y, x, -1),)
+        for d, addend, sign in pairs:
+            dot = self._foldable_dot(d, aval)
+            if dot is not None and addend.cls == d.cls and addend.aval.shape == aval.shape:
+                return self._accumulate_dot(d, dot, addend, sign, aval)
+        return None
+
+    def _foldable_dot(self, d, aval):
+        """The record of the product ``d`` if a fold may change it: a float product not
+        yet accumulating, of ``aval``'s shape, that only the equation at hand reads."""
+        if d.buf is None or self.uses.get(d.buf) != 1 or d.aval.shape != aval.shape:
+            return None
+        return self.dots.get(d.buf)
+
+    def _rescale_dot(self, d, dot, factor, aval):
+        alpha = self.const_values[dot.fields[11].buf][0] * factor
+        alpha_buf = self.scalar_const(alpha, d.cls).buf
+        dot.fields[11] = Ref(alpha_buf)
+        dot.reads[2] = alpha_buf
+        self.uses[d.buf] = 0  # its one reader is this fold; the new value's come next
+        return self._new_holder(d.buf, aval, d.cls)
+
+    def _accumulate_dot(self, d, dot, addend, sign, aval):
+        if addend.buf is not None and addend.buf.kind == "temp" \
+                and self.uses.get(addend.buf) == 1:
+            target = addend.buf  # nothing else reads the addend: take its buffer over
+            # NB: if the addend is itself a product, its buffer now holds more than its
+            # product: no later fold may rescale or move that record.
+            self.dots.pop(target, None)
+        else:
+            target = Buffer(d.cls, _size(aval), "temp")
+            if addend.buf is None:
+                self.emit([FAM_MOVE, FILL, d.cls, Ref(addend.scalar.buf), Ref(target),
+                           _size(aval)], [addend.scalar.buf], [target])
+            else:
+                strides = _contiguous_strides(aval.shape)
+                self.copy(addend.buf, 0, target, 0, aval.shape, strides, strides)
+        if sign < 0:
+            self._rescale_dot(d, dot, -1, aval)
+        # NB: moving the product after the addend's ops is safe: its operands are never
+        # written again, and nothing between read its output (``uses`` was 1).
+        self.ops.remove(dot)
+        dot.fields[4] = Ref(target)
+        dot.fields[12] = 1
+        dot.reads.append(target)
+        dot.writes = [target]
+        self.ops.append(dot)
+        del self.dots[d.buf]
+        self.uses[d.buf] = 0
+        self.uses[target] = 0
+        self.holder[d.buf] = None  # nothing writes it any more
+        return self._new_holder(target, aval, d.cls)
+
+    def _new_holder(self, buf, aval, cls):
+        """The value ``buf`` holds after a fold; earlier values in it are stale (CSE)."""
+        val = Val(aval, cls, buf)
+        self.holder[buf] = val
+        return val
 
     # ---- calls
 

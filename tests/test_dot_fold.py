@@ -1,0 +1,164 @@
+"""Folding scales and addends into matrix products (``lower._fold_into_dot``).
+
+``c * (x @ y)``, ``b + x @ y`` and ``p - c * (x @ y)`` run as one BLAS call
+(``z = alpha * x @ y + beta * z``). Each pattern is checked against the NumPy reference
+through NumPy's CBLAS, numba's ``np.dot`` fallback and the small-product loop, along with
+the cases that must not fold (a product or addend read twice, a scale by 0) and common
+subexpressions that meet a folded buffer.
+"""
+
+import numpy as np
+import pytest
+from test_interpreter import F32, F64, check
+
+from fgrad._src.backend import blas, interp, lower
+from fgrad._src.lax import lax
+
+pytestmark = pytest.mark.skipif(not interp.HAVE_NUMBA, reason="numba is not installed")
+
+TOL = {F32: (1e-4, 1e-4), F64: (1e-11, 1e-11)}
+
+
+def bias_relu(x, w, b):
+    return lax.max(x @ w + lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,)), 0.0)
+
+
+def sgd_step(x, w, b):
+    g = lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,))
+    return w - 0.01 * lax.dot_general(x, g, (((0,), (0,)), ((), ())))
+
+
+def sgd_scale_right(x, w, b):
+    g = lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,))
+    return w - lax.dot_general(x, g, (((0,), (0,)), ((), ()))) * 0.5
+
+
+def addend_left(x, w, b):
+    return lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,)) + x @ w
+
+
+def scalar_minus(x, w, b):
+    return 1.5 - x @ w
+
+
+def twice_scaled(x, w, b):
+    return 2.0 * ((x @ w) * -3.0)
+
+
+def scaled_then_added(x, w, b):
+    return (x @ w) * 0.25 + lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,)) + 1.0
+
+
+def sum_of_products_scaled(x, w, b):
+    # the second product accumulates into the first's buffer; the scale must then apply
+    # to both, so it may not fold into the first product's record
+    return (x @ w + (x * 2.0) @ w) * 3.0
+
+
+def sum_of_products_added(x, w, b):
+    return lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,)) - (x @ w + x @ (w * w))
+
+
+def addend_read_twice(x, w, b):
+    bias = lax.broadcast_in_dim(b, (x.shape[0], w.shape[1]), (1,))
+    return x @ w + bias, bias * 2.0
+
+
+def product_read_twice(x, w, b):
+    d = x @ w
+    return d + 1.0, d
+
+
+def common_product(x, w, b):
+    # The second x @ w is the same equation as the first, which was folded away.
+    first = x @ w + 1.0
+    second = x @ w
+    return first, second
+
+
+def common_addend(x, w, b):
+    shape = (x.shape[0], w.shape[1])
+    out = x @ w + lax.broadcast_in_dim(b, shape, (1,))
+    again = lax.broadcast_in_dim(b, shape, (1,))  # the same equation as the folded addend
+    return out, again
+
+
+def batched(x, w, b):
+    xs = lax.broadcast_in_dim(x, (2,) + x.shape, (1, 2))
+    ws = lax.broadcast_in_dim(w, (2,) + w.shape, (1, 2))
+    prod = lax.dot_general(xs, ws, (((2,), (1,)), ((0,), (0,))))
+    return lax.broadcast_in_dim(b, prod.shape, (2,)) - 2.0 * prod
+
+
+PATTERNS = [bias_relu, sgd_step, sgd_scale_right, addend_left, scalar_minus, twice_scaled,
+            scaled_then_added, sum_of_products_scaled, sum_of_products_added,
+            addend_read_twice, product_read_twice, common_product, common_addend, batched]
+
+
+@pytest.fixture(params=["numpy cblas", "numba np.dot"])
+def gemm_path(request, monkeypatch):
+    if request.param == "numba np.dot":
+        monkeypatch.setattr(blas, "gemm_addresses", lambda: (0, 0))
+    return request.param
+
+
+def operands(dtype, m, k, n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((k, n)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+@pytest.mark.parametrize("size", [(3, 4, 5), (40, 60, 30)], ids=["loop", "blas"])
+def test_folded_products_match_the_reference(pattern, dtype, size, gemm_path):
+    x, w, b = operands(dtype, *size)
+    check(pattern, x, w, b, tol=TOL[dtype], scale=True)
+
+
+def op_names(f, *args):
+    from test_interpreter import stage
+
+    return interp.program_for(stage(f, [np.asarray(a) for a in args])).op_names
+
+
+def test_sgd_step_is_one_copy_and_one_product():
+    x, w, b = operands(F64, 40, 60, 30)
+    # the bias broadcast (the "gradient" here), the copy of w into the output, the product
+    assert op_names(sgd_step, x, w, b) == ["broadcast_in_dim", "sub", "dot_general"]
+
+
+def test_bias_accumulates_in_the_broadcast_buffer():
+    x, w, b = operands(F32, 40, 60, 30)
+    assert op_names(bias_relu, x, w, b) == ["broadcast_in_dim", "dot_general", "max"]
+    assert op_names(batched, x, w, b)[-2:] == ["broadcast_in_dim", "dot_general"]
+
+
+def test_reads_elsewhere_block_the_fold():
+    x, w, b = operands(F64, 40, 60, 30)
+    # the product is returned too: it keeps its own buffer and the add runs on its own
+    assert "add" in op_names(product_read_twice, x, w, b)
+    # the addend is read twice: it is copied, not overwritten
+    names = op_names(addend_read_twice, x, w, b)
+    assert names.count("add") == 1 and names.index("add") < names.index("dot_general")
+
+
+def test_scale_by_zero_keeps_nan_from_inf():
+    x, w, b = operands(F64, 40, 60, 30)
+    x[3, 5] = np.inf
+    assert "mul" in op_names(lambda x, w, b: (x @ w) * 0.0, x, w, b)
+    closed = check(lambda x, w, b: (x @ w) * 0.0, x, w, b, tol=TOL[F64])
+    out = interp.run(closed, [x, w, b])[0]
+    assert np.isnan(out[3]).all() and not np.isnan(out[4]).any()
+
+
+def test_fold_runs_in_place_on_large_inputs_and_outputs(monkeypatch):
+    # The SGD step's input parameter and its output are both used where they lie.
+    monkeypatch.setattr(lower, "DIRECT_MIN", 1)
+    for dtype in (F32, F64):
+        x, w, b = operands(dtype, 40, 60, 30, seed=3)
+        w_before = w.copy()
+        check(sgd_step, x, w, b, tol=TOL[dtype], scale=True)
+        np.testing.assert_array_equal(w, w_before)  # the input is not overwritten
