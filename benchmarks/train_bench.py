@@ -8,6 +8,8 @@ cross-entropy loss, backward, plain SGD update (lr 0.01). Contenders:
   ``nn.CrossEntropyLoss``, ``loss.backward()``, ``optim.SGD.step()``;
 * ``fg.jit(value_and_grad) + functional_call``: the same module as a params dict,
   ``fg.jit(fg.value_and_grad(loss))`` with ``nn.functional_call`` inside;
+* ``fg.jit(train step) + functional_call``: the same with the SGD update inside the
+  jitted function, which returns the new params dict (the JAX idiom);
 * ``fg.jit(value_and_grad), plain fnp``: the W4 function of ``fgrad.bench``
   (no module), to separate the bridge from the compiled step;
 * ``torch nn + optim``: the PyTorch version, when torch is installed
@@ -103,6 +105,17 @@ def contenders(x, labels):
         for k in jit_params:
             jit_params[k] -= LR * grads[k]
 
+    # ---- JAX style: the SGD update inside the jitted program, through functional_call
+    @fg.jit
+    def train_step_fn(params, x, labels):
+        grads = fg.grad(loss_fn)(params, x, labels)
+        return {k: params[k] - np.float32(LR) * grads[k] for k in params}
+
+    train_state = {"params": {k: v.copy() for k, v in base.items()}}
+
+    def train_step():
+        train_state["params"] = train_step_fn(train_state["params"], x, labels)
+
     # ---- the same without a module (fgrad.bench's W4 function)
     plain_fn = fg.jit(fg.value_and_grad(mlp_loss))
     plain_params = to_numpy_params(base)
@@ -116,12 +129,15 @@ def contenders(x, labels):
         "numpy (hand-written)": numpy_step,
         "fg.nn + fg.optim": facade_step,
         "fg.jit(value_and_grad) + functional_call": jit_step,
+        "fg.jit(train step) + functional_call": train_step,
         "fg.jit(value_and_grad), plain fnp": plain_step,
     }
     states = {
         "numpy (hand-written)": lambda: np_params,
         "fg.nn + fg.optim": lambda: to_numpy_params(nn.get_params(model)),
         "fg.jit(value_and_grad) + functional_call": lambda: to_numpy_params(jit_params),
+        "fg.jit(train step) + functional_call":
+            lambda: to_numpy_params(train_state["params"]),
         "fg.jit(value_and_grad), plain fnp": lambda: plain_params,
     }
 
