@@ -9,6 +9,8 @@ subexpressions that meet a folded buffer.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_interpreter import F32, F64, check
 
 from fgrad._src.backend import blas, interp, lower
@@ -162,3 +164,51 @@ def test_fold_runs_in_place_on_large_inputs_and_outputs(monkeypatch):
         w_before = w.copy()
         check(sgd_step, x, w, b, tol=TOL[dtype], scale=True)
         np.testing.assert_array_equal(w, w_before)  # the input is not overwritten
+
+
+# --------------------------------------------------------------------------- random chains
+
+STEPS = ["scale", "add input", "sub input", "add bias", "rsub scalar", "add product",
+         "sub product", "keep"]
+
+
+def chain_program(steps, factors):
+    """A program applying ``steps`` to ``x @ w``; "keep" also returns the value so far
+    (a second reader, which must block folds into it)."""
+
+    def f(x, w, b, y):
+        shape = (x.shape[0], w.shape[1])
+        value, kept = x @ w, []
+        for step, factor in zip(steps, factors):
+            if step == "scale":
+                value = value * factor
+            elif step == "add input":
+                value = y + value
+            elif step == "sub input":
+                value = y - value
+            elif step == "add bias":
+                value = value + lax.broadcast_in_dim(b, shape, (1,))
+            elif step == "rsub scalar":
+                value = factor - value
+            elif step == "add product":
+                value = value + (x * factor) @ w
+            elif step == "sub product":
+                value = value - x @ (w * factor)
+            else:
+                kept.append(value)
+        return (value, *kept)
+
+    return f
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_random_chains_of_folds_match_the_reference(data):
+    dtype = data.draw(st.sampled_from([F32, F64]))
+    m, k, n = (data.draw(st.sampled_from([1, 3, 20])) for _ in range(3))
+    steps = data.draw(st.lists(st.sampled_from(STEPS), min_size=1, max_size=6))
+    factors = data.draw(st.lists(st.sampled_from([2.5, -1.0, 0.0, 0.5]), min_size=len(steps),
+                                 max_size=len(steps)))
+    x, w, b = operands(dtype, m, k, n, seed=data.draw(st.integers(0, 3)))
+    y = np.random.default_rng(5).standard_normal((m, n)).astype(dtype)
+    check(chain_program(steps, factors), x, w, b, y, tol=TOL[dtype], scale=True)
