@@ -13,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_interpreter import F32, F64, check
 
+import fgrad as fg
+import fgrad.numpy as fnp
 from fgrad._src.backend import blas, interp, lower
+from fgrad._src.backend.kernels_codes import FLOAT_BASE, FLOAT_CLASSES, K_DOT
 from fgrad._src.lax import lax
 
 pytestmark = pytest.mark.skipif(not interp.HAVE_NUMBA, reason="numba is not installed")
@@ -212,3 +215,50 @@ def test_random_chains_of_folds_match_the_reference(data):
     x, w, b = operands(dtype, m, k, n, seed=data.draw(st.integers(0, 3)))
     y = np.random.default_rng(5).standard_normal((m, n)).astype(dtype)
     check(chain_program(steps, factors), x, w, b, y, tol=TOL[dtype], scale=True)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def accumulating_products(prog):
+    """How many of ``prog``'s product records add into their output (beta = 1)."""
+    dot_slots = {FLOAT_BASE[c] + K_DOT for c in FLOAT_CLASSES}
+    code, r, count = prog.code, int(prog.code[1]), 0
+    for _ in range(int(code[0])):
+        if code[r + 1] in dot_slots and code[r + 13] == 1:
+            count += 1
+        r += int(code[r])
+    return count
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_jitted_training_step_folds_biases_and_updates(dtype):
+    rng = np.random.default_rng(0)
+    params = {"w0": rng.standard_normal((30, 20)).astype(dtype) / 5,
+              "b0": rng.standard_normal(20).astype(dtype),
+              "w1": rng.standard_normal((20, 5)).astype(dtype) / 4,
+              "b1": rng.standard_normal(5).astype(dtype)}
+    x = rng.standard_normal((16, 30)).astype(dtype)
+    t = rng.standard_normal((16, 5)).astype(dtype)
+    lr = dtype.type(0.1)
+
+    def loss(p, x, t):
+        h = fnp.maximum(x @ p["w0"] + p["b0"], 0)
+        return fnp.mean((h @ p["w1"] + p["b1"] - t) ** 2)
+
+    def step(p, x, t):
+        grads = fg.grad(loss)(p, x, t)
+        return {k: p[k] - lr * grads[k] for k in p}
+
+    got = fg.jit(step)(params, x, t)
+    fg.config.update("backend", "reference")
+    try:
+        want = step(params, x, t)
+    finally:
+        fg.config.update("backend", "numba")
+    rtol, atol = TOL[dtype]
+    for k in params:
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=atol)
+    # Both forward products take their bias, both weight updates their product.
+    prog = interp.program_for(fg.make_jaxpr(step)(params, x, t))
+    assert accumulating_products(prog) == 4
