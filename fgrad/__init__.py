@@ -65,6 +65,7 @@ from fgrad._src.tensor.grad_mode import (
     set_grad_enabled,
 )
 from fgrad._src.tensor.tensor import Size, Tensor
+from fgrad._src.vmap import vmap
 
 float = float32  # noqa: A001  (PyTorch's default dtype; the builtin float is float64)
 double, long, int, short = float64, int64, int32, int16  # noqa: A001
@@ -73,7 +74,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "config", "errors", "nn", "numpy", "tree_util", "grad", "hessian", "jacfwd", "jacrev", "jvp",
-    "make_jaxpr", "stop_gradient", "value_and_grad", "vjp", "custom_vjp", "jit", "warmup",
+    "make_jaxpr", "stop_gradient", "value_and_grad", "vjp", "custom_vjp", "jit", "vmap",
+    "warmup",
 ]
 __all__ += [  # the Tensor facade (PyTorch's names)
     "Tensor", "Size", "tensor", "autograd", "dtype", "no_grad", "enable_grad",
