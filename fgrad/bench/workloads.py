@@ -204,7 +204,10 @@ def w4(dtype):
         grads = fg.grad(mlp_loss)(params, x, labels)
         return {k: params[k] - lr * grads[k] for k in params}
 
-    states = {name: dict((k, v.copy()) for k, v in base.items())
+    def fresh():
+        return {k: v.copy() for k, v in base.items()}
+
+    states = {name: fresh()
               for name in ("numpy", "fgrad jit(value_and_grad)", "fgrad jit(train step)")}
 
     def fgrad_train_step():
@@ -218,10 +221,9 @@ def w4(dtype):
         "fgrad jit(train step)": fgrad_train_step,
     }
     # Verify one step from identical parameters.
-    want = _numpy_mlp_step(dict((k, v.copy()) for k, v in base.items()), x, labels, lr)
-    for name, got in [
-            ("value_and_grad", fgrad_step(dict((k, v.copy()) for k, v in base.items()))),
-            ("train step", train_step(dict((k, v.copy()) for k, v in base.items()), x, labels))]:
+    want = _numpy_mlp_step(fresh(), x, labels, lr)
+    for name, got in [("value_and_grad", fgrad_step(fresh())),
+                      ("train step", train_step(fresh(), x, labels))]:
         for k in want:
             _check(f"fgrad W4 {name} {k}", got[k], want[k].astype(np.float64),
                    1e-3 if dtype == np.float32 else 1e-8)
