@@ -84,14 +84,21 @@ def test_sgd_maximize():
     check(history, [[1.05, -1.9], [0.95, -1.85], [0.975, -1.9]])
 
 
-@pytest.mark.parametrize("scipy_blas", [False, True])
+@pytest.mark.parametrize("path", ["numpy cblas axpy", "scipy axpy", "numpy two passes"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sgd_on_large_parameters_updates_in_place(dtype, scipy_blas, monkeypatch):
-    # From 2**14 elements the update is one BLAS axpy into the parameter's own array
-    # (when SciPy's BLAS may be used: single-threaded BLAS), else NumPy's two passes.
+def test_sgd_on_large_parameters_updates_in_place(dtype, path, monkeypatch):
+    # From 2**14 elements the update is one BLAS axpy into the parameter's own array:
+    # NumPy's own BLAS when it has axpy, else SciPy's when BLAS is single-threaded, else
+    # NumPy's two passes.
+    from fgrad._src.backend import blas as numpy_blas
     from fgrad._src.tensor import blas
 
-    monkeypatch.setattr(blas, "_enabled", scipy_blas)
+    if path == "numpy cblas axpy":
+        # NumPy's PyPI wheels bundle scipy-openblas (ILP64): its axpy must be found.
+        assert numpy_blas.axpy(dtype) is not None or numpy_blas._numpy_openblas() is None
+    else:
+        monkeypatch.setattr(numpy_blas, "_axpys", {np.dtype(dtype): None})
+    monkeypatch.setattr(blas, "_enabled", path == "scipy axpy")
     monkeypatch.setattr(blas, "_routines", {})
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((130, 140)).astype(dtype)
@@ -113,6 +120,25 @@ def test_sgd_on_large_parameters_updates_in_place(dtype, scipy_blas, monkeypatch
     with np.errstate(invalid="ignore"):
         optim.SGD([w], lr=0.0).step()
     assert np.isnan(w.detach().numpy()).all()
+
+
+def test_in_place_update_of_read_only_or_overlapping_arrays_follows_numpy():
+    from fgrad.optim.optimizer import _AXPY_MIN, sub_scaled_
+
+    rng = np.random.default_rng(1)
+    frozen = rng.standard_normal(_AXPY_MIN)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        sub_scaled_(frozen, 0.5, np.ones(_AXPY_MIN))
+    a = rng.standard_normal(_AXPY_MIN + 1)
+    want = a.copy()
+    want[1:] -= 2.0 * want[:-1].copy()
+    sub_scaled_(a[1:], 2.0, a[:-1])  # the update overlaps the parameter
+    np.testing.assert_array_equal(a, want)
+    b = rng.standard_normal(_AXPY_MIN)
+    want = b - 0.25 * b
+    sub_scaled_(b, 0.25, b)
+    np.testing.assert_array_equal(b, want)
 
 
 def adam_reference(w0, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from fgrad._src.backend import blas as numpy_blas
 from fgrad._src.tensor import blas, grad_mode
 from fgrad._src.tensor.graph import reset_grad
 from fgrad._src.tensor.tensor import Tensor
@@ -221,9 +222,10 @@ def sub_scaled_(param, scale, update):
     """``param -= scale * update`` in place on NumPy arrays.
 
     Large contiguous float32/float64 arrays go to BLAS ``axpy`` (``y += a * x``, as
-    PyTorch's ``param.add_(update, alpha=-lr)``) when SciPy's BLAS may be used (see
-    ``fgrad._src.tensor.blas``): one pass over memory instead of NumPy's two plus a
-    temporary the size of the parameter.
+    PyTorch's ``param.add_(update, alpha=-lr)``): one pass over memory instead of
+    NumPy's two plus a temporary the size of the parameter. NumPy's own BLAS is used
+    when it has ``axpy`` (``fgrad._src.backend.blas``, any thread count), else SciPy's
+    when BLAS runs single-threaded (see ``fgrad._src.tensor.blas``).
 
     >>> p = np.ones(3)
     >>> sub_scaled_(p, 0.5, np.array([1.0, 2.0, 4.0]))
@@ -232,9 +234,15 @@ def sub_scaled_(param, scale, update):
     """
     # NB: not for a zero scale: BLAS skips axpy with a == 0, so an infinite or NaN update
     # would not turn the parameter into NaN as ``param - 0 * update`` does (and PyTorch).
+    # Read-only or overlapping arrays take NumPy's path, which raises or handles them.
     if (scale != 0 and param.size >= _AXPY_MIN and type(update) is np.ndarray
             and update.dtype == param.dtype and update.shape == param.shape
-            and param.flags.c_contiguous and update.flags.c_contiguous):
+            and param.flags.c_contiguous and update.flags.c_contiguous
+            and param.flags.writeable and not np.may_share_memory(param, update)):
+        numpy_axpy = numpy_blas.axpy(param.dtype)
+        if numpy_axpy is not None:
+            numpy_axpy(param.size, -float(scale), update.ctypes.data, 1, param.ctypes.data, 1)
+            return
         axpy = blas.routine("axpy", param.dtype)
         if axpy is not None:
             flat = param.reshape(-1)

@@ -27,7 +27,10 @@ from fgrad._src.backend.kernels_codes import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR
 
 _SYMBOLS = (("scipy_cblas_dgemm64_", ctypes.c_double, np.float64),
             ("scipy_cblas_sgemm64_", ctypes.c_float, np.float32))
+_AXPY_SYMBOLS = {np.dtype(np.float64): ("scipy_cblas_daxpy64_", ctypes.c_double),
+                 np.dtype(np.float32): ("scipy_cblas_saxpy64_", ctypes.c_float)}
 _found: list = []
+_axpys: dict = {}
 
 
 def gemm_addresses() -> tuple:
@@ -74,3 +77,41 @@ def _checked(library, name, c_scalar, dtype):
     if not np.array_equal(c, a @ b):
         return 0
     return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+
+def axpy(dtype):
+    """NumPy's own CBLAS ``?axpy`` for ``dtype`` as a ctypes function
+    ``fn(n, a, x_address, 1, y_address, 1)`` doing ``y += a * x`` in one pass, or None
+    (no such routine in NumPy's BLAS, or another dtype). Checked once per dtype.
+
+    >>> import numpy as np
+    >>> y, x = np.ones(3), np.arange(3.0)
+    >>> fn = axpy(y.dtype)
+    >>> if fn is not None:
+    ...     fn(3, 2.0, x.ctypes.data, 1, y.ctypes.data, 1)
+    ...     print(y)
+    [1. 3. 5.]
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in _axpys:
+        _axpys[dtype] = _checked_axpy(dtype)
+    return _axpys[dtype]
+
+
+def _checked_axpy(dtype):
+    symbol = _AXPY_SYMBOLS.get(dtype)
+    library = _numpy_openblas() if symbol is not None else None
+    if library is None:
+        return None
+    name, c_scalar = symbol
+    try:
+        fn = getattr(library, name)
+    except AttributeError:
+        return None
+    fn.restype = None
+    fn.argtypes = [ctypes.c_int64, c_scalar, ctypes.c_void_p, ctypes.c_int64,
+                   ctypes.c_void_p, ctypes.c_int64]
+    x = np.arange(5, dtype=dtype)
+    y = np.ones(5, dtype)
+    fn(5, -2.0, x.ctypes.data, 1, y.ctypes.data, 1)
+    return fn if np.array_equal(y, 1 - 2 * np.arange(5, dtype=dtype)) else None
