@@ -262,3 +262,17 @@ def test_jitted_training_step_folds_biases_and_updates(dtype):
     # Both forward products take their bias, both weight updates their product.
     prog = interp.program_for(fg.make_jaxpr(step)(params, x, t))
     assert accumulating_products(prog) == 4
+
+
+@pytest.mark.parametrize("direct_min", [1, 1 << 30], ids=["shared", "in the arena"])
+def test_constant_addend_is_copied_not_overwritten(direct_min, monkeypatch):
+    # A closed-over array is a constant of the program (shared by every arena set when
+    # large): the product accumulates into a copy of it, run after run.
+    monkeypatch.setattr(lower, "DIRECT_MIN", direct_min)
+    x, w, b = operands(F64, 40, 60, 30, seed=4)
+    offset = np.random.default_rng(9).standard_normal((40, 30))
+    kept = offset.copy()
+    closed = check(lambda x, w, b: (x @ w) * 0.5 + offset, x, w, b, tol=TOL[F64], scale=True)
+    again = interp.run(closed, [x, w, b])[0]
+    np.testing.assert_allclose(again, 0.5 * (x @ w) + kept, rtol=1e-12)
+    np.testing.assert_array_equal(offset, kept)
