@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_interpreter import F32, F64, check
+from test_interpreter import F32, F64, check, reference
 
 import fgrad as fg
 import fgrad.numpy as fnp
@@ -276,3 +276,19 @@ def test_constant_addend_is_copied_not_overwritten(direct_min, monkeypatch):
     again = interp.run(closed, [x, w, b])[0]
     np.testing.assert_allclose(again, 0.5 * (x @ w) + kept, rtol=1e-12)
     np.testing.assert_array_equal(offset, kept)
+
+
+@pytest.mark.parametrize("size", [(3, 4, 5), (40, 60, 30)], ids=["loop", "blas"])
+def test_signed_zeros_match_the_reference(size, gemm_path):
+    # A zero product scaled by a negative constant is -0.0 in the reference; BLAS adds
+    # alpha * (x @ y) to a zeroed output, so such a scale must not fold into alpha.
+    x, w, b = operands(F64, *size)
+    x[...] = 0.0
+    minus_zero = np.full((size[0], size[2]), -0.0)
+    cases = [lambda x, w, y: (x @ w) * -3.0, lambda x, w, y: (x @ w) * 3.0,
+             lambda x, w, y: y - 2.0 * (x @ w), lambda x, w, y: y + x @ w]
+    for f in cases:
+        closed = check(f, x, w, minus_zero)
+        got = interp.run(closed, [x, w, minus_zero])[0]
+        want = np.asarray(reference(closed, [x, w, minus_zero])[0])
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

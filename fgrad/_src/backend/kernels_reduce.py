@@ -256,25 +256,35 @@ def _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate):
     """``z[b] = alpha * x[b] @ y[b]`` (plus ``z[b]`` when ``accumulate``) with plain loops
     (x is (m, k), or (k, m) if ``tx``; y is (k, n), or (n, k) if ``ty``)."""
     zero = a.dtype.type(0)
+    # NB: a scaled or accumulated product sums each output row apart first, then adds
+    # alpha * row to z, as BLAS rounds it (summing the terms straight into z would, for
+    # one, turn z = -0.0 plus a zero product into 0.0).
+    plain = alpha == 1 and not accumulate
+    row = a[zo:zo] if plain else np.empty(n, a.dtype)  # NB: no allocation when plain
     for bb in range(nb):
         xb = xo + bb * m * k
         yb = yo + bb * k * n
         zb = zo + bb * m * n
-        z = a[zb:zb + m * n]
-        if not accumulate:
-            for i in range(m * n):
-                z[i] = zero
         for i in range(m):
             zr = a[zb + i * n:zb + i * n + n]
+            acc = zr if plain else row
+            for j in range(n):
+                acc[j] = zero
             for kk in range(k):
-                u = alpha * (a[xb + kk * m + i] if tx else a[xb + i * k + kk])
+                u = a[xb + kk * m + i] if tx else a[xb + i * k + kk]
                 if ty:
                     for j in range(n):
-                        zr[j] += u * a[yb + j * k + kk]
+                        acc[j] += u * a[yb + j * k + kk]
                 else:
                     yr = a[yb + kk * n:yb + kk * n + n]
                     for j in range(n):
-                        zr[j] += u * yr[j]
+                        acc[j] += u * yr[j]
+            if accumulate:
+                for j in range(n):
+                    zr[j] += alpha * row[j]
+            elif not plain:
+                for j in range(n):
+                    zr[j] = alpha * row[j]
     return 0
 
 
@@ -354,8 +364,13 @@ def dot_f(code, r, a, gemm):
             np.dot(xs.reshape((k, m)).T, ys.reshape((k, n)), product)
         else:
             np.dot(xs.reshape((k, m)).T, ys.reshape((n, k)).T, product)
+        # NB: loops, not array expressions, which take seconds longer to compile.
         if accumulate:
-            zs += alpha * product
+            for i in range(m):
+                for j in range(n):
+                    zs[i, j] += alpha * product[i, j]
         elif not plain:
-            zs[:] = alpha * product
+            for i in range(m):
+                for j in range(n):
+                    zs[i, j] = alpha * product[i, j]
     return 0
