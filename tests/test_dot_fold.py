@@ -280,8 +280,8 @@ def test_constant_addend_is_copied_not_overwritten(direct_min, monkeypatch):
 
 @pytest.mark.parametrize("size", [(3, 4, 5), (40, 60, 30)], ids=["loop", "blas"])
 def test_signed_zeros_match_the_reference(size, gemm_path):
-    # A zero product scaled by a negative constant is -0.0 in the reference; BLAS adds
-    # alpha * (x @ y) to a zeroed output, so such a scale must not fold into alpha.
+    # A zero product scaled by a negative constant is -0.0 in the reference, and so is
+    # -0.0 minus a zero product: the folded forms must give the same signs.
     x, w, b = operands(F64, *size)
     x[...] = 0.0
     minus_zero = np.full((size[0], size[2]), -0.0)

@@ -1049,7 +1049,7 @@ class _Lowerer:
     def _fold_into_dot(self, op, x, y, aval):
         """Fold ``c * D``, ``Y + D`` and ``Y - D`` into the record of the product ``D``
         (BLAS's ``z = alpha * x @ y + beta * z``), when nothing else reads ``D``: a scale
-        by a known positive constant becomes ``alpha``; an addend ``Y`` of the same shape
+        by a known nonzero constant becomes ``alpha``; an addend ``Y`` of the same shape
         is put in the output first (``Y``'s own buffer when nothing else reads it, e.g. a
         broadcast bias) and the product accumulates into it. ``p - lr * (a.T @ b)`` (an
         SGD step) and ``x @ w + b`` then cost no pass of their own. None when nothing
@@ -1057,10 +1057,9 @@ class _Lowerer:
         if op == MUL:
             for d, c in ((x, y), (y, x)):
                 dot = self._foldable_dot(d, aval)
-                # NB: only by a positive finite c. BLAS skips the product when alpha is 0,
-                # so 0 * inf would not give nan; and it adds alpha * (x @ y) to a zeroed
-                # output, so a negative alpha would turn a zero product's -0.0 into 0.0.
-                if dot is not None and c.value is not None and c.value > 0 \
+                # NB: not by 0, inf or nan: BLAS skips the product when alpha is 0, so
+                # 0 * inf would not give nan.
+                if dot is not None and c.value is not None and c.value != 0 \
                         and math.isfinite(c.value):
                     return self._rescale_dot(d, dot, c.value, aval)
             return None
