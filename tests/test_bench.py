@@ -29,3 +29,12 @@ def test_quick_run_writes_every_workload(no_peers, tmp_path, capsys):
             "fgrad jit(train step)", "fgrad jit(hessian)"} <= contenders
     assert all(row["median"] > 0 and row["ratio"] > 0 for row in rows)
     assert "new-shape latency" in capsys.readouterr().out
+
+
+def test_latency_module_docstring_example():
+    import doctest
+
+    from fgrad.bench import latency
+
+    failures, tried = doctest.testmod(latency)
+    assert tried > 0 and failures == 0

@@ -283,13 +283,3 @@ def w5(n):
         xj = jnp.asarray(x)
         contenders["jax jit(hessian)"] = lambda: jh(xj).block_until_ready()
     return _verified(contenders, numpy_rosenbrock_hessian(x), 1e-8, _to_numpy)
-
-
-# --------------------------------------------------------------------------- latency
-
-
-def twenty_op_program(x):
-    y = x
-    for i in range(5):
-        y = fnp.tanh(y) * 0.5 + fnp.sin(y) - y * (0.1 * i) + 1.0
-    return fnp.sum(y)
