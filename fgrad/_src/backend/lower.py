@@ -167,6 +167,8 @@ _EW_NPOS = {FAM_UNARY_F: 4, FAM_UNARY_I: 4, FAM_BINARY_F: 5, FAM_BINARY_I: 5, FA
             FAM_COMPARE: 6, FAM_SELECT: 6, FAM_CONVERT: 5}
 
 _ALIGN_BYTES = 64
+# Positions in a FAM_DOT record's fields (kernels_codes.FAM_DOT) that a fold rewrites.
+_DOT_OUT, _DOT_ALPHA, _DOT_ACCUMULATE = 4, 11, 12
 
 
 class Unsupported(Exception):
@@ -1078,10 +1080,10 @@ class _Lowerer:
         return self.dots.get(d.buf)
 
     def _rescale_dot(self, d, dot, factor, aval):
-        alpha = self.const_values[dot.fields[11].buf][0] * factor
+        alpha = self.const_values[dot.fields[_DOT_ALPHA].buf][0] * factor
         alpha_buf = self.scalar_const(alpha, d.cls).buf
-        dot.fields[11] = Ref(alpha_buf)
-        dot.reads[2] = alpha_buf
+        dot.fields[_DOT_ALPHA] = Ref(alpha_buf)
+        dot.reads[2] = alpha_buf  # reads: x, y, alpha
         self.uses[d.buf] = 0  # its one reader is this fold; the new value's come next
         return self._new_holder(d.buf, aval, d.cls)
 
@@ -1105,8 +1107,8 @@ class _Lowerer:
         # NB: moving the product after the addend's ops is safe: its operands are never
         # written again, and nothing between read its output (``uses`` was 1).
         self.ops.remove(dot)
-        dot.fields[4] = Ref(target)
-        dot.fields[12] = 1
+        dot.fields[_DOT_OUT] = Ref(target)
+        dot.fields[_DOT_ACCUMULATE] = 1
         dot.reads.append(target)
         dot.writes = [target]
         self.ops.append(dot)
