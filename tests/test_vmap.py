@@ -150,6 +150,8 @@ def test_vmap_under_jit_is_one_program():
     (lambda: fg.vmap(lambda d: d, in_axes=({"a": 0},))({"b": np.ones(2)}), ValueError,
      "pytree prefix"),
     (lambda: fg.vmap(lambda: 1.0)(), TypeError, "no positional arguments"),
+    (lambda: fg.vmap(lambda x, scale=1.0: x * scale)(np.ones(3), scale=2.0), TypeError,
+     "keyword arguments \\(scale\\)"),
     (lambda: fg.vmap(lambda x: "text")(np.ones(2)), TypeError, "not an array"),
 ])
 def test_misuse_is_a_clear_error(call, error, match):

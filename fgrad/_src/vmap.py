@@ -46,7 +46,12 @@ def vmap(f, in_axes=0, out_axes=0):
         )
 
     @functools.wraps(f)
-    def vmapped(*args):
+    def vmapped(*args, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"vmap: keyword arguments ({', '.join(sorted(kwargs))}) are not supported; "
+                "pass them positionally, with an in_axes entry each, or close over them"
+            )
         if not args:
             raise TypeError("vmap: the function was called with no positional arguments "
                             "to map over")
