@@ -58,17 +58,25 @@ def _numpy_openblas():
     return None
 
 
-def _checked(library, name, c_scalar, dtype):
-    """The address of ``name`` if a 2x3 @ 3x2 product through it is right, else 0."""
+def _function(library, name, argtypes):
+    """``library.name`` as a ctypes function returning nothing, or None if it is absent."""
     try:
         fn = getattr(library, name)
     except AttributeError:
-        return 0
+        return None
+    fn.restype = None
+    fn.argtypes = argtypes
+    return fn
+
+
+def _checked(library, name, c_scalar, dtype):
+    """The address of ``name`` if a 2x3 @ 3x2 product through it is right, else 0."""
     i64, i32 = ctypes.c_int64, ctypes.c_int
     ptr = ctypes.c_void_p
-    fn.restype = None
-    fn.argtypes = [i32, i32, i32, i64, i64, i64, c_scalar, ptr, i64, ptr, i64, c_scalar,
-                   ptr, i64]
+    fn = _function(library, name, [i32, i32, i32, i64, i64, i64, c_scalar, ptr, i64, ptr, i64,
+                                   c_scalar, ptr, i64])
+    if fn is None:
+        return 0
     a = np.arange(6, dtype=dtype).reshape(2, 3)
     b = np.arange(6, dtype=dtype).reshape(3, 2) - 2
     c = np.zeros((2, 2), dtype)
@@ -104,13 +112,10 @@ def _checked_axpy(dtype):
     if library is None:
         return None
     name, c_scalar = symbol
-    try:
-        fn = getattr(library, name)
-    except AttributeError:
+    fn = _function(library, name, [ctypes.c_int64, c_scalar, ctypes.c_void_p, ctypes.c_int64,
+                                   ctypes.c_void_p, ctypes.c_int64])
+    if fn is None:
         return None
-    fn.restype = None
-    fn.argtypes = [ctypes.c_int64, c_scalar, ctypes.c_void_p, ctypes.c_int64,
-                   ctypes.c_void_p, ctypes.c_int64]
     x = np.arange(5, dtype=dtype)
     y = np.ones(5, dtype)
     fn(5, -2.0, x.ctypes.data, 1, y.ctypes.data, 1)

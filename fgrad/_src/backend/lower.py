@@ -500,10 +500,13 @@ class _Lowerer:
         if x.buf is None:
             buf = Buffer(x.cls, _size(x.aval), "temp")
             if _size(x.aval):
-                self.emit([FAM_MOVE, FILL, x.cls, Ref(x.scalar.buf), Ref(buf), _size(x.aval)],
-                          [x.scalar.buf], [buf])
+                self.fill(x.cls, x.scalar.buf, buf, _size(x.aval))
             x.buf = buf
         return x.buf
+
+    def fill(self, cls, scalar_buf, buf, n):
+        """Write the one value in ``scalar_buf`` to all ``n`` elements of ``buf``."""
+        self.emit([FAM_MOVE, FILL, cls, Ref(scalar_buf), Ref(buf), n], [scalar_buf], [buf])
 
     @staticmethod
     def sref(x):
@@ -801,8 +804,7 @@ class _Lowerer:
         out = self.new_val(aval)
         if _size(aval):
             vb = self.sref(value)
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(vb), Ref(out.buf), _size(aval)], [vb],
-                      [out.buf])
+            self.fill(out.cls, vb, out.buf, _size(aval))
         if _size(x.aval):
             xb = self.materialize(x)
             os_ = _contiguous_strides(aval.shape)
@@ -925,8 +927,7 @@ class _Lowerer:
         if _prod(shape[a] for a in axes) == 0:
             if op in (RMAX, RMIN):
                 raise Unsupported("max/min over an empty axis")
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(identity.buf), Ref(out.buf), _size(aval)],
-                      [identity.buf], [out.buf])
+            self.fill(out.cls, identity.buf, out.buf, _size(aval))
             return [out]
         xb = self.materialize(x)
         dims: list = []
@@ -1036,8 +1037,7 @@ class _Lowerer:
         n = _prod(y.aval.shape[d] for d in y_free)
         if k == 0:
             zero = self.scalar_const(0, out.cls)
-            self.emit([FAM_MOVE, FILL, out.cls, Ref(zero.buf), Ref(out.buf), _size(aval)],
-                      [zero.buf], [out.buf])
+            self.fill(out.cls, zero.buf, out.buf, _size(aval))
             return [out]
         xb, tx = self._dot_operand(x, lb, x_free, lc)  # (batch, m, k)
         yb, ty = self._dot_operand(y, rb, rc, y_free)  # (batch, k, n)
@@ -1097,8 +1097,7 @@ class _Lowerer:
         else:
             target = Buffer(d.cls, _size(aval), "temp")
             if addend.buf is None:
-                self.emit([FAM_MOVE, FILL, d.cls, Ref(addend.scalar.buf), Ref(target),
-                           _size(aval)], [addend.scalar.buf], [target])
+                self.fill(d.cls, addend.scalar.buf, target, _size(aval))
             else:
                 strides = _contiguous_strides(aval.shape)
                 self.copy(addend.buf, 0, target, 0, aval.shape, strides, strides)
