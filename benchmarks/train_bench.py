@@ -9,7 +9,8 @@ cross-entropy loss, backward, plain SGD update (lr 0.01). Contenders:
 * ``fg.jit(value_and_grad) + functional_call``: the same module as a params dict,
   ``fg.jit(fg.value_and_grad(loss))`` with ``nn.functional_call`` inside;
 * ``fg.jit(train step) + functional_call``: the same with the SGD update inside the
-  jitted function, which returns the new params dict (the JAX idiom);
+  jitted function, which returns the new params dict, the params donated
+  (``donate_argnums=0``, the JAX idiom);
 * ``fg.jit(value_and_grad), plain fnp``: the W4 function of ``fgrad.bench``
   (no module), to separate the bridge from the compiled step;
 * ``torch nn + optim``: the PyTorch version, when torch is installed
@@ -106,10 +107,12 @@ def contenders(x, labels):
             jit_params[k] -= LR * grads[k]
 
     # ---- JAX style: the SGD update inside the jitted program, through functional_call
-    @fg.jit
-    def train_step_fn(params, x, labels):
+    def sgd_step(params, x, labels):
         grads = fg.grad(loss_fn)(params, x, labels)
         return {k: params[k] - np.float32(LR) * grads[k] for k in params}
+
+    # NB: donated, as JAX's training loops do: the new weights go into the old ones.
+    train_step_fn = fg.jit(sgd_step, donate_argnums=0)
 
     train_state = {"params": {k: v.copy() for k, v in base.items()}}
 

@@ -186,6 +186,10 @@ class Jaxpr:
 class ClosedJaxpr:
     """A jaxpr together with the values of its constvars (what ``make_jaxpr`` returns)."""
 
+    # Input positions whose memory the interpreter may reuse for an output of the same
+    # shape and dtype (``fg.jit``'s ``donate_argnums`` sets it on the jaxprs it traces).
+    donated = frozenset()
+
     def __init__(self, jaxpr: Jaxpr, consts):
         self.jaxpr = jaxpr
         self.consts = list(consts)

@@ -1,13 +1,16 @@
 """``fg.jit``: trace once per abstract signature, then run the staged program.
 
-The cache key is the pytree structure, each leaf's shape, dtype and
-weak-typedness, and the static arguments by value. Under another transform
-the cached jaxpr is evaluated through ``bind``, so ``grad(jit(f))`` composes.
+The cache key is the pytree structure of the positional and keyword arguments, each
+leaf's shape, dtype and weak-typedness, and the static arguments (by position or by
+name) by value. Under another transform the cached jaxpr is evaluated through
+``bind``, so ``grad(jit(f))`` composes. Donated arguments (``donate_argnums``) mark
+their leaves on the traced jaxpr, for the interpreter to reuse their memory.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections import OrderedDict
 
@@ -30,7 +33,7 @@ def _static_key(value, index):
         hash(value)
     except TypeError:
         raise ValueError(
-            f"jit: static argument {index} has unhashable type {type(value).__name__}; "
+            f"jit: static argument {index!r} has unhashable type {type(value).__name__}; "
             "static arguments are cached by value, so pass a hashable one (a tuple "
             "instead of a list, for example), or make it a regular traced argument."
         ) from None
@@ -59,27 +62,35 @@ def _describe_miss(key, cache):
 class JittedFunction:
     """The caches behind ``fg.jit``'s callable, and every path but the hottest."""
 
-    def __init__(self, fun, static_argnums):
+    def __init__(self, fun, static_argnums, static_argnames=(), donate_argnums=()):
         self.fun = fun
         self.static_argnums = static_argnums
+        self.static_argnames = static_argnames
+        self.donate_argnums = donate_argnums
         self._cache: OrderedDict = OrderedDict()
         self._fast: dict = {}
         # (shape, dtype, runner) of the last one-array call with one array out, if any
         self._last = None
 
-    def _signature(self, args):
+    def _signature(self, args, kwargs=None):
         statics = tuple(
             _static_key(args[i], i) for i in self.static_argnums if i < len(args)
         )
         dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        if kwargs:
+            statics += tuple((name, _static_key(kwargs[name], name))
+                             for name in sorted(kwargs) if name in self.static_argnames)
+            # NB: keyword arguments are one more pytree node: a dict after the positionals.
+            dynamic = (dynamic, {name: v for name, v in kwargs.items()
+                                 if name not in self.static_argnames})
         leaves, tree = tree_flatten(dynamic)
         _check_leaves(leaves, "jit arguments")
         avals = tuple(get_aval(x) for x in leaves)
         return (tree, avals, statics), leaves
 
-    def lower(self, *args):
+    def lower(self, *args, **kwargs):
         """The ``ClosedJaxpr`` (and output tree) for these arguments, traced at most once."""
-        key, leaves = self._signature(args)
+        key, leaves = self._signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is not None:
             self._cache.move_to_end(key)
@@ -91,19 +102,40 @@ class JittedFunction:
                 _describe_miss(key, self._cache),
             )
 
-        def f_dynamic(*dyn):
+        def full_args(dyn):
             it = iter(dyn)
-            full = [args[i] if i in self.static_argnums else next(it) for i in range(len(args))]
-            return self.fun(*full)
+            return [args[i] if i in self.static_argnums else next(it) for i in range(len(args))]
+
+        if kwargs:
+            def f_dynamic(dyn, dyn_kwargs):
+                statics = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+                return self.fun(*full_args(dyn), **dyn_kwargs, **statics)
+        else:
+            def f_dynamic(*dyn):
+                return self.fun(*full_args(dyn))
 
         tree = key[0]
         f_flat, store = flatten_fun(f_dynamic, tree)
         closed = trace_to_jaxpr(f_flat, list(key[1]))
+        if self.donate_argnums:
+            closed.donated = self._donated_leaves(args, kwargs)
         entry = (closed, store["tree"])
         self._cache[key] = entry
         while len(self._cache) > config.flags.jit_cache_size:
             self._cache.popitem(last=False)
         return entry, leaves
+
+    def _donated_leaves(self, args, kwargs):
+        """The flat input positions of the leaves of the donated positional arguments."""
+        donated, start = [], 0
+        for i, a in enumerate(args):
+            if i in self.static_argnums:
+                continue
+            count = len(tree_flatten(a)[0])
+            if i in self.donate_argnums:
+                donated.extend(range(start, start + count))
+            start += count
+        return frozenset(donated)
 
     def __call__(self, *args):
         # NB: the hot path is written out flat. For plain NumPy arguments with no static
@@ -128,6 +160,13 @@ class JittedFunction:
             self._last = (args[0].shape, args[0].dtype, runner)
         outs = runner(args)
         return outs[0] if single else tree_unflatten(out_tree, outs)
+
+    def call_with_keywords(self, args, kwargs):
+        """A call with keyword arguments: always the keyed (slower) path."""
+        (closed, out_tree), leaves = self.lower(*args, **kwargs)
+        if not _is_top_level(leaves):
+            return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
+        return _unflatten(out_tree, execute.run_closed_jaxpr(closed, leaves))
 
     def _call_slow(self, args, fast_key):
         """Trace (at most once per signature) and run; remember hot-path signatures."""
@@ -163,23 +202,79 @@ def _is_top_level(leaves) -> bool:
     return core.current_level() == 0 and not any(isinstance(x, Tracer) for x in leaves)
 
 
-def jit(fun, static_argnums=()):
+def _argnums(value, what):
+    if isinstance(value, int):
+        value = (value,)
+    try:
+        value = tuple(value)
+    except TypeError:
+        raise TypeError(f"jit: {what} must be an int or a tuple of ints, got "
+                        f"{type(value).__name__}") from None
+    for v in value:
+        if not isinstance(v, int) or v < 0:
+            raise ValueError(f"jit: {what} must be non-negative ints (positions of "
+                             f"arguments), got {v!r}")
+    return value
+
+
+def _static_both_ways(fun, static_argnums, static_argnames):
+    """As JAX does: a static parameter is static whether passed by position or by name,
+    when ``fun``'s signature tells both."""
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return static_argnums, static_argnames
+    positional = [p.name for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    nums, names = list(static_argnums), list(static_argnames)
+    for i in static_argnums:
+        if i < len(positional) and positional[i] not in names:
+            names.append(positional[i])
+    for name in static_argnames:
+        if name in positional and positional.index(name) not in nums:
+            nums.append(positional.index(name))
+    return tuple(nums), tuple(names)
+
+
+def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
     """Compile ``fun``: trace it once per abstract signature and run the staged program.
+
+    Arguments at ``static_argnums`` (positions) or ``static_argnames`` (keywords) are
+    hashed by value instead of traced. Other keyword arguments are traced like the
+    positional ones. ``donate_argnums`` says the caller no longer needs those
+    arguments: the program may write a result of the same shape and dtype into a
+    donated array instead of a new one (``params = step(params, ...)`` then updates
+    the parameters in place), so after the call a donated array holds undefined values.
 
     >>> import fgrad.numpy as fnp
     >>> f = jit(lambda x: fnp.sum(x * 2.0))
     >>> float(f(np.ones(3)))
     6.0
+    >>> step = jit(lambda p, g, lr=0.1: p - lr * g, donate_argnums=0)
+    >>> p = step(np.ones(3), np.ones(3), lr=0.5)
+    >>> p.tolist()
+    [0.5, 0.5, 0.5]
     """
-    if isinstance(static_argnums, int):
-        static_argnums = (static_argnums,)
-    state = JittedFunction(fun, tuple(static_argnums))
+    static_argnums = _argnums(static_argnums, "static_argnums")
+    donate_argnums = _argnums(donate_argnums, "donate_argnums")
+    if isinstance(static_argnames, str):
+        static_argnames = (static_argnames,)
+    static_argnums, static_argnames = _static_both_ways(fun, static_argnums,
+                                                         tuple(static_argnames))
+    both = set(static_argnums) & set(donate_argnums)
+    if both:
+        raise ValueError(f"jit: argument {min(both)} is both static and donated; a static "
+                         "argument is hashed by value, not passed to the program, so only "
+                         "traced arguments can be donated")
+    state = JittedFunction(fun, static_argnums, static_argnames, donate_argnums)
 
     # NB: a plain function is cheaper to call than an object. It checks the last
     # one-array signature (``state._last``) without building a key; everything else
     # goes through ``JittedFunction.__call__``.
     @functools.wraps(fun)
-    def jitted(*args):
+    def jitted(*args, **kwargs):
+        if kwargs:
+            return state.call_with_keywords(args, kwargs)
         last = state._last
         if last is not None and len(args) == 1 and _flags.interpreter:
             x = args[0]
@@ -191,4 +286,3 @@ def jit(fun, static_argnums=()):
     jitted.lower = state.lower
     jitted._state = state
     return jitted
-

@@ -199,10 +199,12 @@ def w4(dtype):
             params[k] -= lr * grads[k]
         return params
 
-    @fg.jit
-    def train_step(params, x, labels):  # JAX style: the update is part of the program
+    def sgd_step(params, x, labels):  # JAX style: the update is part of the program
         grads = fg.grad(mlp_loss)(params, x, labels)
         return {k: params[k] - lr * grads[k] for k in params}
+
+    # NB: donated, as JAX's training loops do: the new weights go into the old ones.
+    train_step = fg.jit(sgd_step, donate_argnums=0)
 
     def fresh():
         return {k: v.copy() for k, v in base.items()}

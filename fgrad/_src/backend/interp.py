@@ -338,12 +338,16 @@ def _run_direct(prog, arenas, args):
         view[...] = args[k]
     code, patch = arenas.code, _state["patch"]
     keep = []  # NB: arrays the code points at must outlive the run
+    donated, in_place = prog.aliased.values(), set()
     for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
         x = args[k]
-        if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:
+        if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and (
+                k not in donated or _writable_alone(x, k, args)):
             flat = x.reshape(-1)
             if patch[dtype](code, positions, deltas, flat):
                 keep.append(flat)
+                if k in donated:
+                    in_place.add(k)
                 continue
         view[...] = x
         code[positions] = copied_offsets
@@ -361,7 +365,25 @@ def _run_direct(prog, arenas, args):
         outs[j] = flat.reshape(shape)
     for j, view, dtype in arenas.copied_outputs:
         outs[j] = view.copy() if dtype is None else view.astype(dtype)
+    for j, k, shape, view in arenas.in_place_outputs:
+        if k in in_place:  # the run wrote the result into the argument itself
+            x = args[k]
+            outs[j] = x if x.shape == shape else x.reshape(shape)
+        else:
+            outs[j] = view.copy()
     return outs
+
+
+def _writable_alone(x, k, args):
+    """Whether the program may write its result into the donated argument ``x``: it is
+    writable and shares no memory with another argument (which the program may still
+    read after writing)."""
+    if not x.flags.writeable:
+        return False
+    for m, other in enumerate(args):
+        if m != k and type(other) is np.ndarray and np.may_share_memory(x, other):
+            return False
+    return True
 
 
 def _error(prog, status, ia):

@@ -183,11 +183,12 @@ class Program:
 
     ``in_plan`` holds ``(arg index, class, start, stop)`` for each input copied in;
     ``out_plan`` holds ``(class, start, stop, shape, dtype)`` for each output;
-    ``slots`` are the kernels the program uses (compiled before its first run).
+    ``slots`` are the kernels the program uses (compiled before its first run);
+    ``aliased`` maps an output to the donated argument whose memory it took over.
     """
 
     def __init__(self, code, sizes, images, in_plan, out_plan, op_names, n_in, in_shapes,
-                 slots, float_refs, in_refs, out_refs, shared_consts):
+                 slots, float_refs, in_refs, out_refs, shared_consts, aliased=None):
         self.code = code
         self.sizes = sizes
         self.images = images
@@ -201,6 +202,7 @@ class Program:
         self.in_refs = in_refs
         self.out_refs = out_refs
         self.shared_consts = shared_consts
+        self.aliased = aliased or {}
         self.n_ops = len(op_names)
         self.ready = False  # set once every kernel in ``slots`` is compiled
         self.pool: list = []  # idle arena sets, reused by later runs
@@ -237,14 +239,16 @@ class ArenaSet:
     copying it (``direct_inputs``, ``direct_outputs``). ``copied_inputs`` pairs the
     other arguments with views of their arena slices shaped like them, ``copied_outputs``
     the other outputs with views and the dtype to convert to (None: the arena's own);
-    ``only_output`` is the view of a lone output copied as is.
+    ``only_output`` is the view of a lone output copied as is; ``in_place_outputs`` the
+    outputs written into large donated arguments (``Program.aliased``).
     ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
     table's, so a run passes the dispatcher one array. ``run`` is the interpreter's
     function running the program once on this set.
     """
 
     __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
-                 "direct_outputs", "only_output", "n_out", "ptrs", "ia", "run")
+                 "direct_outputs", "in_place_outputs", "only_output", "n_out", "ptrs", "ia",
+                 "run")
 
     def __init__(self, prog, arrays, table):
         self.arrays = arrays
@@ -269,13 +273,16 @@ class ArenaSet:
             (k, CLS_DTYPES[c], positions, deltas, view, origin[c] + lo + deltas)
             for k, (c, lo, view) in in_views.items() if k in prog.in_refs
             for positions, deltas in [prog.in_refs[k]])
-        copied, direct = [], []
+        copied, direct, in_place = [], [], []
         for j, (c, lo, hi, shape, dtype) in enumerate(prog.out_plan):
             if j in prog.out_refs:  # (output index, size, shape, dtype, positions, deltas)
                 direct.append((j, hi - lo, shape, dtype, *prog.out_refs[j]))
                 continue
             view = arrays[c][lo:hi].reshape(shape)
-            if view.dtype == dtype:
+            if prog.aliased.get(j) in prog.in_refs:
+                # (output index, donated arg index, shape, the arena's copy when not direct)
+                in_place.append((j, prog.aliased[j], shape, view))
+            elif view.dtype == dtype:
                 copied.append((j, view, None))
             elif dtype == np.bool_:  # bool lives in the uint8 arena: reinterpret, no cast
                 copied.append((j, view.view(np.bool_), None))
@@ -283,6 +290,7 @@ class ArenaSet:
                 copied.append((j, view, dtype))
         self.copied_outputs = tuple(copied)
         self.direct_outputs = tuple(direct)
+        self.in_place_outputs = tuple(in_place)
         # The view of a program's single output when it is copied out as is (a shortcut).
         single = len(copied) == 1 and not direct and copied[0][2] is None
         self.only_output = copied[0][1] if single else None
@@ -1351,6 +1359,7 @@ def lower(closed) -> Program:
     lw.name = "output"
     out_bufs = [lw.materialize(x) for x in outs]
     ops = lw.ops
+    aliased = _donate(ops, in_vals, out_bufs, closed.donated) if closed.donated else {}
 
     # Layout: [reserved | constants | inputs | temporaries] in each arena.
     aligns = [max(1, _ALIGN_BYTES // d.itemsize) for d in CLS_DTYPES]
@@ -1420,7 +1429,7 @@ def lower(closed) -> Program:
                          np.dtype(x.aval.dtype)))
     float_refs = [(pos, buf, delta) for pos, buf, delta in refs if buf.cls in FLOAT_CLASSES]
     by_buf = _refs_by_buffer(float_refs)
-    in_refs, out_refs = _direct_io(by_buf, in_vals, out_bufs)
+    in_refs, out_refs = _direct_io(by_buf, in_vals, out_bufs, aliased)
     shared_consts = tuple((flat, *_positions(by_buf[buf])) for buf, flat in shared
                           if buf in by_buf)
     return Program(
@@ -1437,7 +1446,55 @@ def lower(closed) -> Program:
         in_refs=in_refs,
         out_refs=out_refs,
         shared_consts=shared_consts,
+        aliased=aliased,
     )
+
+
+def _donate(ops, in_vals, out_bufs, donated):
+    """Give outputs the buffers of donated inputs; returns ``{output index: arg index}``.
+
+    An output takes over a donated input of its class and size when the program is
+    done reading the input before it first writes the output, so no op sees a half
+    written value. The one op allowed to read the input at that point is a plain copy
+    of it into the output (how a folded ``p - lr * (a @ b)`` starts): it becomes a copy
+    onto itself and is dropped. ``ops`` and ``out_bufs`` are rewritten in place.
+    """
+    aliased = {}
+    for j, ob in enumerate(out_bufs):
+        if ob.kind != "temp" or not ob.size or out_bufs.count(ob) != 1:
+            continue
+        first = next(i for i, op in enumerate(ops) if ob in op.writes)
+        for k in sorted(donated):
+            ib = in_vals[k].buf
+            if (k in aliased.values() or ib.cls != ob.cls or ib.size != ob.size
+                    or ib in out_bufs):
+                continue
+            if any(ib in op.reads for op in ops[first + 1:]):
+                continue
+            head = ops[first]
+            self_copy = ib in head.reads and _is_plain_copy(head, ib, ob)
+            if ib in head.reads and not self_copy:
+                continue
+            for op in ops:
+                op.fields = [Ref(ib, f.delta) if isinstance(f, Ref) and f.buf is ob else f
+                             for f in op.fields]
+                op.reads = [ib if b is ob else b for b in op.reads]
+                op.writes = [ib if b is ob else b for b in op.writes]
+            if self_copy:
+                ops.remove(head)
+            out_bufs[j] = ib
+            aliased[j] = k
+            break
+    return aliased
+
+
+def _is_plain_copy(op, src, dst):
+    """Whether ``op`` copies all of ``src`` to ``dst`` element for element."""
+    f = op.fields
+    if f[0] != FAM_MOVE or f[1] != COPY or f[3].buf is not src or f[4].buf is not dst:
+        return False
+    ndim = f[5]
+    return f[3].delta == f[4].delta == 0 and f[6 + ndim:6 + 2 * ndim] == f[6 + 2 * ndim:]
 
 
 DIRECT_MIN = 2048  # float inputs and outputs this large are used in place, not copied
@@ -1466,16 +1523,17 @@ def _positions(refs):
             np.asarray([delta for _, delta in refs], np.int64))
 
 
-def _direct_io(by_buf, in_vals, out_bufs):
+def _direct_io(by_buf, in_vals, out_bufs, aliased):
     """Which large float inputs and outputs can live outside the arenas, and where the
     code refers to them: ``{arg index: (positions, deltas)}`` and ``{output index:
     (positions, deltas)}``.
 
     An output qualifies when it is a temporary no other output shares (not an input or a
     constant); an input when no output shares its buffer (a reshape of an input
-    returned as is reads the arena).
+    returned as is reads the arena), unless that output took the donated input over
+    (``aliased``): then the run writes the result into the argument itself.
     """
-    out_set = set(out_bufs)
+    out_set = set(out_bufs) - {out_bufs[j] for j in aliased}
     in_refs = {}
     for k, x in enumerate(in_vals):
         buf = x.buf
