@@ -554,6 +554,36 @@ def test_cross_entropy_weight_ignore_index_and_stability():
     assert "weight" in nn.CrossEntropyLoss(weight=w).state_dict()
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [-100, 1, 7])
+def test_cross_entropy_ignore_index_any_value(reduction, ignore_index):
+    # As PyTorch: a target equal to ignore_index is skipped even when it is no class
+    # (7 of 4); with no target ignored the loss takes a shorter program, same numbers.
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((6, 4))
+    for y in (np.array([0, 3, 1, 1, 2, 0]), np.array([0, 3, ignore_index, 1, 2, 0])):
+        keep = y != ignore_index
+        p = _softmax(z)
+        per_sample = np.where(keep, -np.log(p[np.arange(6), np.where(keep, y, 0)]), 0.0)
+        want = {"mean": per_sample.sum() / keep.sum(), "sum": per_sample.sum(),
+                "none": per_sample}[reduction]
+        for loss_fn in (nn.functional.cross_entropy,
+                        lambda z, y, **kw: nn.functional.nll_loss(
+                            nn.functional.log_softmax(z, dim=1), y, **kw)):
+            logits = fg.tensor(z, requires_grad=True)
+            loss = loss_fn(logits, fg.tensor(y), ignore_index=ignore_index,
+                           reduction=reduction)
+            np.testing.assert_allclose(loss.detach().numpy(), want, rtol=1e-12)
+            loss.sum().backward()
+            scale = 1 / keep.sum() if reduction == "mean" else 1.0
+            onehot = np.eye(4)[np.where(keep, y, 0)]
+            want_grad = (p - onehot) * scale * keep[:, None]
+            np.testing.assert_allclose(logits.grad.numpy(), want_grad, atol=1e-12)
+    with pytest.raises(IndexError, match="Target 4 is out of bounds"):
+        nn.functional.cross_entropy(fg.tensor(z), fg.tensor([0, 4, 0, 0, 0, 0]),
+                                    ignore_index=ignore_index)
+
+
 def test_nll_loss():
     logp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32))
     y = np.array([0, 2])

@@ -152,36 +152,44 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  #
     return apply(ops.l1_loss, (x, y), (_reduction(reduction, size_average, reduce),))
 
 
-def _class_args(input, target, weight):  # noqa: A002
+def _class_args(input, target, weight, ignore_index):  # noqa: A002
+    """The op's arguments and its ``ignore_index``: None when no target is ignored (a
+    smaller program). Every other target must be a class, as PyTorch checks."""
     x, t = _tensor(input), _tensor(target)
     if t._value.dtype.kind not in "iu":
         raise NotImplementedError(
             "fgrad's cross_entropy/nll_loss take class indices (an integer target); "
             f"got a {t.dtype} target")
     n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    ignore_index = int(ignore_index)
     if hasattr(t._value, "flags"):  # an array, not a tracer (fg.nn.functional_call)
-        valid = t._value[t._value != -100] if t._value.size else t._value
-        if valid.size and (valid.min() < 0 or valid.max() >= n_classes):
-            bad = valid[(valid < 0) | (valid >= n_classes)].flat[0]
+        values = t._value
+        ignored = values == ignore_index
+        if ignored.any():
+            values = values[~ignored]
+        else:
+            ignore_index = None
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            bad = values[(values < 0) | (values >= n_classes)].flat[0]
             raise IndexError(f"Target {bad} is out of bounds.")
     extra = () if weight is None else (_tensor(weight),)
-    return (x, t) + extra
+    return (x, t) + extra, ignore_index
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
              reduce=None, reduction="mean"):
-    args = _class_args(input, target, weight)
+    args, ignore_index = _class_args(input, target, weight, ignore_index)
     return apply(ops.nll_loss, args, (_reduction(reduction, size_average, reduce),
-                                      int(ignore_index)))
+                                      ignore_index))
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
                   reduce=None, reduction="mean", label_smoothing=0.0):
     if label_smoothing:
         raise NotImplementedError("cross_entropy: label_smoothing is not supported")
-    args = _class_args(input, target, weight)
+    args, ignore_index = _class_args(input, target, weight, ignore_index)
     return apply(ops.cross_entropy, args, (_reduction(reduction, size_average, reduce),
-                                           int(ignore_index)))
+                                           ignore_index))
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("np",)]

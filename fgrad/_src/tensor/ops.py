@@ -533,8 +533,12 @@ l1_loss = Op(lambda avals, p: {"mean": "MeanBackward0", "sum": "SumBackward0"}.g
 
 
 def _class_weights(target, ignore_index, dtype, weights):
-    """Flat targets safe to index with (ignored ones become 0) and each one's weight."""
+    """Flat targets safe to index with (ignored ones become 0) and each one's weight.
+    ``ignore_index`` None: the caller checked that no target is ignored."""
     tgt = fnp.reshape(target, (-1,))
+    if ignore_index is None:
+        ones = fnp.ones(get_aval(tgt).shape, dtype)
+        return tgt, (fnp.multiply(ones, weights[0][tgt]) if weights else ones)
     valid = fnp.not_equal(tgt, ignore_index)
     safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
     w = lax.convert_element_type(valid, dtype)  # 1 where counted, 0 where ignored
@@ -579,10 +583,23 @@ def _cross_entropy(logits, target, *rest):
     # (batch, classes), the usual case: pick the target logits first, then subtract their
     # rows' logsumexp; the same numbers as log_softmax(logits)[rows, targets] with a
     # smaller program (no log-probabilities of the whole batch).
+    if ignore_index is None and not weights and reduction != "none":
+        return _plain_cross_entropy(logits, target, reduction)
     safe, w = _class_weights(target, ignore_index, aval.dtype, weights)
     picked = fnp.subtract(logits[np.arange(aval.shape[0]), safe],
                           nn_ops.logsumexp(logits, axis=1))
     return _reduce_nll(picked, w, reduction, target)
+
+
+def _plain_cross_entropy(logits, target, reduction):
+    """Mean or sum of ``logsumexp(row) - row[target]`` over (batch, classes) logits, no
+    class weights, no ignored target (the caller checked each is a valid class): the
+    targets index the flat logits directly. The same numbers as the general path."""
+    n, n_classes = get_aval(logits).shape
+    flat_index = fnp.add(np.arange(n) * n_classes, fnp.reshape(target, (-1,)))
+    picked = lax.gather(fnp.reshape(logits, (-1,)), flat_index, axis=0)
+    total = fnp.sum(fnp.subtract(nn_ops.logsumexp(logits, axis=1), picked))
+    return total if reduction == "sum" else fnp.divide(total, np.asarray(n, total.dtype))
 
 
 cross_entropy = Op("NllLossBackward0", _cross_entropy)
