@@ -95,9 +95,24 @@ def batched(x, w, b):
     return lax.broadcast_in_dim(b, prod.shape, (2,)) - 2.0 * prod
 
 
+def broadcast_scalar_operand_and_addend(x, w, b):
+    # ``s`` broadcast is lazy until the product needs it in memory; the implicit
+    # broadcast of ``+ s`` is the same equation, so it reuses that buffer, whose earlier
+    # reads were never counted: the product must not accumulate into its own operand.
+    s = fnp.sum(b)
+    return fnp.broadcast_to(s, x.shape) @ w + s
+
+
+def broadcast_scalar_returned(x, w, b):
+    s = fnp.sum(b)
+    g = fnp.broadcast_to(s, (x.shape[0], w.shape[0]))
+    return g @ w, x @ w + s, g
+
+
 PATTERNS = [bias_relu, sgd_step, sgd_scale_right, addend_left, scalar_minus, twice_scaled,
             scaled_then_added, sum_of_products_scaled, sum_of_products_added,
-            addend_read_twice, product_read_twice, common_product, common_addend, batched]
+            addend_read_twice, product_read_twice, common_product, common_addend, batched,
+            broadcast_scalar_operand_and_addend, broadcast_scalar_returned]
 
 
 @pytest.fixture(params=["numpy cblas", "numba np.dot"])
@@ -148,6 +163,22 @@ def test_reads_elsewhere_block_the_fold():
     # the addend is read twice: it is copied, not overwritten
     names = op_names(addend_read_twice, x, w, b)
     assert names.count("add") == 1 and names.index("add") < names.index("dot_general")
+
+
+@pytest.mark.parametrize("dtype, big", [(F64, 1e200), (F32, 1e30)], ids=str)
+def test_two_scales_do_not_overflow_or_underflow_as_one(dtype, big):
+    # as one alpha, big * big is inf (0 * inf is nan) and 1/big * 1/big is 0 (BLAS would
+    # skip the product): the second scale stays a multiplication of its own
+    x, w, _ = operands(dtype, 40, 60, 30)
+    w = np.abs(w)  # so a row of infs times w is inf, not inf - inf
+    zeros, infs = np.zeros_like(x), np.full_like(x, np.inf)
+    up = check(lambda x, w, b: big * ((x @ w) * big), zeros, w, w[0], tol=TOL[dtype])
+    assert (interp.run(up, [zeros, w, w[0]])[0] == 0).all()
+    small = 1 / big
+    down = check(lambda x, w, b: small * ((x @ w) * small), infs, w, w[0], tol=TOL[dtype])
+    assert np.isinf(interp.run(down, [infs, w, w[0]])[0]).all()
+    # a sign still folds: one product, no multiplication
+    assert op_names(lambda x, w, b: ((x @ w) * 0.5) * -1.0, x, w, w[0]) == ["dot_general"]
 
 
 def test_scale_by_zero_keeps_nan_from_inf():

@@ -979,3 +979,15 @@ def test_warmup_and_cache_dir():
     thread.join()
     assert "dispatcher" in interp.COMPILE_SECONDS
     assert interp._table.all()
+
+
+def test_integer_remainder_at_the_int64_limits():
+    # C's fmod: the sign of the dividend; abs() of INT64_MIN wraps, and INT64_MIN % -1
+    # traps in hardware, so neither may be computed that way
+    low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    x = np.array([1, low, 7, low, -7, 7, low, high, low, 5, -5])
+    y = np.array([low, 3, low, -1, 3, -3, low, low, high, 0, 0])
+    closed = check(lambda x, y: lax.rem(x, y), x, y)
+    with np.errstate(all="ignore"):
+        want = np.fmod(x[:9], y[:9])
+    np.testing.assert_array_equal(interp.run(closed, [x, y])[0][:9], want)

@@ -493,11 +493,14 @@ def _idiv(u, v):
 
 @kernel(inline="always")
 def _irem(u, v):
-    # C fmod: the sign of the dividend; x % 0 is 0.
-    if v == 0:
+    # C fmod: the sign of the dividend; x % 0 is 0. NB: no abs(), which wraps at
+    # INT64_MIN; x % -1 is 0 without dividing (INT64_MIN % -1 traps in hardware).
+    if v == 0 or v == -1:
         return u - u
-    m = abs(u) % abs(v)
-    return -m if u < 0 else m
+    m = u % v  # Python's remainder: the sign of the divisor
+    if m != 0 and (m < 0) != (u < 0):
+        m -= v
+    return m
 
 
 @kernel(inline="always")

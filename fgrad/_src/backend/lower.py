@@ -510,6 +510,9 @@ class _Lowerer:
             if _size(x.aval):
                 self.fill(x.cls, x.scalar.buf, buf, _size(x.aval))
             x.buf = buf
+            # NB: the reads of the variables bound to ``x`` while it was lazy were never
+            # counted (``bind`` counts buffers): a fold must not take this one over.
+            self.uses[buf] = math.inf
         return x.buf
 
     def fill(self, cls, scalar_buf, buf, n):
@@ -1067,10 +1070,7 @@ class _Lowerer:
         if op == MUL:
             for d, c in ((x, y), (y, x)):
                 dot = self._foldable_dot(d, aval)
-                # NB: not by 0, inf or nan: BLAS skips the product when alpha is 0, so
-                # 0 * inf would not give nan.
-                if dot is not None and c.value is not None and c.value != 0 \
-                        and math.isfinite(c.value):
+                if dot is not None and c.value is not None and self._scales(dot, c.value):
                     return self._rescale_dot(d, dot, c.value, aval)
             return None
         pairs = ((y, x, 1), (x, y, 1)) if op == ADD else ((y, x, -1),)
@@ -1086,6 +1086,15 @@ class _Lowerer:
         if d.buf is None or self.uses.get(d.buf) != 1 or d.aval.shape != aval.shape:
             return None
         return self.dots.get(d.buf)
+
+    def _scales(self, dot, factor):
+        """Whether ``factor * (x @ y)`` may become the product's ``alpha``. Not by 0, inf
+        or nan: BLAS skips the product when alpha is 0, so 0 * inf would not give nan.
+        A product already scaled takes only a sign: ``b * (a * P)`` as one ``alpha``
+        could overflow or underflow where the two steps do not (or the reverse)."""
+        if factor == 0 or not math.isfinite(factor):
+            return False
+        return self.const_values[dot.fields[_DOT_ALPHA].buf][0] == 1 or factor == -1
 
     def _rescale_dot(self, d, dot, factor, aval):
         alpha = self.const_values[dot.fields[_DOT_ALPHA].buf][0] * factor
