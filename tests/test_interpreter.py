@@ -991,3 +991,27 @@ def test_integer_remainder_at_the_int64_limits():
     with np.errstate(all="ignore"):
         want = np.fmod(x[:9], y[:9])
     np.testing.assert_array_equal(interp.run(closed, [x, y])[0][:9], want)
+
+
+@pytest.mark.parametrize("name", ["sin", "tanh", "expm1", "exp", "cos", "log1p"])
+@pytest.mark.parametrize("n", [3, 5000], ids=["loop", "fused"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_transcendentals_keep_signed_zeros(name, n, dtype):
+    # sin, tanh, expm1 and log1p of -0.0 are -0.0; the polynomial paths added +0.0
+    x = np.full(n, 0.5, dtype)
+    x[0], x[1] = -0.0, 0.0
+    closed = check(lambda x: getattr(lax, name)(x) * 1.0, x)
+    got, want = interp.run(closed, [x])[0][:2], reference(closed, [x])[0][:2]
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_max_and_min_with_a_scalar_first_break_ties_as_numpy(dtype):
+    # on a tie of 0.0 and -0.0 NumPy returns the second operand: swapping the operands
+    # to reach a vector-first loop would return the other zero
+    x = np.array([-0.0, 0.0, 1.0, -1.0], dtype)
+    for f in (lambda x: lax.max(0.0, x), lambda x: lax.min(-0.0, x),
+              lambda x: lax.max(-0.0, x), lambda x: lax.min(0.0, x)):
+        closed = check(f, x)
+        got, want = interp.run(closed, [x])[0], reference(closed, [x])[0]
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

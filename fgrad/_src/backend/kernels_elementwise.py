@@ -249,7 +249,7 @@ def _transcendental(op, x, z, n, one, zero):
                 t = z[i]
                 y = one if np.abs(v) > cap else t / (t + one + one)
                 y = -y if v < zero else y
-                z[i] = v if v != v else y
+                z[i] = v if v != v or v == zero else y  # nan, and +-0 with its sign
     else:
         if op == LOG:
             for i in range(n):

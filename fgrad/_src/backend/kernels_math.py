@@ -120,7 +120,7 @@ def expm1_64(x):
     y = s * p + (s - 1.0) if k < 60 else ((p + 1.0) * s1) * s2 - 1.0
     y = np.inf if x > 709.782712893384 else y
     y = -1.0 if x < -40.0 else y
-    return x if x != x else y
+    return x if x != x or x == 0.0 else y  # nan, and +-0 with its sign
 
 
 _LG1 = 6.666666666666735130e-01
@@ -175,7 +175,7 @@ def tanh64(x):
     y = t / (t + 2.0)
     y = 1.0 if a > 22.0 else y
     y = -y if x < 0.0 else y
-    return x if x != x else y
+    return x if x != x or x == 0.0 else y  # nan, and +-0 with its sign
 
 
 _PIO2_1 = 1.57079632673412561417e+00  # first 33 bits of pi/2
@@ -196,6 +196,7 @@ def _sincos64(x):
     s = r + r * z * (-1.66666666666666324348e-01 + z * (8.33333333332248946124e-03 + z * (
         -1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 + z * (
             -2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))))
+    s = r if r == 0.0 else s  # sin(-0.0) is -0.0; r * z * (...) would add +0.0
     cp = z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z * (
         2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z * (
             2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))))
@@ -237,6 +238,7 @@ def expx64(x, m1):
     y = np.inf if x > 709.782712893384 else y
     if m1:
         y = -1.0 if x < -40.0 else y
+        y = x if x == 0.0 else y  # expm1 keeps the sign of a zero
     else:
         y = 0.0 if x < -745.1332191019412 else y
     return x if x != x else y
@@ -319,7 +321,7 @@ def expm1_32(x):
         - np.float32(1.0)
     y = np.float32(np.inf) if x > np.float32(88.72283) else y
     y = np.float32(-1.0) if x < np.float32(-20.0) else y
-    return x if x != x else y
+    return x if x != x or x == np.float32(0.0) else y  # nan, and +-0 with its sign
 
 
 @kernel(inline="always")
@@ -360,7 +362,7 @@ def tanh32(x):
     y = t / (t + np.float32(2.0))
     y = np.float32(1.0) if a > np.float32(10.0) else y
     y = -y if x < np.float32(0.0) else y
-    return x if x != x else y
+    return x if x != x or x == np.float32(0.0) else y  # nan, and +-0 with its sign
 
 
 SINCOS_LIMIT32 = np.float32(8192.0)
@@ -379,6 +381,7 @@ def _sincos32(x):
     z = r * r
     s = r + r * z * (np.float32(-1.6666654611e-1) + z * (np.float32(8.3321608736e-3)
                                                           + z * np.float32(-1.9515295891e-4)))
+    s = r if r == np.float32(0.0) else s  # sin(-0.0) is -0.0
     c = np.float32(1.0) - np.float32(0.5) * z + z * z * (
         np.float32(4.166664568298827e-2) + z * (np.float32(-1.388731625493765e-3)
                                                 + z * np.float32(2.443315711809948e-5)))
@@ -417,6 +420,7 @@ def expx32(x, m1):
     y = np.float32(np.inf) if x > np.float32(88.72283) else y
     if m1:
         y = np.float32(-1.0) if x < np.float32(-20.0) else y
+        y = x if x == np.float32(0.0) else y  # expm1 keeps the sign of a zero
     else:
         y = np.float32(0.0) if x < np.float32(-103.97208) else y
     return x if x != x else y

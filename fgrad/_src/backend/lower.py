@@ -630,6 +630,9 @@ class _Lowerer:
                 return self.alias(x, aval)
             if op == MUL and x.value is not None and x.value == 1:
                 return self.alias(y, aval)
+        if x.buf is None and fam == FAM_BINARY_F and op in (MAX, MIN):
+            # NB: not swapped: on a tie of 0.0 and -0.0 NumPy returns the second operand.
+            self.materialize(x)
         if x.buf is None and (op in _COMMUTATIVE or op in _FLIPPED):
             # Kernels have scalar-first loops only for non-commutative ops.
             x, y, op = y, x, _FLIPPED.get(op, op)
