@@ -1015,3 +1015,13 @@ def test_max_and_min_with_a_scalar_first_break_ties_as_numpy(dtype):
         closed = check(f, x)
         got, want = interp.run(closed, [x])[0], reference(closed, [x])[0]
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_sum_over_size_one_axes_starts_from_plus_zero(dtype):
+    x = np.array([[-0.0], [2.0], [np.nan]], dtype)
+    closed = check(lambda x: lax.reduce_sum(x, (1,)), x)
+    got = interp.run(closed, [x])[0]
+    assert not np.signbit(got[0]) and got[1] == 2.0 and np.isnan(got[2])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(np.sum(x, axis=1)))

@@ -926,6 +926,10 @@ class _Lowerer:
         axes = params["axes"]
         shape = x.aval.shape
         if all(shape[a] == 1 for a in axes):
+            if op == RSUM and axes and x.cls in FLOAT_CLASSES:
+                # NB: NumPy's sums start from +0.0, so the sum of one -0.0 is 0.0.
+                zero = self.lazy(aval, self.scalar_const(0, x.cls))
+                return [self.binary(self.alias(x, aval), zero, aval, FAM_BINARY_F, ADD)]
             return [self.alias(x, aval)]
         if x.cls == CLS_B:
             if op in (RSUM, RPROD):
