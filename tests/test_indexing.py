@@ -52,6 +52,9 @@ def mixed_indices(draw, shape):
     if full and draw(st.booleans()):
         items[draw(st.sampled_from(full))] = Ellipsis  # '...' standing for one full slice
     elif draw(st.booleans()):
+        # '...' standing for no axis: between two advanced indices it still separates them
+        items.insert(draw(st.integers(0, len(items))), Ellipsis)
+    elif draw(st.booleans()):
         items = items[: draw(st.integers(0, len(items)))]  # trailing dims implied
     for _ in range(draw(st.integers(0, 2))):
         items.insert(draw(st.integers(0, len(items))), None)
@@ -259,3 +262,35 @@ def test_indexing_gradient_is_scatter_add(data):
     np.add.at(expected, idx, w)
     np.testing.assert_allclose(g, expected, rtol=1e-12, atol=1e-12)
     assert g.dtype == x.dtype and g.shape == x.shape
+
+
+@pytest.mark.parametrize("idx", [
+    (slice(None), np.array([0, 2]), Ellipsis, np.array([1, 3])),
+    (np.array([1, 0]), Ellipsis, np.array([2, 1]), slice(None)),
+    (slice(None), 1, Ellipsis, np.array([0, 3])),
+    (slice(None), np.array([True, False, True]), Ellipsis, np.array([True, False, True, False])),
+], ids=["slice first", "slice last", "int and array", "masks"])
+def test_empty_ellipsis_separates_advanced_indices(idx):
+    # NumPy: an Ellipsis between advanced indices separates them even when it stands
+    # for no axis, so the indexed axes go first
+    x = np.arange(24.0).reshape(2, 3, 4)
+    check_index(x, idx)
+    want = x[idx]
+    weights = np.arange(want.size, dtype=float).reshape(want.shape)
+    grad = fg.grad(lambda a: fnp.sum(a[idx] * weights))(x)
+    expected = np.zeros_like(x)
+    np.add.at(expected, idx, weights)
+    np.testing.assert_array_equal(grad, expected)
+
+
+@pytest.mark.parametrize("mask_shape, x_shape", [((2,), (3,)), ((4,), (3,)), ((2, 2), (3, 3)),
+                                                 ((3, 2), (3, 3))])
+def test_boolean_mask_of_the_wrong_shape_is_an_error_under_every_transform(mask_shape, x_shape):
+    mask, x = np.ones(mask_shape, bool), np.ones(x_shape)
+    with pytest.raises(IndexError, match="boolean index did not match"):
+        x[mask]
+    for run in (lambda f: f(x), lambda f: fg.jit(f)(x),
+                lambda f: fg.grad(lambda a: fnp.sum(f(a)))(x),
+                lambda f: fg.vmap(f)(np.stack([x, x]))):
+        with pytest.raises(IndexError, match="boolean index did not match indexed array"):
+            run(lambda a: a[mask])

@@ -237,3 +237,9 @@ def test_bad_argnums_are_clear_errors():
         fg.jit(lambda x: x, donate_argnums=1.5)
     with pytest.raises(ValueError, match="non-negative ints"):
         fg.jit(lambda x: x, static_argnums=(-1,))
+    with pytest.raises(ValueError, match=r"static_argnums=\(3,\) names argument 3, but "
+                                         r"<lambda> takes 1 positional"):
+        fg.jit(lambda x: x, static_argnums=3)
+    with pytest.raises(ValueError, match="donate_argnums"):
+        fg.jit(lambda x, y=1: x, donate_argnums=(0, 2))
+    fg.jit(lambda *xs: xs[0], static_argnums=3)  # any position may exist

@@ -253,7 +253,8 @@ def split_args(draw, dts):
     if draw(st.booleans()):
         sections = draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0] or [1]))
     else:
-        sections = sorted(draw(st.lists(st.integers(0, n + 1), max_size=3)))
+        # any order, negative ones counting from the end, some out of range
+        sections = draw(st.lists(st.integers(-n - 2, n + 2), max_size=3))
     return (x,), {"indices_or_sections": sections, "axis": axis}
 
 

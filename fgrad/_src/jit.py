@@ -217,15 +217,23 @@ def _argnums(value, what):
     return value
 
 
-def _static_both_ways(fun, static_argnums, static_argnames):
+def _static_both_ways(fun, static_argnums, static_argnames, donate_argnums):
     """As JAX does: a static parameter is static whether passed by position or by name,
-    when ``fun``'s signature tells both."""
+    when ``fun``'s signature tells both; argument positions beyond it are an error."""
     try:
         params = list(inspect.signature(fun).parameters.values())
     except (TypeError, ValueError):  # a builtin or a callable without a signature
         return static_argnums, static_argnames
     positional = [p.name for p in params
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not any(p.kind == p.VAR_POSITIONAL for p in params):
+        for what, nums in (("static_argnums", static_argnums),
+                           ("donate_argnums", donate_argnums)):
+            if nums and max(nums) >= len(positional):
+                raise ValueError(
+                    f"jit: {what}={nums} names argument {max(nums)}, but "
+                    f"{getattr(fun, '__name__', 'the function')} takes "
+                    f"{len(positional)} positional argument(s); positions count from 0")
     nums, names = list(static_argnums), list(static_argnames)
     for i in static_argnums:
         if i < len(positional) and positional[i] not in names:
@@ -260,7 +268,7 @@ def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
     if isinstance(static_argnames, str):
         static_argnames = (static_argnames,)
     static_argnums, static_argnames = _static_both_ways(fun, static_argnums,
-                                                         tuple(static_argnames))
+                                                         tuple(static_argnames), donate_argnums)
     both = set(static_argnums) & set(donate_argnums)
     if both:
         raise ValueError(f"jit: argument {min(both)} is both static and donated; a static "

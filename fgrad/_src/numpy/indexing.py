@@ -35,25 +35,39 @@ def _is_bool_array(idx) -> bool:
     return False
 
 
-def _expand_index(idx, ndim):
-    """Normalize ``idx`` to a list without Ellipsis; boolean masks become int arrays."""
+class _Mask:
+    """A constant boolean mask in an index, until its axes are known."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self, mask):
+        self.mask = mask
+
+
+def _expand_index(idx, shape):
+    """Normalize ``idx`` to a list without Ellipsis; boolean masks become int arrays.
+
+    Also returns whether an Ellipsis that stands for no axis separates two advanced
+    indices: NumPy then moves the indexed axes to the front, as for any separator.
+    """
     if not isinstance(idx, tuple):
         idx = (idx,)
-    items, consumed, has_ellipsis = [], 0, False
+    ndim = len(shape)
+    entries, consumed, has_ellipsis = [], 0, False
     for item in idx:
         if _is_bool_array(item):
             mask = np.asarray(core.concrete_or_error(item, "boolean mask indexing"))
             if mask.ndim == 0:
                 raise IndexError("0-d boolean indices are not supported")
-            items.extend(np.nonzero(mask))
+            entries.append(_Mask(mask))
             consumed += mask.ndim
         elif item is Ellipsis:
             if has_ellipsis:
                 raise IndexError("an index can only have a single ellipsis ('...')")
             has_ellipsis = True
-            items.append(item)
+            entries.append(item)
         else:
-            items.append(item)
+            entries.append(item)
             consumed += item is not None
     if consumed > ndim:
         raise IndexError(
@@ -61,10 +75,40 @@ def _expand_index(idx, ndim):
             "were indexed"
         )
     fill = [slice(None)] * (ndim - consumed)
+    separated = False
     if has_ellipsis:
-        pos = next(k for k, item in enumerate(items) if item is Ellipsis)
-        return items[:pos] + fill + items[pos + 1:]
-    return items + fill
+        pos = next(k for k, e in enumerate(entries) if e is Ellipsis)
+        if not fill:
+            has_array = any(isinstance(e, _Mask) or _is_int_array(e) for e in entries)
+
+            def advanced(e):
+                return isinstance(e, _Mask) or _is_int_array(e) or (
+                    has_array and _is_integer(e))
+
+            separated = (any(advanced(e) for e in entries[:pos])
+                         and any(advanced(e) for e in entries[pos + 1:]))
+        entries = entries[:pos] + fill + entries[pos + 1:]
+    else:
+        entries = entries + fill
+    items, dim = [], 0
+    for e in entries:
+        if isinstance(e, _Mask):
+            _check_mask(e.mask, shape, dim)
+            items.extend(np.nonzero(e.mask))
+            dim += e.mask.ndim
+        else:
+            items.append(e)
+            dim += e is not None
+    return items, separated
+
+
+def _check_mask(mask, shape, first):
+    for k, size in enumerate(mask.shape):
+        if size != shape[first + k]:
+            raise IndexError(
+                f"boolean index did not match indexed array along axis {first + k}; size "
+                f"of axis is {shape[first + k]} but size of corresponding boolean axis is "
+                f"{size}")
 
 
 def getitem(x, idx):
@@ -74,7 +118,7 @@ def getitem(x, idx):
     array([2., 5.])
     """
     aval = get_aval(x)
-    items = _expand_index(idx, aval.ndim)
+    items, separated = _expand_index(idx, aval.shape)
 
     # 1. None: insert size-1 axes into x, so each None becomes a full slice.
     new_axes = [k for k, item in enumerate(items) if item is None]
@@ -124,7 +168,7 @@ def getitem(x, idx):
     if any(s != 0 for s in starts) or list(limits) != list(shape) or any(s != 1 for s in strides):
         x = lax.slice(x, starts, limits, strides)
     if advanced:
-        return _advanced(x, advanced)
+        return _advanced(x, advanced, separated)
     return lax.squeeze(x, squeeze_dims)
 
 
@@ -145,8 +189,9 @@ def _normalize_index_array(index, n):
     return np.where(index < 0, index + n, index)
 
 
-def _advanced(x, advanced):
-    """Gather with integer arrays at ``advanced`` dims (after basic slicing)."""
+def _advanced(x, advanced, separated=False):
+    """Gather with integer arrays at ``advanced`` dims (after basic slicing); the result's
+    index axes go first unless those dims are adjacent and not ``separated``."""
     shape = get_aval(x).shape
     dims = [d for d, _ in advanced]
     index_arrays = [_normalize_index_array(idx, shape[d]) for d, idx in advanced]
@@ -166,7 +211,7 @@ def _advanced(x, advanced):
     flat = lax.reshape(moved, (stride,) + tuple(shape[d] for d in rest))
     out = lax.gather(flat, flat_index, 0)
     # out: index_shape + rest dims. Adjacent advanced dims stay in place (NumPy rule).
-    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    adjacent = dims == list(range(dims[0], dims[0] + len(dims))) and not separated
     n_index = len(index_shape)
     if adjacent and dims[0] > 0:
         n_before = len([d for d in rest if d < dims[0]])

@@ -1096,7 +1096,9 @@ def split(x, indices_or_sections, axis=0):
             raise ValueError("array split does not result in an equal division")
         bounds = [i * (n // sections) for i in range(sections + 1)]
     else:
-        bounds = [0] + [builtins.min(builtins.max(int(i), 0), n) for i in indices_or_sections]
+        # NB: each index bounds a slice, so a negative one counts from the end.
+        bounds = [0] + [builtins.min(builtins.max(int(i) + n if int(i) < 0 else int(i), 0), n)
+                        for i in indices_or_sections]
         bounds.append(n)
     pieces = []
     for start, stop in zip(bounds[:-1], bounds[1:]):
