@@ -162,6 +162,10 @@ PROGRAMS = {
     "product then reuse": lambda p, q: (q - 0.1 * (q @ p.T) @ p, p @ p.T),
     "two outputs, one input": lambda p, q: (fnp.tanh(q), fnp.cos(q) + 1.0),
     "transpose of the input": lambda p, q: (q @ q.T, fnp.transpose(p) * 1.0),
+    # sin and cos of one value become one op at the earlier one's place: the later
+    # one's write moves ahead of reads of the donated input
+    "sin and cos paired": lambda p, q: (fnp.sin(q) * p, fnp.cos(q)),
+    "cos and sin paired": lambda p, q: (fnp.cos(q) * p, fnp.sin(q)),
 }
 
 

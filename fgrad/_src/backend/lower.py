@@ -1374,7 +1374,9 @@ def lower(closed) -> Program:
     outs = lw.lower_jaxpr(jaxpr, const_vals, in_vals)
     lw.name = "output"
     out_bufs = [lw.materialize(x) for x in outs]
-    ops = lw.ops
+    # NB: sin/cos pairs merge first: a merged op moves a write earlier, which donation
+    # must see (its output may take over an input that op's partner still reads).
+    ops = _pair_sin_cos(lw.ops)
     aliased = _donate(ops, in_vals, out_bufs, closed.donated) if closed.donated else {}
 
     # Layout: [reserved | constants | inputs | temporaries] in each arena.
@@ -1411,7 +1413,6 @@ def lower(closed) -> Program:
             x.buf.offset = 0
     allocs = [_Allocator(t, a) for t, a in zip(tops, aligns)]
     pinned = {b for b in out_bufs if b.kind == "temp"}
-    ops = _pair_sin_cos(ops)
     units = _group(ops, pinned)
     _plan(units, pinned, allocs)
     for b in out_bufs:
