@@ -166,3 +166,23 @@ def test_docstring_examples():
 
     failures, tried = doctest.testmod(vmap_module)
     assert tried > 0 and failures == 0
+
+
+def test_unmapped_concrete_arguments_reach_the_function_as_they_are():
+    # as in JAX: Python control flow and static arguments may use an unmapped argument
+    xs = np.arange(3.0)
+    power = fg.vmap(lambda x, n: x ** n if n > 2 else x, in_axes=(0, None))
+    np.testing.assert_allclose(power(xs, 3), xs ** 3)
+    np.testing.assert_allclose(power(xs, 1), xs)
+    scaled = fg.vmap(fg.jit(lambda x, n: x * n, static_argnums=1), in_axes=(0, None))
+    np.testing.assert_allclose(scaled(xs, 3), xs * 3)
+
+
+def test_unmapped_traced_arguments_are_still_differentiated():
+    w, xs = np.array([1.0, 2.0]), np.arange(6.0).reshape(3, 2)
+
+    def loss(w):
+        return fnp.sum(fg.vmap(lambda w, x: fnp.dot(w, x) ** 2, in_axes=(None, 0))(w, xs))
+
+    np.testing.assert_allclose(fg.grad(loss)(w), 2 * xs.T @ (xs @ w))
+    np.testing.assert_allclose(fg.jit(fg.grad(loss))(w), 2 * xs.T @ (xs @ w))

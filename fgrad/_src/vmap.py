@@ -1,9 +1,10 @@
 """``fg.vmap``: map a function over an axis of its arguments in one batched evaluation.
 
 ``vmap(f, in_axes, out_axes)(*args)`` traces ``f`` once on one example (the mapped axes
-removed from the argument avals), then evaluates that jaxpr with
-``batching.batch_eval_jaxpr`` on the arguments with their mapped axes moved to the
-front: every primitive runs once, through its batching rule, for the whole batch.
+removed from the argument avals; unmapped concrete arguments passed as they are), then
+evaluates that jaxpr with ``batching.batch_eval_jaxpr`` on the arguments with their
+mapped axes moved to the front: every primitive runs once, through its batching rule,
+for the whole batch.
 The rules bind primitives, so ``vmap`` composes with ``grad``, ``jit``, ``jacfwd``
 and itself.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 
 from fgrad._src.api import _check_leaves, flatten_fun
-from fgrad._src.core import get_aval
+from fgrad._src.core import Tracer, get_aval
 from fgrad._src.interpreters import batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
@@ -66,11 +67,22 @@ def vmap(f, in_axes=0, out_axes=0):
         axes = _axes_per_leaf(spec, args, "in_axes", "arguments")
         moved, size = _move_mapped_axes(leaves, axes)
         batched = [axis is not None for axis in axes]
-        avals = [_unmapped_aval(x, b) for x, b in zip(moved, batched)]
         f_flat, store = flatten_fun(f, in_tree, "vmap function output")
-        closed = trace_to_jaxpr(f_flat, avals)
-        outs, out_batched = batching.batch_eval_jaxpr(closed.jaxpr, closed.consts, moved,
-                                                      batched)
+        # NB: as in JAX, an unmapped concrete argument reaches f as it is (Python control
+        # flow and static arguments may use it); only the rest is traced.
+        traced = [k for k, x in enumerate(moved) if batched[k] or isinstance(x, Tracer)]
+
+        def f_traced(*values):
+            full = list(moved)
+            for k, v in zip(traced, values):
+                full[k] = v
+            return f_flat(*full)
+
+        closed = trace_to_jaxpr(f_traced, [_unmapped_aval(moved[k], batched[k])
+                                           for k in traced])
+        outs, out_batched = batching.batch_eval_jaxpr(
+            closed.jaxpr, closed.consts, [moved[k] for k in traced],
+            [batched[k] for k in traced])
         out_tree = store["tree"]
         out_spec = _axes_per_leaf(out_axes, tree_unflatten(out_tree, outs), "out_axes",
                                   "output")
