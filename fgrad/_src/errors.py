@@ -21,7 +21,7 @@ class ConcretizationError(TypeError):
         where = f"\n  at {frame.filename}:{frame.lineno}: {frame.line}" if frame else ""
         super().__init__(
             f"{what} needs a concrete value, but got an abstract tracer of type "
-            f"{aval.str_short()} inside a traced function (jit or make_jaxpr).{where}\n"
+            f"{aval.str_short()} inside a traced function (jit, vmap or make_jaxpr).{where}\n"
             "Python control flow cannot depend on traced values: use fnp.where(cond, a, b) "
             "for value-dependent choices, or mark the argument static with "
             "fg.jit(f, static_argnums=...)."
