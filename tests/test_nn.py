@@ -584,6 +584,50 @@ def test_cross_entropy_ignore_index_any_value(reduction, ignore_index):
                                     ignore_index=ignore_index)
 
 
+def test_bce_at_zero_and_one_is_finite_as_in_pytorch():
+    # PyTorch clamps each log at -100 and divides the gradient by max(p (1 - p), 1e-12)
+    for dtype in (fg.float32, fg.float64):
+        p = fg.tensor([0.0, 1.0, 0.5, 0.3], dtype=dtype, requires_grad=True)
+        y = fg.tensor([1.0, 0.0, 0.5, 1.0], dtype=dtype)
+        loss = nn.functional.binary_cross_entropy(p, y)
+        want = (100.0 + 100.0 + math.log(2) - math.log(0.3)) / 4
+        assert loss.item() == pytest.approx(want, rel=1e-6)
+        loss.backward()
+        want_grad = np.array([-1e12, 1e12, 0.0, (0.3 - 1.0) / (0.3 * 0.7)]) / 4
+        np.testing.assert_allclose(p.grad.numpy(), want_grad, rtol=1e-5)
+    # a saturated sigmoid before it gets a zero gradient, not nan
+    z = fg.tensor([40.0, -40.0], requires_grad=True)
+    nn.BCELoss()(fg.sigmoid(z), fg.tensor([0.0, 1.0])).backward()
+    assert np.isfinite(z.grad.numpy()).all()
+
+
+def test_bce_gradients_of_both_arguments_and_second_order():
+    p = fg.tensor([0.2, 0.7, 0.5], dtype=fg.float64, requires_grad=True)
+    y = fg.tensor([1.0, 0.0, 0.3], dtype=fg.float64, requires_grad=True)
+    loss = nn.functional.binary_cross_entropy(p, y, reduction="sum")
+    gp, gy = fg.autograd.grad(loss, [p, y], create_graph=True)
+    pv, yv = np.array([0.2, 0.7, 0.5]), np.array([1.0, 0.0, 0.3])
+    np.testing.assert_allclose(gp.detach().numpy(), (pv - yv) / (pv * (1 - pv)))
+    np.testing.assert_allclose(gy.detach().numpy(), np.log(1 - pv) - np.log(pv))
+    (h,) = fg.autograd.grad(gp.sum(), [p])
+    np.testing.assert_allclose(h.numpy(), ((pv * (1 - pv)) - (pv - yv) * (1 - 2 * pv))
+                               / (pv * (1 - pv)) ** 2)
+
+
+def test_ignored_rows_never_leak_inf_or_nan():
+    inf = float("inf")
+    for reduction, want in (("mean", 1.3133), ("sum", 1.3133), ("none", [1.3133, 0.0])):
+        x = fg.tensor([[1.0, 2.0], [-inf, -inf]], requires_grad=True)
+        loss = nn.functional.cross_entropy(x, fg.tensor([0, -100]), reduction=reduction)
+        np.testing.assert_allclose(loss.detach().numpy(), want, atol=1e-4)
+        loss.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), [[-0.7311, 0.7311], [0.0, 0.0]], atol=1e-4)
+    x = fg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    loss = nn.functional.cross_entropy(x, fg.tensor([-100, -100]))
+    loss.backward()
+    assert np.isnan(loss.item()) and not x.grad.numpy().any()  # 0 / 0, as PyTorch
+
+
 def test_nll_loss():
     logp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32))
     y = np.array([0, 2])

@@ -859,3 +859,43 @@ def test_gather_index_select_masked_select():
     (a.sum() + (b * 3).sum() + (c * 5).sum()).backward()
     np.testing.assert_allclose(x.grad.numpy(), [[4, 0, 1, 7], [3, 0, 1, 12], [9, 7, 5, 11]])
     assert x.new_zeros(2, 3).dtype == fg.float64 and x.new_ones(2).tolist() == [1.0, 1.0]
+
+
+def test_python_floats_with_a_dtype_are_not_rounded_through_float32():
+    assert fg.tensor([0.1], dtype=fg.float64).item() == 0.1
+    assert fg.tensor(0.1, dtype=fg.float64).item() == 0.1
+    assert fg.tensor([1e40], dtype=fg.float64).item() == 1e40
+    assert fg.DoubleTensor([0.1]).item() == 0.1
+    assert fg.tensor([1.0], dtype=fg.float64).new_tensor([0.1]).item() == 0.1
+    assert fg.tensor([0.1]).dtype == fg.float32  # the default stays PyTorch's
+
+
+def test_create_graph_through_an_in_place_op_on_a_non_leaf():
+    # the node of y.exp_() must recompute from y as it was, not from the result
+    x = fg.tensor([0.5], requires_grad=True)
+    y = x * 1
+    y.exp_()
+    (g,) = fg.autograd.grad(y.sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), np.exp([0.5]), rtol=1e-6)
+    (h,) = fg.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(h.numpy(), np.exp([0.5]), rtol=1e-6)
+    x = fg.tensor([0.5], requires_grad=True)
+    y = x * 2
+    y.add_(x * x)
+    (g,) = fg.autograd.grad(y.sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), [3.0])
+    np.testing.assert_allclose(fg.autograd.grad(g.sum(), [x])[0].numpy(), [2.0])
+
+
+def test_std_gradient_is_zero_where_the_deviation_is_zero():
+    # PyTorch's StdBackward gives 0 there; sqrt's own derivative is infinite
+    x = fg.tensor([3.0, 3.0], requires_grad=True)
+    x.std().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    x = fg.tensor([[1.0, 3.0]], requires_grad=True)
+    x.std(0, unbiased=False).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 0.0]])
+    x = fg.tensor([1.0, 3.0], dtype=fg.float64, requires_grad=True)
+    x.std().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [-(0.5 ** 0.5), 0.5 ** 0.5])
+    assert np.isnan(fg.tensor([1.0, float("nan")]).std().item())

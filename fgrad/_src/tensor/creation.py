@@ -40,8 +40,10 @@ def _finish(value, dtype, requires_grad):
     return t
 
 
-def _infer(data):
-    """A NumPy array for ``data`` with PyTorch's dtype inference."""
+def _infer(data, dtype=None):
+    """A NumPy array for ``data`` with PyTorch's dtype inference. Python floats become
+    float32, unless ``dtype`` is given: then they go to it straight from float64 (never
+    rounded through float32 first)."""
     if isinstance(data, Tensor):
         return np.array(data._value)
     if isinstance(data, (np.ndarray, np.generic)):
@@ -49,7 +51,7 @@ def _infer(data):
     if isinstance(data, (list, tuple)):
         data = [_unwrap(item) for item in data]
     arr = np.array(data)
-    if arr.dtype == np.float64 and not _has_numpy_float64(data):
+    if arr.dtype == np.float64 and dtype is None and not _has_numpy_float64(data):
         arr = arr.astype(DEFAULT_FLOAT)
     elif arr.dtype.kind in "iu" and arr.dtype != np.int64 and not _has_numpy_scalar(data):
         arr = arr.astype(np.int64)
@@ -93,7 +95,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     tensor([[1., 2.],
             [3., 4.]], requires_grad=True)
     """
-    return _finish(_infer(data), dtype, requires_grad)
+    return _finish(_infer(data, dtype), dtype, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):

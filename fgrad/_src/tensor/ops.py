@@ -14,6 +14,7 @@ import numpy as np
 
 from fgrad._src import nn_ops
 from fgrad._src.core import get_aval
+from fgrad._src.custom_derivatives import custom_vjp
 from fgrad._src.lax import lax
 from fgrad._src.numpy import indexing, linalg
 from fgrad._src.numpy import lax_numpy as fnp
@@ -278,8 +279,15 @@ def _var(x, dim, correction, keepdim):
 
 
 var = Op("VarBackward0", _var)
-std = Op("StdBackward0", lambda x, dim, correction, keepdim: fnp.sqrt(
-    _var(x, dim, correction, keepdim)))
+def _std(x, dim, correction, keepdim):
+    """``sqrt(var)`` with PyTorch's gradient 0 where the deviation is 0 (``sqrt``'s own
+    is infinite there, and inf * 0 is nan); a nan variance stays nan."""
+    v = _var(x, dim, correction, keepdim)
+    zero = fnp.equal(v, 0)
+    return fnp.where(zero, fnp.zeros_like(v), fnp.sqrt(fnp.where(zero, fnp.ones_like(v), v)))
+
+
+std = Op("StdBackward0", _std)
 all_ = Op("AllBackward0", lambda x, dim, keepdim: fnp.all(x, axis=dim, keepdims=keepdim))
 any_ = Op("AnyBackward0", lambda x, dim, keepdim: fnp.any(x, axis=dim, keepdims=keepdim))
 norm = Op("LinalgVectorNormBackward0", lambda x, p, dim, keepdim: _norm(x, p, dim, keepdim))
@@ -496,16 +504,40 @@ def _bce_with_logits(logits, target, *rest):
 binary_cross_entropy_with_logits = Op("BinaryCrossEntropyWithLogitsBackward0", _bce_with_logits)
 
 
+def _clamped_log(x):
+    """``log(x)`` clamped below at -100, as PyTorch's BCE does (no warning at 0)."""
+    positive = fnp.greater(x, 0)
+    safe_log = fnp.log(fnp.where(positive, x, fnp.ones_like(x)))
+    return fnp.maximum(fnp.where(positive, safe_log, fnp.full_like(x, -100.0)), -100.0)
+
+
+@custom_vjp
+def _bce_pointwise(p, y):
+    return fnp.negative(fnp.add(fnp.multiply(y, _clamped_log(p)),
+                                fnp.multiply(fnp.subtract(1, y), _clamped_log(fnp.subtract(1, p)))))
+
+
+def _bce_pointwise_fwd(p, y):
+    return _bce_pointwise(p, y), (p, y)
+
+
+def _bce_pointwise_bwd(res, ct):
+    # PyTorch's formulas, finite at p = 0 and 1: d/dp = (p - y) / max(p (1 - p), 1e-12),
+    # d/dy = log(1 - p) - log(p), each log clamped as in the loss.
+    p, y = res
+    one_minus = fnp.subtract(1, p)
+    dp = fnp.divide(fnp.subtract(p, y), fnp.maximum(fnp.multiply(p, one_minus), 1e-12))
+    dy = fnp.subtract(_clamped_log(one_minus), _clamped_log(p))
+    return fnp.multiply(ct, dp), fnp.multiply(ct, dy)
+
+
+_bce_pointwise.defvjp(_bce_pointwise_fwd, _bce_pointwise_bwd)
+
+
 def _bce(probs, target, *rest):
     *weights, reduction = rest
     probs, target = promote(probs, target)
-    # PyTorch clamps the log terms at -100 so that p = 0 or 1 stays finite; clamping the
-    # argument (at e^-100) keeps the gradient finite there too.
-    tiny = math.exp(-100.0)
-    log_p = fnp.log(fnp.maximum(probs, tiny))
-    log_1mp = fnp.log(fnp.maximum(fnp.subtract(1, probs), tiny))
-    loss = fnp.negative(fnp.add(fnp.multiply(target, log_p),
-                                fnp.multiply(fnp.subtract(1, target), log_1mp)))
+    loss = _bce_pointwise(probs, target)
     if weights:
         loss = fnp.multiply(loss, weights[0])
     return _reduce_loss(loss, reduction)
@@ -533,22 +565,26 @@ l1_loss = Op(lambda avals, p: {"mean": "MeanBackward0", "sum": "SumBackward0"}.g
 
 
 def _class_weights(target, ignore_index, dtype, weights):
-    """Flat targets safe to index with (ignored ones become 0) and each one's weight.
-    ``ignore_index`` None: the caller checked that no target is ignored."""
+    """Flat targets safe to index with (ignored ones become 0), each one's weight, and
+    which ones count (None when ``ignore_index`` is None: the caller checked that no
+    target is ignored)."""
     tgt = fnp.reshape(target, (-1,))
     if ignore_index is None:
         ones = fnp.ones(get_aval(tgt).shape, dtype)
-        return tgt, (fnp.multiply(ones, weights[0][tgt]) if weights else ones)
+        return tgt, (fnp.multiply(ones, weights[0][tgt]) if weights else ones), None
     valid = fnp.not_equal(tgt, ignore_index)
     safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
     w = lax.convert_element_type(valid, dtype)  # 1 where counted, 0 where ignored
     if weights:
         w = fnp.multiply(w, weights[0][safe])
-    return safe, w
+    return safe, w, valid
 
 
-def _reduce_nll(picked, w, reduction, target):
+def _reduce_nll(picked, w, reduction, target, valid):
     losses = fnp.negative(fnp.multiply(picked, w))
+    if valid is not None:
+        # NB: selected, not multiplied: an ignored row's inf or nan must not leak in.
+        losses = fnp.where(valid, losses, fnp.zeros_like(losses))
     if reduction == "mean":
         return fnp.divide(fnp.sum(losses), fnp.sum(w))
     if reduction == "sum":
@@ -564,9 +600,9 @@ def _nll(log_probs, target, *rest):
     moved = fnp.moveaxis(log_probs, classes_dim, -1) if aval.ndim > 1 else log_probs[None]
     n_classes = get_aval(moved).shape[-1]
     flat = fnp.reshape(moved, (-1, n_classes))
-    safe, w = _class_weights(target, ignore_index, aval.dtype, weights)
+    safe, w, valid = _class_weights(target, ignore_index, aval.dtype, weights)
     picked = flat[np.arange(get_aval(flat).shape[0]), safe]
-    return _reduce_nll(picked, w, reduction, target)
+    return _reduce_nll(picked, w, reduction, target, valid)
 
 
 nll_loss = Op("NllLossBackward0", _nll)
@@ -585,10 +621,10 @@ def _cross_entropy(logits, target, *rest):
     # smaller program (no log-probabilities of the whole batch).
     if ignore_index is None and not weights and reduction != "none":
         return _plain_cross_entropy(logits, target, reduction)
-    safe, w = _class_weights(target, ignore_index, aval.dtype, weights)
+    safe, w, valid = _class_weights(target, ignore_index, aval.dtype, weights)
     picked = fnp.subtract(logits[np.arange(aval.shape[0]), safe],
                           nn_ops.logsumexp(logits, axis=1))
-    return _reduce_nll(picked, w, reduction, target)
+    return _reduce_nll(picked, w, reduction, target, valid)
 
 
 def _plain_cross_entropy(logits, target, reduction):

@@ -1197,6 +1197,11 @@ def _inplace(self, op, args, params=(), copy=False):
         np.copyto(self._value, src._value, casting="unsafe")
         graph.mark_written(self._value)
         return self
+    if recording:
+        # NB: the node must hold ``self`` as it was: ``self`` takes the result over below,
+        # and a create_graph backward recomputes the node from its inputs.
+        before = Tensor._wrap(self._value, self._grad_fn, self._requires_grad, self._output_nr)
+        args = tuple(before if a is self else a for a in args)
     result = apply(op, args, params)
     if result._value.dtype != self._value.dtype:
         if not np.can_cast(result._value.dtype, self._value.dtype, "same_kind"):
