@@ -899,3 +899,58 @@ def test_std_gradient_is_zero_where_the_deviation_is_zero():
     x.std().backward()
     np.testing.assert_allclose(x.grad.numpy(), [-(0.5 ** 0.5), 0.5 ** 0.5])
     assert np.isnan(fg.tensor([1.0, float("nan")]).std().item())
+
+
+def test_floor_division_and_remainder_with_python_numbers():
+    assert fg.tensor([7]) // 2.5 == fg.tensor([2.0])
+    assert (2.5 // fg.tensor([2.0])).item() == 1.0
+    assert (fg.tensor([7]) % 2.5).item() == 2.0
+    assert (2 % fg.tensor([3.0])).item() == 2.0
+    assert (fg.tensor([-7]) % 3).item() == 2 and (fg.tensor([7]) % -3).item() == -2
+
+
+def test_remainder_is_exact_and_takes_the_divisor_sign():
+    # NumPy's (and PyTorch's) result from C's fmod; x - floor(x / y) * y lost digits
+    big = fg.tensor([3.0e6]) % 0.77
+    assert big.item() == pytest.approx(float(np.remainder(np.float32(3e6), np.float32(0.77))))
+    assert (fg.tensor([0.25]) % float("inf")).item() == 0.25
+    x = fg.tensor([5.5, -3.25, 7.0, -7.0], dtype=fg.float64, requires_grad=True)
+    y = fg.tensor([2.0, 2.0, -3.0, 3.0], dtype=fg.float64, requires_grad=True)
+    r = x % y
+    np.testing.assert_array_equal(r.detach().numpy(), [1.5, 0.75, -2.0, 2.0])
+    r.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [-2.0, 2.0, 3.0, 3.0])  # -floor(x / y)
+
+
+def test_integer_division_rounding_modes_and_zero_divisors():
+    t = fg.tensor([5, -7])
+    floor, trunc = t.div(2, rounding_mode="floor"), t.div(2, rounding_mode="trunc")
+    assert floor.dtype == fg.int64 and floor.tolist() == [2, -4]
+    assert trunc.dtype == fg.int64 and trunc.tolist() == [2, -3]
+    assert t.div(2).tolist() == [2.5, -3.5]
+    for bad in (lambda: t // 0, lambda: t % 0, lambda: t.div(0, rounding_mode="floor")):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            bad()
+    with pytest.raises(RuntimeError, match="rounding_mode"):
+        t.div(2, rounding_mode="round")
+
+
+def test_zero_dimensional_and_empty_edge_cases_follow_pytorch():
+    s = fg.tensor(1.5, requires_grad=True)
+    assert s.cumsum(0).item() == 1.5 and s.cumsum(-1).item() == 1.5
+    s.cumsum(0).backward()
+    assert s.grad.item() == 1.0
+    assert s.transpose(0, -1).item() == 1.5 and s.mT.item() == 1.5
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        s.cumsum(1)
+    with pytest.raises(RuntimeError, match="only supported on matrices"):
+        _ = fg.tensor([1.0]).mT
+    with pytest.raises(RuntimeError, match="at least a 1-dimensional"):
+        s.split(1)
+    empty = fg.zeros(0, 2)
+    assert empty.softmax(0).shape == (0, 2) and empty.log_softmax(0).shape == (0, 2)
+    assert empty.logsumexp(0).tolist() == [-float("inf")] * 2
+    assert [p.shape for p in fg.zeros(0).chunk(2)] == [(0,), (0,)]
+    with pytest.raises(RuntimeError, match="split_size"):
+        fg.zeros(3).split(0)

@@ -65,7 +65,12 @@ def logsumexp(x, axis=None, keepdims=False):
     1000.6931471805599
     """
     x = fnp._to_float(x)
-    axes = fnp._canonical_axis(axis, get_aval(x).ndim)
+    shape = get_aval(x).shape
+    axes = fnp._canonical_axis(axis, len(shape))
+    if any(shape[a] == 0 for a in axes):  # an empty sum: log(0) = -inf, as PyTorch gives
+        kept = tuple(1 if d in axes else n for d, n in enumerate(shape))
+        out = fnp.full(kept, -np.inf, get_aval(x).dtype)
+        return out if keepdims else fnp.squeeze(out, axes)
     high = lax.stop_gradient(fnp.max(x, axis=axes, keepdims=True))
     high = fnp.where(fnp.isfinite(high), high, fnp.zeros_like(high))
     total = fnp.sum(fnp.exp(fnp.subtract(x, high)), axis=axes, keepdims=True)

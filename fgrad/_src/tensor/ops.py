@@ -109,7 +109,13 @@ remainder = Op("RemainderBackward0", lambda x, y: _remainder(*promote(x, y)))
 
 
 def _remainder(x, y):
-    return fnp.subtract(x, fnp.multiply(fnp.floor(fnp.divide(x, y)), y))
+    """Python's ``x % y`` (the sign of ``y``) from C's exact ``fmod``, as NumPy computes
+    it: ``x - floor(x / y) * y`` loses digits when ``x / y`` is large, and is nan for an
+    infinite ``y``."""
+    r = fnp.fmod(x, y)
+    wrong_sign = fnp.logical_and(fnp.not_equal(r, 0), fnp.not_equal(fnp.less(r, 0),
+                                                                    fnp.less(y, 0)))
+    return fnp.where(wrong_sign, fnp.add(r, y), r)
 
 
 def _lerp(x, end, weight):
@@ -293,7 +299,8 @@ any_ = Op("AnyBackward0", lambda x, dim, keepdim: fnp.any(x, axis=dim, keepdims=
 norm = Op("LinalgVectorNormBackward0", lambda x, p, dim, keepdim: _norm(x, p, dim, keepdim))
 logsumexp = Op("LogsumexpBackward0", lambda x, dim, keepdim: nn_ops.logsumexp(
     _float(x), axis=dim, keepdims=keepdim))
-cumsum = Op("CumsumBackward0", lambda x, dim: fnp.cumsum(x, axis=dim))
+cumsum = Op("CumsumBackward0", lambda x, dim: fnp.cumsum(x, axis=dim) if get_aval(x).ndim
+            else fnp.reshape(fnp.cumsum(fnp.reshape(x, (1,)), axis=0), ()))
 
 
 def _norm(x, p, dim, keepdim):

@@ -74,6 +74,15 @@ def _dims(args):
     return tuple(int(d) for d in args)
 
 
+def _wrap_dim(t, dim):
+    """``dim`` of ``t`` made non-negative, PyTorch's way (a 0-d tensor has dims 0 and -1)."""
+    dim, ndim = int(dim), builtins.max(t._value.ndim, 1)
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, "
+                         f"{ndim - 1}], but got {dim})")
+    return dim % ndim
+
+
 def _dim_param(dim):
     if dim is None:
         return None
@@ -462,6 +471,9 @@ class Tensor:
     def __mod__(self, other):
         return _integer_or(ops.remainder, np.remainder, self, _operand(other))
 
+    def __rmod__(self, other):
+        return _integer_or(ops.remainder, np.remainder, _operand(other), self)
+
     def __pow__(self, exponent):
         if type(exponent) is int or type(exponent) is float:
             return apply(ops.pow_scalar, (self,), (exponent,))
@@ -585,11 +597,18 @@ class Tensor:
     multiply = mul
 
     def div(self, other, rounding_mode=None):
+        other = _operand(other)
         if rounding_mode == "floor":
-            return apply(ops.floor_divide, (self, _operand(other)))
+            return _integer_or(ops.floor_divide, np.floor_divide, self, other)
         if rounding_mode == "trunc":
-            return apply(ops.trunc, (apply(ops.div, (self, _operand(other))),))
-        return apply(ops.div, (self, _operand(other)))
+            if _integral(self._value) and _integral(
+                    other._value if isinstance(other, Tensor) else other):
+                return _integer_or(None, _truncated_quotient, self, other)
+            return apply(ops.trunc, (apply(ops.div, (self, other)),))
+        if rounding_mode is not None:
+            raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or "
+                               f"'floor' but found '{rounding_mode}'")
+        return apply(ops.div, (self, other))
 
     divide = true_divide = div
 
@@ -764,7 +783,7 @@ class Tensor:
         return apply(ops.logsumexp, (self,), (_dim_param(dim), keepdim))
 
     def cumsum(self, dim):
-        return apply(ops.cumsum, (self,), (int(dim),))
+        return apply(ops.cumsum, (self,), (_wrap_dim(self, dim),))
 
     # ------------------------------------------------------------------ shape
 
@@ -810,10 +829,16 @@ class Tensor:
 
     @property
     def mT(self):  # noqa: N802
-        return self.transpose(-2, -1)
+        if self._value.ndim == 1:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               "matrices. Got 1-D tensor.")
+        return self.transpose(-2, -1) if self._value.ndim else self.transpose(0, 0)
 
     def transpose(self, dim0, dim1):
-        return apply(ops.transpose, (self,), (int(dim0), int(dim1)))
+        dim0, dim1 = _wrap_dim(self, dim0), _wrap_dim(self, dim1)
+        if self._value.ndim == 0:  # PyTorch: a 0-d tensor has the one dim 0 (or -1)
+            return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+        return apply(ops.transpose, (self,), (dim0, dim1))
 
     swapaxes = swapdims = transpose
 
@@ -855,17 +880,31 @@ class Tensor:
         return apply(ops.narrow, (self,), (int(dim) % self._value.ndim, int(start), int(length)))
 
     def split(self, split_size, dim=0):
-        dim = int(dim) % self._value.ndim
+        if self._value.ndim == 0:
+            raise RuntimeError("split expects at least a 1-dimensional tensor")
+        dim = _wrap_dim(self, dim)
         n = self._value.shape[dim]
         if isinstance(split_size, (list, tuple)):
             return apply(ops.split_sizes, (self,), (tuple(int(s) for s in split_size), dim))
+        split_size = int(split_size)
+        if split_size < 0 or (split_size == 0 and n):
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, and must not "
+                               f"be negative, but got split_size={split_size} for a dimension "
+                               f"of size {n}")
+        if n == 0:
+            return (apply(ops.split_sizes, (self,), ((0,), dim))[0],)
         sizes = tuple(builtins.min(split_size, n - i) for i in range(0, n, split_size))
         return apply(ops.split, (self,), (sizes, dim))
 
     def chunk(self, chunks, dim=0):
-        n = self._value.shape[int(dim) % self._value.ndim]
-        size = -(-n // chunks)
-        return self.split(size, dim)
+        if self._value.ndim == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+        if int(chunks) <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        n = self._value.shape[_wrap_dim(self, dim)]
+        if n == 0:  # PyTorch: as many empty pieces as asked for
+            return tuple(self.split(0, dim)[0] for _ in range(int(chunks)))
+        return self.split(-(-n // int(chunks)), dim)
 
     def unbind(self, dim=0):
         return apply(ops.unbind, (self,), (int(dim) % self._value.ndim,))
@@ -1030,11 +1069,27 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "Lo
 
 
 def _integer_or(op, numpy_fn, x, y):
-    """``op`` for floats; for integer operands (no gradient) NumPy's function directly."""
+    """``op`` for floats; for integer operands (no gradient) NumPy's function directly,
+    raising on a zero divisor as PyTorch does (NumPy would give 0)."""
     xs = [a._value if isinstance(a, Tensor) else a for a in (x, y)]
-    if all(isinstance(a, (int, builtins.bool)) or a.dtype.kind in "iub" for a in xs):
+    if all(_integral(a) for a in xs):
+        if np.any(np.asarray(xs[1]) == 0):
+            raise RuntimeError("ZeroDivisionError: integer division or modulo by zero")
         return Tensor._wrap(np.asarray(numpy_fn(*xs)))
     return apply(op, (x, y))
+
+
+def _integral(a):
+    """An int or bool Python number, or an array of an integer or bool dtype."""
+    if isinstance(a, (int, builtins.bool, np.integer, np.bool_)):
+        return True
+    return isinstance(a, np.ndarray) and a.dtype.kind in "iub"
+
+
+def _truncated_quotient(x, y):
+    """Integer division rounding toward zero."""
+    q = np.floor_divide(np.abs(x), np.abs(y))
+    return np.where((np.asarray(x) < 0) != (np.asarray(y) < 0), -q, q)
 
 
 def _rebuild(value, requires_grad):
