@@ -954,3 +954,27 @@ def test_zero_dimensional_and_empty_edge_cases_follow_pytorch():
     assert [p.shape for p in fg.zeros(0).chunk(2)] == [(0,), (0,)]
     with pytest.raises(RuntimeError, match="split_size"):
         fg.zeros(3).split(0)
+
+
+def test_autograd_grad_with_an_input_listed_twice():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    unused = fg.tensor([1.0], requires_grad=True)
+    for inputs in ([x, x], [x, unused, x]):
+        grads = fg.autograd.grad((x * x).sum(), inputs, allow_unused=True)
+        assert grads[0].tolist() == grads[-1].tolist() == [2.0, 4.0]
+        assert len(grads) == len(inputs)
+    # eval-mode dropout returns its input: the same tensor reaches the list twice
+    y = fg.nn.functional.dropout(x, training=False)
+    assert [g.tolist() for g in fg.autograd.grad((y * 3).sum(), [x, y])] == [[3.0, 3.0]] * 2
+
+
+def test_expand_is_a_view_that_cannot_be_written():
+    x = fg.zeros(3)
+    y = x.expand(2, 3)
+    x.add_(1)
+    assert y.sum().item() == 6.0  # sees the base's update, as PyTorch's view does
+    with pytest.raises(RuntimeError, match="single memory location.*clone"):
+        y.add_(1)
+    z = y.clone()
+    z.add_(1)
+    assert z.sum().item() == 12.0 and x.sum().item() == 3.0

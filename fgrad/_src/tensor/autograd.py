@@ -119,8 +119,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     roots = [_root_edge(t) for t in outputs]
     cts = [_root_cotangent(t, g, k, create_graph)
            for k, (t, g) in enumerate(zip(outputs, grad_outputs))]
-    captured = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=inputs,
-                                  accumulate=False)
+    # NB: a tensor listed twice gets its gradient twice (run_backward captures each once).
+    distinct = list({id(t): t for t in inputs}.values())
+    found = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=tuple(distinct),
+                               accumulate=False)
+    by_id = {id(t): ct for t, ct in zip(distinct, found)}
+    captured = [by_id[id(t)] for t in inputs]
     result = []
     for t, ct in zip(inputs, captured):
         if ct is None:

@@ -236,8 +236,11 @@ _SPECIAL = {
 }
 
 
-def compile_jaxpr(closed, name, copy_outputs=0):
+def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     """A Python function running ``closed`` with the NumPy implementations.
+
+    With ``view`` (a view op's forward, like ``expand``) broadcasts stay NumPy views, so
+    the result shares memory with its input as PyTorch's does.
 
     Equations whose inputs are all constants are evaluated once, here. The first
     ``copy_outputs`` outputs (an op's results, not its residuals) are copied when
@@ -285,7 +288,10 @@ def compile_jaxpr(closed, name, copy_outputs=0):
                 borrowed.add(var)
             continue
         fn = f"f{k}"
-        env[fn] = fast = _fast_impl(eqn, impl)
+        if view and eqn.primitive.name == "broadcast_in_dim":
+            env[fn] = fast = impl  # np.broadcast_to: a view, never a copy
+        else:
+            env[fn] = fast = _fast_impl(eqn, impl)
         call = [atom(x) for x in eqn.inputs]
         for pname, pval in eqn.params.items():
             env[f"p{k}_{pname}"] = pval
@@ -368,7 +374,8 @@ def stage_primal(fn, avals, name, view):
     entry.multi = store["multi"]
     entry.out_avals = closed.out_avals
     entry.n_out = len(entry.out_avals)
-    entry.forward = compile_jaxpr(closed, name, copy_outputs=0 if view else entry.n_out)
+    entry.forward = compile_jaxpr(closed, name, copy_outputs=0 if view else entry.n_out,
+                                  view=view)
     entry.n_res = 0
     entry.backward = None
     return entry
@@ -434,7 +441,8 @@ def stage_vjp(fn, avals, diff, name, view):
     entry.out_diff = tuple(out_diff)
     entry.n_res = len(res_avals)
     entry.fwd_jaxpr, entry.bwd_jaxpr = fwd, bwd
-    entry.forward = compile_jaxpr(fwd, name, copy_outputs=0 if view else entry.n_out)
+    entry.forward = compile_jaxpr(fwd, name, copy_outputs=0 if view else entry.n_out,
+                                  view=view)
     entry.backward = compile_jaxpr(bwd, name + "_bwd")
     entry.bwd_fresh = entry.backward.fresh_outputs
     entry.ct_slots = tuple(slots)

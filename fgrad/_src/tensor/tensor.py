@@ -1281,6 +1281,12 @@ def _torch_type(dtype):
 
 def _write(self, value):
     if not self._value.flags.writeable:
+        v = self._value
+        if builtins.any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor "
+                "refers to a single memory location (an expanded tensor). Please clone() "
+                "the tensor before performing the operation.")
         self._value = np.array(self._value)
     np.copyto(self._value, value, casting="unsafe")
     graph.mark_written(self._value)
