@@ -978,3 +978,13 @@ def test_expand_is_a_view_that_cannot_be_written():
     z = y.clone()
     z.add_(1)
     assert z.sum().item() == 12.0 and x.sum().item() == 3.0
+
+
+def test_a_leaf_frozen_after_the_forward_pass_gets_no_gradient():
+    # PyTorch's AccumulateGrad checks requires_grad when the gradient arrives
+    w = fg.tensor([1.0, 2.0], requires_grad=True)
+    b = fg.tensor([1.0], requires_grad=True)
+    loss = (w * 3).sum() + b.sum()
+    w.requires_grad = False
+    loss.backward()
+    assert w.grad is None and b.grad.tolist() == [1.0]

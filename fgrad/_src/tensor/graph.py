@@ -410,6 +410,8 @@ def accumulate_grad(leaf, ct, create_graph, owned=False):
     kept as it is instead of copied (PyTorch steals such a gradient too).
     """
     Tensor = _tensor_module().Tensor
+    if not leaf._requires_grad:
+        return  # frozen after the forward pass: PyTorch's AccumulateGrad skips it too
     if leaf._hooks:
         owned = False  # a hook may keep the Tensor it was given
         for hook in list(leaf._hooks):
