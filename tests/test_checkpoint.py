@@ -137,11 +137,11 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     path = _saved(tmp_path, {"w": fg.ones(3)}, "model.pt")
     before = path.read_bytes()
 
-    def crash(file, **arrays):  # write part of a file, then die
+    def crash(file, payload):  # write part of a file, then die
         file.write(b"PK\x03\x04 partial")
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(checkpoint.np, "savez", crash)
+    monkeypatch.setattr(checkpoint, "_write_npz", crash)
     with pytest.raises(KeyboardInterrupt):
         fg.save({"w": fg.zeros(3)}, path)
     assert path.read_bytes() == before  # the previous checkpoint is intact
@@ -258,3 +258,61 @@ def test_docstring_examples():
 
     result = doctest.testmod(checkpoint, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("keys", [
+    ("allow_pickle",), ("file",), ("x", "x.npy"), ("\x00nul", "tab\there"), ("a/b", "a~1b"),
+], ids=["np.savez keyword", "np.savez file", "npy suffix", "control characters",
+        "escapes"])
+def test_any_key_round_trips(tmp_path, keys):
+    # entry names never reach np.savez as keywords, never end in ".npy" (np.load strips
+    # it, so "x.npy" would also name x's member) and carry no control characters
+    state = {key: fg.full((2,), float(i)) for i, key in enumerate(keys)}
+    loaded = fg.load(_saved(tmp_path, state))
+    assert list(loaded) == list(keys)
+    for i, key in enumerate(keys):
+        assert loaded[key].tolist() == [float(i), float(i)]
+
+
+def test_checkpoint_permissions_follow_the_umask_or_the_old_file(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = _saved(tmp_path, {"w": fg.ones(1)}, "new.pt")
+        assert os.stat(path).st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0600
+        os.chmod(path, 0o640)
+        fg.save({"w": fg.zeros(1)}, path)
+        assert os.stat(path).st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+
+
+def test_unsaveable_and_hand_edited_structures_are_clear_errors(tmp_path):
+    looped = []
+    looped.append(looped)
+    with pytest.raises(TypeError, match="nested too deeply or contains itself"):
+        fg.save({"a": looped}, tmp_path / "loop.pt")
+    assert not os.listdir(tmp_path)
+
+    def edit_manifest(path, change):
+        with zipfile.ZipFile(path) as zf:
+            raw = np.load(io.BytesIO(zf.read("__fgrad_manifest__.npy")))
+        manifest = json.loads(raw.tobytes())
+        change(manifest)
+        encoded = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+        _rewrite(path, {"__fgrad_manifest__.npy": _npy(encoded)})
+
+    def mark_int_requires_grad(manifest):
+        manifest["root"]["items"][0][2]["requires_grad"] = True
+
+    path = _saved(tmp_path, {"i": fg.tensor([1, 2])}, "int.pt")
+    edit_manifest(path, mark_int_requires_grad)
+    with pytest.raises(ValueError, match="marked requires_grad"):
+        fg.load(path)
+
+    path = _saved(tmp_path, {"w": fg.ones(1)}, "deep.pt")
+    deep = ('{"format": "fgrad-checkpoint", "version": 1, "root": '
+            + '{"type": "list", "items": [' * 5000 + '{"type": "value", "value": null}'
+            + "]}" * 5000 + "}")
+    _rewrite(path, {"__fgrad_manifest__.npy": _npy(np.frombuffer(deep.encode(), np.uint8))})
+    with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
+        fg.load(path)

@@ -933,3 +933,86 @@ def test_docstring_examples(module):
         warnings.simplefilter("ignore", RuntimeWarning)
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_registering_a_name_already_in_use_raises():
+    # a buffer named like a parameter would shadow it in state_dict and lose the weight
+    m = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match="attribute 'weight' already exists"):
+        m.register_buffer("weight", fg.zeros(2, 2))
+    seq = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(KeyError, match="attribute '0' already exists"):
+        seq.register_parameter("0", nn.Parameter(fg.zeros(1)))
+    with pytest.raises(KeyError, match="attribute 'forward' already exists"):
+        m.register_buffer("forward", fg.zeros(1))
+    m.register_buffer("running", fg.zeros(1))
+    m.register_buffer("running", fg.ones(1))  # re-registering the same kind is fine
+    assert m.state_dict()["running"].tolist() == [1.0]
+
+
+def test_train_and_eval_call_each_childs_own_train():
+    calls = []
+
+    class Frozen(nn.Module):
+        def train(self, mode=True):
+            calls.append(mode)
+            return super().train(False)  # stays in eval mode, a common override
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(Frozen()))
+    model.train()
+    assert calls == [True] and model.training and not model[1][0].training
+    model.eval()
+    assert calls == [True, False] and not model.training
+
+
+def test_sequential_insert_with_a_negative_index_as_list_insert():
+    seq = nn.Sequential(nn.ReLU(), nn.Tanh(), nn.Sigmoid())
+    seq.insert(-1, nn.Identity())
+    assert [type(m).__name__ for m in seq] == ["ReLU", "Tanh", "Identity", "Sigmoid"]
+    seq.insert(-4, nn.Softmax(dim=0))
+    assert type(seq[0]).__name__ == "Softmax" and len(seq) == 5
+
+
+def test_flatten_checks_its_dims():
+    x = fg.zeros(2, 3, 4, 5)
+    assert nn.Flatten(1, -2)(x).shape == (2, 12, 5)
+    with pytest.raises(RuntimeError, match="start_dim cannot come after end_dim"):
+        nn.Flatten(2, 1)(x)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        nn.Flatten(-5)(x)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        nn.Flatten(1)(fg.zeros(2))
+
+
+def test_embedding_rejects_negative_indices():
+    emb = nn.Embedding(4, 2)
+    with pytest.raises(IndexError, match="index out of range"):
+        emb(fg.tensor([-1]))
+    with pytest.raises(ValueError, match="padding_idx must be within"):
+        nn.functional.embedding(fg.tensor([0]), emb.weight, padding_idx=7)
+
+
+@pytest.mark.parametrize("target, match", [
+    ([[0], [1], [2], [0]], "0D or 1D target tensor expected"),
+    (2, "unbatched target"),
+    ([0, 1], r"input batch_size \(4\) to match target batch_size \(2\)"),
+], ids=["column", "0-d", "short"])
+def test_class_losses_check_the_target_shape(target, match):
+    x = fg.randn(4, 3)
+    for loss in (nn.functional.cross_entropy, nn.functional.nll_loss):
+        with pytest.raises((RuntimeError, ValueError), match=match):
+            loss(x, fg.tensor(target))
+
+
+def test_class_losses_check_spatial_targets_and_weights():
+    with pytest.raises(RuntimeError, match=r"Expected target size \[2, 4\], got \[4, 2\]"):
+        nn.functional.cross_entropy(fg.randn(2, 3, 4), fg.zeros(4, 2, dtype=fg.int64))
+    assert nn.functional.cross_entropy(fg.randn(2, 3, 4), fg.zeros(2, 4, dtype=fg.int64)).ndim == 0
+    with pytest.raises(RuntimeError, match="all 3 classes or no classes"):
+        nn.functional.cross_entropy(fg.randn(4, 3), fg.tensor([0, 1, 2, 0]), weight=fg.ones(5))
+
+
+def test_bce_rejects_probabilities_outside_zero_one():
+    for bad in ([1.5, -0.5], [float("nan"), 0.5]):
+        with pytest.raises(RuntimeError, match="between 0 and 1.*with_logits"):
+            nn.BCELoss()(fg.tensor(bad), fg.tensor([1.0, 0.0]))

@@ -411,3 +411,13 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: optim.Adam(p, lr=float("nan")), lambda p: optim.Adam(p, eps=float("nan")),
+    lambda p: optim.AdamW(p, weight_decay=float("nan")), lambda p: optim.SGD(p, lr=float("nan")),
+    lambda p: optim.SGD(p, lr=0.1, momentum=float("nan")),
+], ids=["adam lr", "adam eps", "adamw weight_decay", "sgd lr", "sgd momentum"])
+def test_nan_hyperparameters_are_rejected(make):
+    with pytest.raises(ValueError, match="Invalid .*: nan"):
+        make([nn.Parameter(fg.ones(1))])

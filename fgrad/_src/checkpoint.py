@@ -54,7 +54,9 @@ _KEY_TYPES = {str: "str", int: "int", float: "float", bool: "bool", type(None): 
 
 
 def _escape(key):
-    return str(key).replace("~", "~0").replace("/", "~1")
+    text = str(key).replace("~", "~0").replace("/", "~1")
+    # NB: control characters (NUL ends a name in some zip readers) become ~x<hex>.
+    return "".join(f"~x{ord(c):02x}" if ord(c) < 32 else c for c in text)
 
 
 def _digest(array):
@@ -69,6 +71,10 @@ class _Writer:
 
     def entry_name(self, path):
         base = "/".join(_escape(k) for k in path) or "root"
+        if base.endswith(".npy"):
+            # NB: np.load strips ".npy" from member names: "x.npy" would also name the
+            # member of an entry "x".
+            base += "~"
         name, n = base, 1
         while name in self.names:
             n += 1
@@ -140,21 +146,27 @@ def save(obj, f):
     ``os.replace``-d over ``f``. The file name is used as given (no suffix is added).
     """
     writer = _Writer()
-    manifest = {"format": FORMAT, "version": VERSION, "root": writer.node(obj, ())}
+    try:
+        root = writer.node(obj, ())
+    except RecursionError:
+        raise TypeError("fg.save: the object is nested too deeply or contains itself") from None
+    manifest = {"format": FORMAT, "version": VERSION, "root": root}
     payload = dict(writer.arrays)
     payload[MANIFEST] = np.frombuffer(json.dumps(manifest).encode("utf-8"), np.uint8)
     if hasattr(f, "write"):
-        np.savez(f, **payload)
+        _write_npz(f, payload)
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            np.savez(out, **payload)
+            _write_npz(out, payload)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -231,6 +243,12 @@ class _Reader:
         if array.dtype.str != node["dtype"] or list(array.shape) != list(node["shape"]):
             self.fail(f"entry {name!r} has dtype {array.dtype.str} shape {list(array.shape)}, "
                       f"the manifest says {node['dtype']} {node['shape']}")
+        if array.dtype.kind not in "biuf":
+            self.fail(f"entry {name!r} has dtype {array.dtype.str}, which fg.save never "
+                      "writes")
+        if node.get("requires_grad") and array.dtype.kind != "f":
+            self.fail(f"entry {name!r} is marked requires_grad but has dtype "
+                      f"{array.dtype.str}")
         if _digest(array) != node["sha256"]:
             self.fail(f"entry {name!r} does not match its SHA-256 in the manifest (the file "
                       "was modified or corrupted)")
@@ -249,6 +267,26 @@ class _Reader:
                 t.requires_grad_(True)
             return t
         self.fail(f"unknown array kind {kind!r}")
+
+
+def _write_npz(out, payload):
+    """What ``np.savez(out, **payload)`` writes, without passing the entry names as
+    keyword arguments (a key named ``file`` or ``allow_pickle`` would be taken for one)."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in payload.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _file_mode(path):
+    """The permissions of the checkpoint: those of the file it replaces, else what a new
+    file gets under the umask (mkstemp's own are owner-only)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)  # NB: reading the umask means setting it; put it back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def load(f, map_location=None, weights_only=True):
@@ -298,6 +336,7 @@ def load(f, map_location=None, weights_only=True):
         if str(e).startswith("fg.load:"):
             raise
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint ({e})") from e
-    except (KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            RecursionError) as e:
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint "
                          f"({type(e).__name__}: {e})") from e

@@ -11,6 +11,7 @@ Each function is one recorded op with PyTorch's node name, e.g.
 tensor(1.4100, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
 """
 
+import numpy as np
 
 from fgrad._src.nn.ops import embedding  # noqa: F401  (defined with the nn layers)
 from fgrad._src.tensor import creation, ops
@@ -137,6 +138,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """Binary cross-entropy of probabilities (log terms clamped at -100, as PyTorch)."""
     x, y = _tensor(input), _tensor(target)
     _check_same_size(x, y, "binary_cross_entropy")
+    value = x._value
+    if isinstance(value, np.ndarray) and not ((value >= 0) & (value <= 1)).all():
+        raise RuntimeError("all elements of input should be between 0 and 1 (binary_cross_"
+                           "entropy takes probabilities; for logits use "
+                           "binary_cross_entropy_with_logits)")
     extra = () if weight is None else (_operand(weight),)
     return apply(ops.binary_cross_entropy, (x, y) + extra,
                  (_reduction(reduction, size_average, reduce),))
@@ -161,6 +167,7 @@ def _class_args(input, target, weight, ignore_index):  # noqa: A002
             "fgrad's cross_entropy/nll_loss take class indices (an integer target); "
             f"got a {t.dtype} target")
     n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    _check_class_shapes(tuple(x.shape), tuple(t.shape), weight)
     ignore_index = int(ignore_index)
     if hasattr(t._value, "flags"):  # an array, not a tracer (fg.nn.functional_call)
         values = t._value
@@ -174,6 +181,35 @@ def _class_args(input, target, weight, ignore_index):  # noqa: A002
             raise IndexError(f"Target {bad} is out of bounds.")
     extra = () if weight is None else (_tensor(weight),)
     return (x, t) + extra, ignore_index
+
+
+def _check_class_shapes(x_shape, t_shape, weight):
+    """PyTorch's checks: input (C,), (N, C) or (N, C, d1, ...) against target (), (N,) or
+    (N, d1, ...); a class weight of C entries."""
+    if len(x_shape) == 0:
+        raise ValueError("cross_entropy/nll_loss: the input has no class dimension (got a 0-d "
+                         "input)")
+    if len(x_shape) <= 2:
+        if len(t_shape) > 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported "
+                               f"(got target shape {list(t_shape)}; flatten a column of "
+                               "class indices with target.view(-1))")
+        batch = x_shape[0] if len(x_shape) == 2 else None
+        got = t_shape[0] if t_shape else None
+        if batch != got:
+            def describe(n, what):
+                return f"{what} batch_size ({n})" if n is not None else f"an unbatched {what}"
+            raise ValueError(f"Expected {describe(batch, 'input')} to match "
+                             f"{describe(got, 'target')}: input shape {list(x_shape)}, target "
+                             f"shape {list(t_shape)}.")
+    elif t_shape != (x_shape[0],) + x_shape[2:]:
+        raise RuntimeError(f"Expected target size {[x_shape[0], *x_shape[2:]]}, got "
+                           f"{list(t_shape)}")
+    n_classes = x_shape[1] if len(x_shape) > 1 else x_shape[0]
+    if weight is not None and tuple(_tensor(weight).shape) != (n_classes,):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} "
+                           "classes or no classes but got weight tensor of shape: "
+                           f"{list(_tensor(weight).shape)}")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002

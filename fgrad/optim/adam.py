@@ -38,16 +38,16 @@ class Adam(Optimizer):
 
     def _check_hyperparameters(self, group):
         lr = _as_value(group["lr"])
-        if lr < 0.0:
+        if not 0.0 <= lr:  # NB: also rejects nan
             raise ValueError(f"Invalid learning rate: {lr}")
-        if group["eps"] < 0.0:
+        if not 0.0 <= group["eps"]:
             raise ValueError(f"Invalid epsilon value: {group['eps']}")
         beta1, beta2 = group["betas"]
         if not 0.0 <= beta1 < 1.0:
             raise ValueError(f"Invalid beta parameter at index 0: {beta1}")
         if not 0.0 <= beta2 < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
-        if group["weight_decay"] < 0.0:
+        if not 0.0 <= group["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
 
     def _update(self, group, param, grad, state):

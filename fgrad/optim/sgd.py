@@ -40,11 +40,11 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group):
         lr = _as_value(group["lr"])
-        if lr < 0.0:
+        if not 0.0 <= lr:  # NB: also rejects nan
             raise ValueError(f"Invalid learning rate: {lr}")
-        if group["momentum"] < 0.0:
+        if not 0.0 <= group["momentum"]:
             raise ValueError(f"Invalid momentum value: {group['momentum']}")
-        if group["weight_decay"] < 0.0:
+        if not 0.0 <= group["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")

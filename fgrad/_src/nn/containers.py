@@ -90,7 +90,7 @@ class Sequential(Module):
         n = len(self)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
-        index = index % (n + 1) if index < 0 else index
+        index = index + n if index < 0 else index  # as list.insert (and PyTorch)
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._modules.clear()

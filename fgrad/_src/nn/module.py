@@ -384,8 +384,9 @@ class Module:
         """Set training mode (``Dropout`` is active) on this module and its descendants."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        object.__setattr__(self, "training", mode)
+        for child in self.children():  # NB: each child's own train(), which may be overridden
+            child.train(mode)
         return self
 
     def eval(self):
@@ -618,7 +619,9 @@ def _check_name(module, name, what, store):
         raise KeyError(f'{what} name can\'t contain "."')
     if name == "":
         raise KeyError(f'{what} name can\'t be empty string ""')
-    if name not in store and name in module.__dict__:
+    # NB: hasattr also sees the other registries (a buffer named like a parameter would
+    # shadow it in state_dict) and class attributes, as PyTorch checks.
+    if name not in store and hasattr(module, name):
         raise KeyError(f"attribute '{name}' already exists")
 
 

@@ -51,11 +51,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,  # 
             raise RuntimeError(
                 "Expected tensor for argument #1 'indices' to have one of the following scalar "
                 f"types: Long, Int; but got {idx.dtype} instead (call .long() on the indices)")
-        if value.size and (value.min() < -n or value.max() >= n):
+        if value.size and (value.min() < 0 or value.max() >= n):
             raise IndexError(f"index out of range in self (indices must be in [0, {n}), got "
                              f"min {value.min()} max {value.max()})")
     elif get_aval(value).dtype.kind not in "iu":
         raise RuntimeError("embedding indices must be an integer tensor")
     if padding_idx is not None:
+        if not -n <= int(padding_idx) < n:
+            raise ValueError(f"padding_idx must be within the number of embeddings ({n}), got "
+                             f"{padding_idx}")
         padding_idx = int(padding_idx) % n
     return apply(embedding_op, (weight, idx), (padding_idx,))

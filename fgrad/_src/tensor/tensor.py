@@ -805,9 +805,12 @@ class Tensor:
 
     def flatten(self, start_dim=0, end_dim=-1):
         shape = self._value.shape
+        start, end = _wrap_dim(self, start_dim), _wrap_dim(self, end_dim)
         if not shape:
             return self.reshape(1)
-        start, end = start_dim % len(shape), end_dim % len(shape)
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after "
+                               "end_dim")
         new = shape[:start] + (int(np.prod(shape[start:end + 1], dtype=np.int64)),) + shape[
             end + 1:]
         return self.reshape(new)
