@@ -4,8 +4,10 @@ Layout of a checkpoint (a zip archive readable by ``np.load(path,
 allow_pickle=False)``):
 
 * one ``.npy`` entry per array, named by its key path: the keys from the root
-  to the array, each escaped (``~`` -> ``~0``, ``/`` -> ``~1``) and joined by
-  ``/``, e.g. ``model/fc.weight`` or ``optimizer/state/0/exp_avg``;
+  to the array, each escaped (``~`` -> ``~0``, ``/`` -> ``~1``, control characters
+  -> ``~x<hex>``) and joined by ``/``, e.g. ``model/fc.weight`` or
+  ``optimizer/state/0/exp_avg`` (a name ending in ``.npy`` gets a ``~``: np.load
+  strips that suffix from member names);
 * an entry ``__fgrad_manifest__``: UTF-8 JSON (as a uint8 array) describing the
   whole object tree — dict/OrderedDict/list/tuple nodes with their keys (and
   key types: str, int, float, bool, None), scalars (int, float, bool, str,
@@ -13,8 +15,9 @@ allow_pickle=False)``):
   ``ndarray``, ``scalar``), dtype, shape, ``requires_grad`` and SHA-256.
 
 ``save`` writes to a temporary file in the target directory, fsyncs it and
-``os.replace``-s it over the target, so an interrupted save never leaves a
-half-written checkpoint in place of the previous one. ``load`` checks the
+``os.replace``-s it over the target (with the old file's permissions, or the
+umask's), so an interrupted save never leaves a half-written checkpoint in place of
+the previous one. ``load`` checks the
 manifest against every entry (names, dtypes, shapes, hashes) and raises
 ``ValueError`` naming the path for a truncated, corrupted or tampered file.
 
