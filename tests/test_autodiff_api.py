@@ -698,3 +698,16 @@ def test_keyword_arguments_are_constants():
     np.testing.assert_allclose(fg.jacrev(f)(x, scale=3.0), 6 * x)
     np.testing.assert_allclose(fg.jacfwd(f)(x, scale=3.0), 6 * x)
     np.testing.assert_allclose(fg.hessian(f)(x, scale=3.0), 6 * np.eye(2))
+
+
+def test_custom_vjp_sees_changed_closures_under_every_transform():
+    scale = {"k": 2.0}
+    f = fg.custom_vjp(lambda x: x * scale["k"])
+    f.defvjp(lambda x: (x * scale["k"], None), lambda res, g: (g * scale["k"],))
+    x = np.ones(2)
+    np.testing.assert_allclose(fg.jit(lambda x: f(x))(x), [2.0, 2.0])
+    scale["k"] = 5.0
+    np.testing.assert_allclose(f(x), [5.0, 5.0])
+    np.testing.assert_allclose(fg.jit(lambda x: f(x))(x), [5.0, 5.0])
+    np.testing.assert_allclose(fg.vmap(f)(x), [5.0, 5.0])
+    np.testing.assert_allclose(fg.grad(lambda x: fnp.sum(f(x)))(x), [5.0, 5.0])

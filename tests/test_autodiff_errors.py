@@ -306,3 +306,10 @@ def test_docstring_examples_of_the_autodiff_modules():
     for module in (test_util, test_util_impl, api, custom_derivatives, ad):
         failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert tried > 0 and failures == 0, module.__name__
+
+
+@pytest.mark.parametrize("argnums", [(0, 0), (0, -2)])
+def test_repeated_argnums_are_an_error(argnums):
+    for transform in (fg.grad, fg.value_and_grad, fg.jacfwd, fg.jacrev):
+        with pytest.raises(ValueError, match="names an argument more than once"):
+            transform(lambda x, y: x * x * y, argnums=argnums)(3.0, 2.0)

@@ -266,3 +266,36 @@ def test_double_where_keeps_the_unselected_branch_finite():
         assert np.isnan(naive(-1.0))  # 0 * (derivative of sqrt at -1), as in JAX and PyTorch
     assert float(safe(-1.0)) == 0.0
     assert float(safe(4.0)) == 0.25
+
+
+@pytest.mark.parametrize("x", [[2.0, 0.0, 3.0], [2.0, 0.0, 0.0, 5.0], [0.0, 0.0, 0.0],
+                               [1.5, -2.0, 3.0]], ids=["one zero", "two zeros",
+                                                       "all zeros", "no zero"])
+def test_prod_is_exact_at_zeros_to_second_order(x):
+    # the Hessian entry (i, j) is the product of the others than i and j
+    x = np.array(x)
+    n = len(x)
+    want = np.array([[0.0 if i == j else np.prod(np.delete(x, [i, j])) for j in range(n)]
+                     for i in range(n)])
+    np.testing.assert_allclose(fg.hessian(fnp.prod)(x), want, rtol=1e-12)
+    np.testing.assert_allclose(fg.jit(fg.hessian(fnp.prod))(x), want, rtol=1e-12)
+    fg.test_util.check_grads(fnp.prod, (x,), order=2, modes=("fwd", "rev"))
+
+
+def test_prod_over_axes_is_exact_at_zeros():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 2))
+    x[1, 2, 0] = 0.0
+    x[0, :, 1] = 0.0
+    for axis in [1, (0, 2), None]:
+        f = lambda a: fnp.sum(fnp.sin(fnp.prod(a, axis=axis)))  # noqa: B023, E731
+        fg.test_util.check_grads(f, (x,), order=2, modes=("rev",))
+
+
+def test_logaddexp_keeps_nan_and_handles_equal_infinities():
+    inf, nan = np.inf, np.nan
+    got = fnp.logaddexp(np.array([nan, 1.0, nan, inf, -inf]), np.array([1.0, nan, inf, inf, -inf]))
+    np.testing.assert_array_equal(got[:3], [nan, nan, nan])
+    assert got[3] == inf and got[4] == -inf
+    np.testing.assert_array_equal(fg.jit(fnp.logaddexp)(np.array([nan]), np.array([2.0])), [nan])
+    assert [float(g) for g in fg.grad(fnp.logaddexp, argnums=(0, 1))(2.0, 2.0)] == [0.5, 0.5]

@@ -204,7 +204,11 @@ def _normalize_argnums(argnums, nargs, name):
                 f"{name}: argnums={argnums!r} is out of range for a function called with "
                 f"{nargs} positional argument{'s' if nargs != 1 else ''}"
             )
-    return single, tuple(n % nargs for n in nums)
+    normalized = tuple(n % nargs for n in nums)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{name}: argnums={argnums!r} names an argument more than once; "
+                         "list each argument once")
+    return single, normalized
 
 
 def _check_differentiable(args, argnums, name):

@@ -109,7 +109,6 @@ class custom_vjp:
         self.fun = fun
         self.fwd = None
         self.bwd = None
-        self._jaxpr_cache: dict = {}
 
     def defvjp(self, fwd, bwd):
         """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, ct) -> tuple``."""
@@ -133,18 +132,17 @@ class custom_vjp:
         return tree_unflatten(out_tree, outs)
 
     def _trace(self, in_tree, in_avals):
-        key = (in_tree, tuple(in_avals))
-        if key not in self._jaxpr_cache:
-            store = {}
+        # NB: traced on every call, never cached by avals: the function may close over
+        # values (Python numbers become literals of the jaxpr) that change between calls.
+        store = {}
 
-            def fun_flat(*leaves):
-                out = self.fun(*tree_unflatten(in_tree, leaves))
-                out_leaves, store["tree"] = tree_flatten(out)
-                return out_leaves
+        def fun_flat(*leaves):
+            out = self.fun(*tree_unflatten(in_tree, leaves))
+            out_leaves, store["tree"] = tree_flatten(out)
+            return out_leaves
 
-            call_jaxpr = trace_to_jaxpr(fun_flat, in_avals)
-            self._jaxpr_cache[key] = (call_jaxpr, store["tree"])
-        return self._jaxpr_cache[key]
+        call_jaxpr = trace_to_jaxpr(fun_flat, in_avals)
+        return call_jaxpr, store["tree"]
 
     def _flat_rules(self, in_tree, in_avals, out_tree, out_avals):
         res_tree_cell = {}

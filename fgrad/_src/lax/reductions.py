@@ -109,24 +109,43 @@ def reduce_prod(x, axes):
 
 
 def _reduce_prod_jvp(g, x, *, axes):
-    # d prod / d x_i = product of the others; computed without dividing by zero:
-    # with no zero in the group it is prod / x_i, with exactly one zero only that
-    # element gets the product of the rest, with two or more zeros it is 0.
-    shape = core.get_aval(x).shape
-    is_zero = lax.eq(x, 0)
-    safe_x = lax.select_n(is_zero, x, lax.full_like(x, 1))
-    prod_nonzero = reduce_prod(safe_x, axes)
-    zero_count = reduce_sum(lax.convert_element_type(is_zero, np.int64), axes)
-    prod_b = _broadcast_back(prod_nonzero, shape, axes)
-    count_b = _broadcast_back(zero_count, shape, axes)
-    no_zero = lax.div(prod_b, safe_x)
-    one_zero = lax.select_n(is_zero, lax.full_like(x, 0), prod_b)
-    others = lax.select_n(
-        lax.eq(count_b, 0),
-        lax.select_n(lax.eq(count_b, 1), lax.full_like(x, 0), one_zero),
-        no_zero,
-    )
-    return reduce_sum(lax.mul(g, others), axes)
+    # d prod / d x_i = the product of the others, exactly, at zeros too.
+    return reduce_sum(lax.mul(g, _products_of_the_others(x, axes)), axes)
+
+
+def _products_of_the_others(x, axes):
+    """Each element's product of the other elements of its group (the ``axes``).
+
+    NB: exclusive prefix and suffix products (by doubling), multiplied: no division by
+    an element and no select on zeros, so every derivative of this is exact too (the
+    Hessian of a product with zeros in it, for one).
+    """
+    aval = core.get_aval(x)
+    shape = aval.shape
+    kept = [d for d in range(len(shape)) if d not in axes]
+    perm = kept + sorted(axes)
+    lead = tuple(shape[d] for d in kept)
+    n = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+    if n <= 1:
+        return lax.full_like(x, 1)
+    flat = lax.reshape(lax.transpose(x, perm), lead + (n,))
+    one, last = np.ones((), aval.dtype), len(lead)
+
+    def shifted(v, k):  # v moved k places along the last axis, ones coming in
+        cut = lax.slice(v, (0,) * (last + 1), lead + (n - k,))
+        return lax.pad(cut, one, [(0, 0, 0)] * last + [(k, 0, 0)])
+
+    def exclusive_prefix(v):
+        k = 1
+        while k < n:
+            v = lax.mul(v, shifted(v, k))
+            k *= 2
+        return shifted(v, 1)
+
+    others = lax.mul(exclusive_prefix(flat),
+                     lax.rev(exclusive_prefix(lax.rev(flat, (last,))), (last,)))
+    others = lax.reshape(others, tuple(shape[d] for d in perm))
+    return lax.transpose(others, tuple(int(i) for i in np.argsort(perm)))
 
 
 ad.defjvp(reduce_prod_p, _reduce_prod_jvp)

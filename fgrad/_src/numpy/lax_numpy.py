@@ -455,7 +455,9 @@ def logaddexp(x, y):
     high = lax.select_n(x_wins, y, x)
     # t = -|x - y| <= 0, chosen branch-wise so the gradient at x == y is 1/2 each.
     t = lax.select_n(x_wins, lax.sub(x, y), lax.sub(y, x))
-    t = lax.select_n(lax.ne(t, t), t, lax.full_like(t, 0))  # both infinite: t is NaN
+    # NB: both infinite (and equal) makes t NaN: 0 instead. A NaN input stays NaN.
+    both_infinite = lax.bitwise_and(lax.ne(t, t), lax.eq(x, y))
+    t = lax.select_n(both_infinite, t, lax.full_like(t, 0))
     return lax.add(high, lax.log1p(lax.exp(t)))
 
 
