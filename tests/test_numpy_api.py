@@ -1159,3 +1159,12 @@ def test_einsum_errors_like_numpy(spec, operand_shapes):
                         what=f"einsum({spec!r})")
     with pytest.raises(ValueError):
         np.einsum(spec, *ops)
+
+
+@pytest.mark.parametrize("fn", ["sum", "prod"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int8, np.bool_])
+def test_integer_reductions_accumulate_as_numpy(fn, dtype):
+    x = np.array([100, 2, 3], dtype) if dtype != np.bool_ else np.array([True, True, False])
+    want = getattr(np, fn)(x)
+    for got in (getattr(fnp, fn)(x), fg.jit(getattr(fnp, fn))(x)):
+        assert np.asarray(got).dtype == want.dtype and got == want

@@ -676,7 +676,10 @@ def _keepdims(out, shape, axes):
 
 
 def _sum_dtype(dtype):
-    return np.dtype(np.int64) if dtype.kind in "biu" else dtype
+    """NumPy's accumulator: bools and signed ints sum as int64, unsigned ints as uint64."""
+    if dtype.kind == "u":
+        return np.dtype(np.uint64)
+    return np.dtype(np.int64) if dtype.kind in "bi" else dtype
 
 
 def _reduce(x, axis, keepdims, lax_fn, dtype=None):
@@ -691,7 +694,7 @@ def _reduce(x, axis, keepdims, lax_fn, dtype=None):
 
 
 def sum(x, axis=None, dtype=None, keepdims=False):  # noqa: A001
-    """Sum over ``axis`` (``np.sum``); bools and ints sum as int64.
+    """Sum over ``axis`` (``np.sum``); bools and ints sum as int64 (unsigned: uint64).
 
     >>> sum(np.array([[1.0, 2.0], [3.0, 4.0]]), axis=0)
     array([4., 6.])
