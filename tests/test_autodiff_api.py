@@ -711,3 +711,21 @@ def test_custom_vjp_sees_changed_closures_under_every_transform():
     np.testing.assert_allclose(fg.jit(lambda x: f(x))(x), [5.0, 5.0])
     np.testing.assert_allclose(fg.vmap(f)(x), [5.0, 5.0])
     np.testing.assert_allclose(fg.grad(lambda x: fnp.sum(f(x)))(x), [5.0, 5.0])
+
+
+def _closing_over(a, x):
+    g = fg.custom_vjp(lambda x: x * a)
+    g.defvjp(lambda x: (x * a, None), lambda res, ct: (ct * a,))
+    return g(x)
+
+
+def test_custom_vjp_closing_over_traced_values():
+    # the closed-over value becomes an input of custom_vjp_call, so the enclosing vmap or
+    # jit batches or stages it instead of leaking its tracer
+    a, x = np.array([2.0, 3.0]), np.array([1.0, 1.0])
+    np.testing.assert_allclose(fg.vmap(_closing_over)(a, x), [2.0, 3.0])
+    assert float(fg.jit(_closing_over)(2.0, 1.0)) == 2.0
+    assert float(fg.jit(fg.grad(_closing_over, argnums=1))(2.0, 1.0)) == 2.0
+    np.testing.assert_allclose(fg.vmap(fg.grad(_closing_over, argnums=1))(a, x), [2.0, 3.0])
+    with pytest.raises(TypeError, match="closes over a value that is being differentiated"):
+        fg.grad(_closing_over, argnums=(0, 1))(2.0, 1.0)

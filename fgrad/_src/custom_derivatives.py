@@ -22,11 +22,11 @@ from fgrad._src.tree import tree_flatten, tree_unflatten
 # --------------------------------------------------------------------------- custom_vjp_call
 
 
-def _custom_vjp_call_impl(*args, call_jaxpr, fwd, bwd, name):
+def _custom_vjp_call_impl(*args, call_jaxpr, fwd, bwd, name, num_consts=0):
     return core.eval_jaxpr(call_jaxpr.jaxpr, call_jaxpr.consts, list(args))
 
 
-def _custom_vjp_call_abstract(*avals, call_jaxpr, fwd, bwd, name):
+def _custom_vjp_call_abstract(*avals, call_jaxpr, fwd, bwd, name, num_consts=0):
     return call_jaxpr.out_avals
 
 
@@ -39,7 +39,7 @@ custom_vjp_call_p = primitive(
 )
 
 
-def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name):
+def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name, num_consts=0):
     outs, residuals = fwd(*primals)
     out_avals = tuple(ad.tangent_aval(get_aval(x)) for x in outs)
     tangents_out = custom_lin_p.bind(
@@ -49,6 +49,19 @@ def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, name):
 
 
 ad.defjvp_instantiated(custom_vjp_call_p, _custom_vjp_call_jvp)
+_instantiated_jvp = ad.jvp_rules[custom_vjp_call_p]
+
+
+def _closure_checked_jvp(primals, tangents, **params):
+    if any(not isinstance(t, ad.Zero) for t in tangents[:params.get("num_consts", 0)]):
+        raise TypeError(
+            f"custom_vjp function {params['name']} closes over a value that is being "
+            "differentiated; its custom rule cannot give that value a gradient. Pass the "
+            "value to the function as an argument (and return its cotangent from bwd).")
+    return _instantiated_jvp(primals, tangents, **params)
+
+
+ad.jvp_rules[custom_vjp_call_p] = _closure_checked_jvp
 # NB: the generic rule calls the primitive per batch element, keeping the custom rules.
 batching.defbatch_fallback(custom_vjp_call_p)
 
@@ -84,6 +97,25 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
 ad.deftranspose(custom_lin_p, _custom_lin_transpose)
 ad.jvp_rules[custom_lin_p] = lambda primals, tangents, **params: _custom_lin_impl(**params)
 batching.defbatch_fallback(custom_lin_p)
+
+def _closure_convert(closed):
+    """``closed`` with its constants that are tracers (values the function closed over
+    from an enclosing jit, vmap or grad) turned into leading inputs, and those values.
+
+    NB: left as constants they would be evaluated later, outside the trace they belong
+    to; as inputs the enclosing transform sees (batches, stages) them like any operand.
+    """
+    jaxpr = closed.jaxpr
+    lifted = [i for i, c in enumerate(closed.consts) if isinstance(c, Tracer)]
+    if not lifted:
+        return closed, []
+    keep = [i for i in range(len(closed.consts)) if i not in lifted]
+    converted = core.Jaxpr([jaxpr.constvars[i] for i in keep],
+                           [jaxpr.constvars[i] for i in lifted] + jaxpr.in_binders,
+                           jaxpr.eqns, jaxpr.outs)
+    return (core.ClosedJaxpr(converted, [closed.consts[i] for i in keep]),
+            [closed.consts[i] for i in lifted])
+
 
 # --------------------------------------------------------------------------- the decorator
 
@@ -125,9 +157,12 @@ class custom_vjp:
             return self.fun(*args)
         in_avals = [get_aval(x) for x in leaves]
         call_jaxpr, out_tree = self._trace(in_tree, in_avals)
-        fwd_flat, bwd_flat = self._flat_rules(in_tree, in_avals, out_tree, call_jaxpr.out_avals)
+        call_jaxpr, closed_over = _closure_convert(call_jaxpr)
+        fwd_flat, bwd_flat = self._flat_rules(in_tree, in_avals, out_tree, call_jaxpr.out_avals,
+                                              len(closed_over))
         outs = custom_vjp_call_p.bind(
-            *leaves, call_jaxpr=call_jaxpr, fwd=fwd_flat, bwd=bwd_flat, name=self.__name__
+            *closed_over, *leaves, call_jaxpr=call_jaxpr, fwd=fwd_flat, bwd=bwd_flat,
+            name=self.__name__, num_consts=len(closed_over)
         )
         return tree_unflatten(out_tree, outs)
 
@@ -144,11 +179,12 @@ class custom_vjp:
         call_jaxpr = trace_to_jaxpr(fun_flat, in_avals)
         return call_jaxpr, store["tree"]
 
-    def _flat_rules(self, in_tree, in_avals, out_tree, out_avals):
+    def _flat_rules(self, in_tree, in_avals, out_tree, out_avals, num_consts):
         res_tree_cell = {}
         name = self.__name__
 
-        def fwd_flat(*leaves):
+        def fwd_flat(*args):
+            leaves = args[num_consts:]  # the closed-over values come first (see __call__)
             result = self.fwd(*tree_unflatten(in_tree, leaves))
             if not (isinstance(result, tuple) and len(result) == 2):
                 raise TypeError(
@@ -190,8 +226,8 @@ class custom_vjp:
                     f"not match the arguments' structure {in_tree} (None may stand for "
                     "a zero cotangent of any subtree)"
                 )
-            return [_check_ct(name, i, ct, aval) for i, (ct, aval) in
-                    enumerate(zip(ct_leaves, in_avals))]
+            return [None] * num_consts + [_check_ct(name, i, ct, aval) for i, (ct, aval) in
+                                          enumerate(zip(ct_leaves, in_avals))]
 
         return fwd_flat, bwd_flat
 
