@@ -729,3 +729,17 @@ def test_custom_vjp_closing_over_traced_values():
     np.testing.assert_allclose(fg.vmap(fg.grad(_closing_over, argnums=1))(a, x), [2.0, 3.0])
     with pytest.raises(TypeError, match="closes over a value that is being differentiated"):
         fg.grad(_closing_over, argnums=(0, 1))(2.0, 1.0)
+
+
+def test_custom_vjp_rules_may_branch_on_values_under_plain_grad():
+    # as in JAX: under grad (no jit) fwd and bwd see concrete values
+    f = fg.custom_vjp(lambda x: x * 2)
+    f.defvjp(lambda x: (x * 2, x), lambda x, g: ((g * 2,) if x > 0 else (-g * 2,)))
+    assert float(fg.grad(f)(1.0)) == 2.0 and float(fg.grad(f)(-1.0)) == -2.0
+    value, grad = fg.value_and_grad(lambda x: f(x) * 3)(np.float64(2.0))
+    assert float(value) == 12.0 and float(grad) == 6.0
+    g = fg.custom_vjp(lambda x: x * 2)
+    g.defvjp(lambda x: (x * 2, x if fnp.sum(x) > 0 else -x), lambda r, c: (c * r,))
+    np.testing.assert_allclose(fg.grad(lambda x: fnp.sum(g(x)))(np.array([-2.0])), [2.0])
+    with pytest.raises(fg.errors.ConcretizationError):
+        fg.jit(fg.grad(f))(1.0)  # under jit they are traced, as in JAX

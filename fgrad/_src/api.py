@@ -11,6 +11,7 @@ import numpy as np
 
 from fgrad._src import core, dtypes, grad_cache
 from fgrad._src.core import Tracer, get_aval
+from fgrad._src.errors import ConcretizationError
 from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import LEAF, tree_flatten, tree_unflatten
@@ -281,9 +282,19 @@ def value_and_grad(f, argnums=0, has_aux=False):
                     full[n] = a
             return _flat_outputs(f(*full, **kwargs), has_aux, trees)
 
-        outs, grads_flat = grad_cache.value_and_grad_recorded(
-            site, f_flat, diff_flat, lambda outs: _check_recorded_output(outs, trees[0])
-        )
+        try:
+            outs, grads_flat = grad_cache.value_and_grad_recorded(
+                site, f_flat, diff_flat, lambda outs: _check_recorded_output(outs, trees[0])
+            )
+        except ConcretizationError:
+            outs = None  # NB: handled below, outside this block (no chained traceback)
+        if outs is None:
+            # NB: staging the recording traces custom_vjp rules abstractly; one that
+            # branches on values runs the traced way instead, where its fwd and bwd see
+            # concrete values (f runs a second time).
+            diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
+            return _value_and_grad_traced(f, args, kwargs, nums, single, has_aux,
+                                          diff_flat, in_tree)
         if in_tree is None:
             grads = grads_flat[0]
         else:
