@@ -988,3 +988,66 @@ def test_a_leaf_frozen_after_the_forward_pass_gets_no_gradient():
     w.requires_grad = False
     loss.backward()
     assert w.grad is None and b.grad.tolist() == [1.0]
+
+
+def test_integer_sums_and_products_are_int64_as_in_pytorch():
+    for dtype in (fg.uint8, fg.int32, fg.bool):
+        t = fg.tensor([1, 1], dtype=dtype)
+        assert t.sum().dtype == fg.int64 and t.prod().dtype == fg.int64
+
+
+def test_gather_checks_every_index_against_its_dimension():
+    # the op reads by flat offset: 4 in a row of 4 would read the next row
+    x = fg.arange(12.0).view(3, 4)
+    for bad in ([[4]], [[-1]]):
+        with pytest.raises(RuntimeError, match="out of bounds for dimension 1 with size 4"):
+            x.gather(1, fg.tensor(bad))
+    assert x.gather(1, fg.tensor([[3, 0], [1, 2]])).tolist() == [[3.0, 0.0], [5.0, 6.0]]
+
+
+def test_inplace_activations_write_into_their_input():
+    y = fg.tensor([-1.0, 2.0])
+    assert fg.nn.functional.relu(y, inplace=True) is y and y.tolist() == [0.0, 2.0]
+    y = fg.tensor([-1.0, 2.0])
+    fg.nn.ReLU(inplace=True)(y)
+    assert y.tolist() == [0.0, 2.0]
+    a = fg.tensor([-1.0, 2.0], requires_grad=True)
+    z = a * 1
+    fg.nn.functional.leaky_relu(z, 0.5, inplace=True).sum().backward()
+    assert z.tolist() == [-0.5, 2.0] and a.grad.tolist() == [0.5, 1.0]
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        fg.nn.functional.relu(fg.tensor([-1.0], requires_grad=True), inplace=True)
+
+
+def test_zero_and_fill_keep_a_non_leaf_on_the_graph():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y.zero_()
+    assert y.requires_grad and y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y.fill_(3.0)
+    (y * y).sum().backward()
+    assert y.tolist() == [3.0, 3.0] and x.grad.tolist() == [0.0, 0.0]
+
+
+def test_leaf_hooks_run_for_autograd_grad_and_must_keep_the_shape():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g * 100)
+    assert fg.autograd.grad((x * x).sum(), [x])[0].tolist() == [200.0, 400.0]
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [200.0, 400.0]  # once, not twice
+    y = fg.tensor([1.0, 2.0], requires_grad=True)
+    y.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match="has changed the size of value"):
+        (y * 3).sum().backward()
+
+
+def test_backward_inputs_with_a_retained_non_leaf_counts_once():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    m = x * 2
+    m.retain_grad()
+    (m * 3).sum().backward(inputs=[m])
+    assert m.grad.tolist() == [3.0, 3.0] and x.grad is None

@@ -40,8 +40,14 @@ def _check_same_size(input, target, name):  # noqa: A002
             f"in {name}")
 
 
+def _result(x, out, inplace):
+    """``out``, or with ``inplace`` written into ``x`` (``copy_``), which is returned."""
+    return x.copy_(out) if inplace else out
+
+
 def relu(input, inplace=False):  # noqa: A002
-    return _tensor(input).relu()
+    x = _tensor(input)
+    return _result(x, x.relu(), inplace)
 
 
 def sigmoid(input):  # noqa: A002
@@ -64,19 +70,23 @@ def logsigmoid(input):  # noqa: A002
 
 
 def silu(input, inplace=False):  # noqa: A002
-    return apply(ops.silu, (_tensor(input),))
+    x = _tensor(input)
+    return _result(x, apply(ops.silu, (x,)), inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
-    return apply(ops.leaky_relu, (_tensor(input), float(negative_slope)))
+    x = _tensor(input)
+    return _result(x, apply(ops.leaky_relu, (x, float(negative_slope))), inplace)
 
 
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002
-    return apply(ops.elu, (_tensor(input), float(alpha)))
+    x = _tensor(input)
+    return _result(x, apply(ops.elu, (x, float(alpha))), inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
-    return apply(ops.hardtanh, (_tensor(input),), (float(min_val), float(max_val)))
+    x = _tensor(input)
+    return _result(x, apply(ops.hardtanh, (x,), (float(min_val), float(max_val))), inplace)
 
 
 def _softmax_dim(x, dim):
@@ -118,7 +128,7 @@ def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
         return x
     keep = creation.generator().random(x.shape) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return apply(ops.dropout, (x, creation.Tensor._wrap(keep), scale))
+    return _result(x, apply(ops.dropout, (x, creation.Tensor._wrap(keep), scale)), inplace)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,  # noqa: A002

@@ -88,7 +88,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     captured = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=inputs,
                                   accumulate=False)
     for t, ct in zip(inputs, captured):
-        if ct is not None:
+        # NB: a non-leaf that retains its grad got it during the walk already.
+        if ct is not None and not (t._grad_fn is not None and t._retains_grad):
             graph.accumulate_grad(t, ct, create_graph)
 
 

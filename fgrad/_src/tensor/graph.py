@@ -332,11 +332,31 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
                 buf[nr] = g if prev is None else prev + g
 
     for key, (leaf, ct, owned) in leaf_cts.items():
+        if leaf._hooks:  # NB: for backward and autograd.grad alike, as PyTorch runs them
+            ct, owned = _leaf_hooks(leaf, ct, create_graph), False
         if only_inputs:
             captured[input_leaves[key]] = ct
         if accumulate:
             accumulate_grad(leaf, ct, create_graph, owned)
     return captured
+
+
+def _leaf_hooks(leaf, ct, create_graph):
+    """``ct`` after the hooks registered on ``leaf`` (each may return a replacement of
+    the same shape)."""
+    Tensor = _tensor_module().Tensor
+    for hook in list(leaf._hooks):
+        wrapped = ct if isinstance(ct, Tensor) else Tensor._wrap(ct)
+        out = hook(wrapped)
+        if out is None:
+            continue
+        if tuple(out.shape) != tuple(np.shape(wrapped._value)):
+            raise RuntimeError(
+                f"hook '{getattr(hook, '__name__', 'hook')}' has changed the size of value: "
+                f"it returned shape {list(out.shape)} for a gradient of shape "
+                f"{list(np.shape(wrapped._value))}")
+        ct = out if create_graph else out._value
+    return ct
 
 
 class _NotFresh:
@@ -404,7 +424,8 @@ def _tensor_hooks(node, cts, create_graph):
 
 
 def accumulate_grad(leaf, ct, create_graph, owned=False):
-    """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad).
+    """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad); the leaf's hooks have
+    run already (``_leaf_hooks``).
 
     ``owned``: ``ct`` is an array nothing else refers to, so a first gradient may be
     kept as it is instead of copied (PyTorch steals such a gradient too).
@@ -412,13 +433,6 @@ def accumulate_grad(leaf, ct, create_graph, owned=False):
     Tensor = _tensor_module().Tensor
     if not leaf._requires_grad:
         return  # frozen after the forward pass: PyTorch's AccumulateGrad skips it too
-    if leaf._hooks:
-        owned = False  # a hook may keep the Tensor it was given
-        for hook in list(leaf._hooks):
-            wrapped = ct if isinstance(ct, Tensor) else Tensor._wrap(ct)
-            out = hook(wrapped)
-            if out is not None:
-                ct = out if create_graph else out._value
     grad = leaf._grad
     if create_graph:
         leaf._grad = ct if grad is None else grad + ct

@@ -222,10 +222,16 @@ clamp = Op("ClampBackward1", _clamp)
 # --------------------------------------------------------------------------- reductions
 
 
+def _torch_accumulator(x):
+    """PyTorch sums and multiplies bools and integers, unsigned too, as int64."""
+    kind = get_aval(x).dtype.kind
+    return lax.convert_element_type(x, np.int64) if kind in "bu" else x
+
+
 def _sum(x, dim, keepdim, dtype):
     if dtype is not None:
         x = lax.convert_element_type(x, dtype)
-    return fnp.sum(x, axis=dim, keepdims=keepdim)
+    return fnp.sum(_torch_accumulator(x), axis=dim, keepdims=keepdim)
 
 
 sum_ = Op(lambda avals, p: names.reduction_name("Sum", p[0]), _sum)
@@ -249,7 +255,7 @@ def _torch_name(dtype):
 
 mean = Op(lambda avals, p: names.reduction_name("Mean", p[0]), _mean)
 prod = Op(lambda avals, p: "ProdBackward0" if p[0] is None else "ProdBackward1",
-          lambda x, dim, keepdim: fnp.prod(x, axis=dim, keepdims=keepdim))
+          lambda x, dim, keepdim: fnp.prod(_torch_accumulator(x), axis=dim, keepdims=keepdim))
 amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims=keepdim))
 amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
 max_all = Op("MaxBackward1", lambda x: fnp.max(x))

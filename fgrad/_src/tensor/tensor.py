@@ -918,7 +918,17 @@ class Tensor:
         if index.ndim != self._value.ndim:
             raise RuntimeError("Index tensor must have the same number of dimensions as input "
                                "tensor")
-        return apply(ops.gather, (self, index), (int(dim) % builtins.max(self._value.ndim, 1),))
+        dim = _wrap_dim(self, dim)
+        values = index._value
+        if isinstance(values, np.ndarray) and values.size:
+            # NB: the op reads by flat offset: an index past its row would read the next
+            # row, so every index is checked against its dimension here.
+            size = self._value.shape[dim] if self._value.ndim else 1
+            if values.min() < 0 or values.max() >= size:
+                bad = values[(values < 0) | (values >= size)].flat[0]
+                raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with "
+                                   f"size {size}")
+        return apply(ops.gather, (self, index), (dim,))
 
     def index_select(self, dim, index):
         index = _index_tensor(index, "index_select")
@@ -1309,8 +1319,13 @@ def _rebase(self, result):
 def _fill(self, value):
     _check_inplace(self)
     if self._requires_grad and self._grad_fn is not None and _grad_state.enabled:
-        filled = np.broadcast_to(np.asarray(value, self._value.dtype), self._value.shape)
-        return _rebase(self, Tensor._wrap(np.array(filled)))
+        # NB: still on the graph, as PyTorch's fill_/zero_ (the old values get a zero
+        # gradient): a select of the new value everywhere, exact for any old value.
+        filled = Tensor._wrap(np.array(np.broadcast_to(
+            np.asarray(value, self._value.dtype), self._value.shape)))
+        nowhere = Tensor._wrap(np.zeros(self._value.shape, np.bool_))
+        before = Tensor._wrap(self._value, self._grad_fn, True, self._output_nr)
+        return _rebase(self, apply(ops.where, (nowhere, before, filled)))
     if not self._value.flags.writeable:
         self._value = np.array(self._value)
     self._value[...] = value
