@@ -1051,3 +1051,16 @@ def test_backward_inputs_with_a_retained_non_leaf_counts_once():
     m.retain_grad()
     (m * 3).sum().backward(inputs=[m])
     assert m.grad.tolist() == [3.0, 3.0] and x.grad is None
+
+
+def test_assignment_with_a_repeated_index_keeps_the_last_value_under_autograd():
+    y = fg.zeros(3, requires_grad=True)
+    x = y * 1
+    x[[0, 0, 0]] = 5.0
+    assert x.tolist() == [5.0, 0.0, 0.0]  # not 15: as without grad, the last write wins
+    m = fg.zeros(2, 2, requires_grad=True) * 1
+    v = fg.tensor([3.0, 4.0], requires_grad=True)
+    m[fg.tensor([1, 1]), fg.tensor([0, 0])] = v
+    assert m.tolist() == [[0.0, 0.0], [4.0, 0.0]]
+    m.sum().backward()
+    assert v.grad.tolist() == [0.0, 1.0]  # the overwritten value does not reach m

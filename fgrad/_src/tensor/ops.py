@@ -434,11 +434,14 @@ def _getitem(x, *rest):
 getitem = Op(lambda avals, params: names.index_name(params[0]), _getitem, view=True)
 
 
-def _setitem(x, value, positions, mask):
+def _setitem(x, value, positions, mask, last=None):
     """``x[index] = value`` as a new array: ``positions`` are the flat indices the index
-    selects (in the shape of ``x[index]``), ``mask`` marks them."""
+    selects (in the shape of ``x[index]``), ``mask`` marks them; ``last``, when the index
+    repeats an element, marks the positions whose value is written last."""
     aval = get_aval(x)
     value = fnp.broadcast_to(_cast_value(value, x), get_aval(positions).shape)
+    if last is not None:
+        value = fnp.where(last, value, fnp.zeros_like(value))
     flat_positions = fnp.reshape(positions, (-1,))
     zeros = fnp.zeros((aval.size,), aval.dtype)
     scattered = lax.scatter_add(zeros, flat_positions, fnp.reshape(value, (-1,)), 0)

@@ -570,9 +570,18 @@ class Tensor:
         size = self._value.size
         positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
         mask = np.zeros(size, np.bool_)
-        mask[positions.reshape(-1)] = True
+        flat = positions.reshape(-1)
+        mask[flat] = True
+        extra = ()
+        if np.count_nonzero(mask) < flat.size:
+            # NB: an element indexed twice takes the last value written, as without grad
+            # (the op scatters by adding: only the last write of each element is kept).
+            last = np.zeros(flat.size, np.bool_)
+            _, first_from_end = np.unique(flat[::-1], return_index=True)
+            last[flat.size - 1 - first_from_end] = True
+            extra = (Tensor._wrap(last.reshape(positions.shape)),)
         positions = Tensor._wrap(np.ascontiguousarray(positions))
-        result = apply(ops.setitem, (self, value, positions, Tensor._wrap(mask)))
+        result = apply(ops.setitem, (self, value, positions, Tensor._wrap(mask)) + extra)
         _rebase(self, result)
 
     # ------------------------------------------------------------------ arithmetic methods
