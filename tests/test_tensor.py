@@ -1064,3 +1064,14 @@ def test_assignment_with_a_repeated_index_keeps_the_last_value_under_autograd():
     assert m.tolist() == [[0.0, 0.0], [4.0, 0.0]]
     m.sum().backward()
     assert v.grad.tolist() == [0.0, 1.0]  # the overwritten value does not reach m
+
+
+def test_boolean_masks_must_match_the_dims_they_index():
+    x = fg.arange(6.0).view(2, 3)
+    assert x[..., fg.tensor([True, False, True])].tolist() == [[0.0, 2.0], [3.0, 5.0]]
+    assert x[fg.tensor([True, False])].tolist() == [[0.0, 1.0, 2.0]]
+    for bad in ((slice(None), fg.tensor([True, False])), fg.tensor([True, False, True])):
+        with pytest.raises(IndexError, match="shape of the mask"):
+            x[bad]
+        with pytest.raises(IndexError, match="shape of the mask"):
+            x[bad] = 1.0

@@ -1184,15 +1184,15 @@ def _parse_index(index, shape):
     """Split an index into a hashable template and the index arrays it refers to."""
     if not isinstance(index, tuple):
         index = (index,)
+    index = tuple(item._value if isinstance(item, Tensor) else
+                  np.asarray(item) if isinstance(item, list) else item for item in index)
     template, arrays = [], []
-    for item in index:
-        if isinstance(item, Tensor):
-            item = item._value
-        elif isinstance(item, list):
-            item = np.asarray(item)
+    for position, item in enumerate(index):
         if isinstance(item, (np.ndarray, np.bool_)) or isinstance(item, builtins.bool):
             arr = np.asarray(item)
             if arr.dtype == np.bool_:
+                if arr.ndim:
+                    _check_mask(arr, index, position, shape)
                 if arr.ndim == 0:
                     arr = arr.reshape(1)
                     template.append(None)
@@ -1224,6 +1224,30 @@ def _parse_index(index, shape):
                 f"only integers, slices (`:`), ellipsis (`...`), None and long or byte "
                 f"Variables are valid indices (got {type(item).__name__})")
     return tuple(template), arrays
+
+
+def _dims_taken(item):
+    if item is None or item is Ellipsis:
+        return 0
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+        return item.ndim
+    return 1
+
+
+def _check_mask(mask, index, position, shape):
+    """A boolean mask must have the shape of the dims it indexes (PyTorch's check)."""
+    before = index[:position]
+    if any(item is Ellipsis for item in before):  # counted from the end
+        first = len(shape) - builtins.sum(_dims_taken(item) for item in index[position:])
+    else:
+        first = builtins.sum(_dims_taken(item) for item in before)
+    for k, size in enumerate(mask.shape):
+        dim = first + k
+        if not 0 <= dim < len(shape) or shape[dim] != size:
+            got = shape[dim] if 0 <= dim < len(shape) else "no dimension"
+            raise IndexError(f"The shape of the mask {list(mask.shape)} at index {k} does not "
+                             f"match the shape of the indexed tensor {list(shape)} at index "
+                             f"{dim} ({got})")
 
 
 def _numpy_index(template, arrays):
