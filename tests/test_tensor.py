@@ -1075,3 +1075,11 @@ def test_boolean_masks_must_match_the_dims_they_index():
             x[bad]
         with pytest.raises(IndexError, match="shape of the mask"):
             x[bad] = 1.0
+
+
+def test_masked_select_broadcasts_the_tensor_and_the_mask():
+    x = fg.arange(3.0).requires_grad_()
+    picked = x.masked_select(fg.tensor([[True, False, True], [False, False, True]]))
+    assert picked.tolist() == [0.0, 2.0, 2.0]
+    picked.sum().backward()
+    assert x.grad.tolist() == [1.0, 0.0, 2.0]

@@ -946,9 +946,9 @@ class Tensor:
 
     def masked_select(self, mask):
         mask = _operand(mask)
-        flat = np.flatnonzero(np.broadcast_to(mask._value, self._value.shape))
-        x = self if mask.shape == self.shape else self.expand(np.broadcast_shapes(
-            self.shape, mask.shape))
+        shape = np.broadcast_shapes(tuple(self.shape), tuple(mask.shape))  # both broadcast
+        flat = np.flatnonzero(np.broadcast_to(mask._value, shape))
+        x = self if tuple(self.shape) == shape else self.expand(shape)
         return apply(ops.masked_select, (x, Tensor._wrap(flat)))
 
     # ------------------------------------------------------------------ new tensors
