@@ -294,3 +294,19 @@ def test_boolean_mask_of_the_wrong_shape_is_an_error_under_every_transform(mask_
                 lambda f: fg.vmap(f)(np.stack([x, x]))):
         with pytest.raises(IndexError, match="boolean index did not match indexed array"):
             run(lambda a: a[mask])
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_traced_index_arrays_are_checked_against_their_own_axis(backend):
+    # the combined flat index of x[0, 5] (x 3x4) is in range: each index needs its check
+    x = np.arange(12.0).reshape(3, 4)
+    f = fg.jit(lambda x, i, j: x[i, j])
+    previous = fg.config.read("backend")
+    fg.config.update("backend", backend)
+    try:
+        for i, j in (([0], [5]), ([1], [-5]), ([3], [-4])):
+            with pytest.raises(IndexError, match="out of bounds"):
+                f(x, np.array(i), np.array(j))
+        np.testing.assert_array_equal(f(x, np.array([2, 0]), np.array([3, -1])), [11.0, 3.0])
+    finally:
+        fg.config.update("backend", previous)

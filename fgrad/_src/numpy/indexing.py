@@ -195,6 +195,13 @@ def _advanced(x, advanced, separated=False):
     shape = get_aval(x).shape
     dims = [d for d, _ in advanced]
     index_arrays = [_normalize_index_array(idx, shape[d]) for d, idx in advanced]
+    if len(index_arrays) > 1:
+        # NB: the gather below checks only the combined flat index; a traced index past
+        # its own axis (x[0, 5] of a 3x4 x) would read another element. Gathering each
+        # index from iota(axis size) gives the same values, checked against that axis.
+        index_arrays = [lax.gather(lax.iota(np.int64, (shape[d],)), i, 0)
+                        if isinstance(i, Tracer) else i
+                        for d, i in zip(dims, index_arrays)]
     index_shape = tuple(np.broadcast_shapes(*[get_aval(i).shape for i in index_arrays]))
     from fgrad._src.numpy.lax_numpy import _broadcast_to
 
