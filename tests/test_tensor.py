@@ -1083,3 +1083,13 @@ def test_masked_select_broadcasts_the_tensor_and_the_mask():
     assert picked.tolist() == [0.0, 2.0, 2.0]
     picked.sum().backward()
     assert x.grad.tolist() == [1.0, 0.0, 2.0]
+
+
+def test_dims_out_of_range_raise_instead_of_wrapping():
+    x = fg.zeros(2, 3)
+    for call in (lambda: x.squeeze(5), lambda: x.narrow(5, 0, 1), lambda: x.unbind(2),
+                 lambda: x.index_select(2, fg.tensor([0])), lambda: x.cumsum(-3)):
+        with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in "
+                                             r"range of \[-2, 1\]"):
+            call()
+    assert x.narrow(-1, 0, 2).shape == (2, 2) and len(x.unbind(-1)) == 3

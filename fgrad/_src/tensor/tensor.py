@@ -860,7 +860,7 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return apply(ops.squeeze_all, (self,))
-        dim = int(dim) % builtins.max(self._value.ndim, 1)
+        dim = _wrap_dim(self, dim)
         if self._value.ndim == 0 or self._value.shape[dim] != 1:
             return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
         return apply(ops.squeeze_dim, (self,), (dim,))
@@ -889,7 +889,7 @@ class Tensor:
         return apply(ops.flip, (self,), (_dims(dims),))
 
     def narrow(self, dim, start, length):
-        return apply(ops.narrow, (self,), (int(dim) % self._value.ndim, int(start), int(length)))
+        return apply(ops.narrow, (self,), (_wrap_dim(self, dim), int(start), int(length)))
 
     def split(self, split_size, dim=0):
         if self._value.ndim == 0:
@@ -919,7 +919,7 @@ class Tensor:
         return self.split(-(-n // int(chunks)), dim)
 
     def unbind(self, dim=0):
-        return apply(ops.unbind, (self,), (int(dim) % self._value.ndim,))
+        return apply(ops.unbind, (self,), (_wrap_dim(self, dim),))
 
     def gather(self, dim, index):
         """``out[i][j] = self[index[i][j]][j]`` for ``dim=0`` (``GatherBackward0``)."""
@@ -941,8 +941,7 @@ class Tensor:
 
     def index_select(self, dim, index):
         index = _index_tensor(index, "index_select")
-        return apply(ops.index_select, (self, index), (int(dim) % builtins.max(
-            self._value.ndim, 1),))
+        return apply(ops.index_select, (self, index), (_wrap_dim(self, dim),))
 
     def masked_select(self, mask):
         mask = _operand(mask)
