@@ -1093,3 +1093,31 @@ def test_dims_out_of_range_raise_instead_of_wrapping():
                                              r"range of \[-2, 1\]"):
             call()
     assert x.narrow(-1, 0, 2).shape == (2, 2) and len(x.unbind(-1)) == 3
+
+
+def test_pytorch_dtype_details():
+    assert fg.where(fg.tensor([True, False]), 1.0, 0.0).dtype == fg.float32
+    assert fg.where(fg.tensor([True, False]), 1, 0).dtype == fg.int64
+    x = fg.ones(2)
+    assert x.to(fg.float32) is x and x.to(fg.float32, copy=True) is not x
+    assert fg.arange(8.0).view(2, 4).index_select(0, fg.tensor(1)).shape == (1, 4)
+    leaf = fg.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="gradient with dtype"):
+        leaf.grad = fg.ones(2, dtype=fg.float64)
+
+
+def test_grad_mode_decorators_on_generators_hold_at_each_step():
+    x = fg.ones(1, requires_grad=True)
+
+    @fg.no_grad()
+    def steps():
+        yield (x * 2).requires_grad
+        yield fg.is_grad_enabled()
+        return "done"
+
+    gen = steps()
+    assert next(gen) is False and fg.is_grad_enabled()
+    assert next(gen) is False and fg.is_grad_enabled()
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"

@@ -69,6 +69,11 @@ def where(condition, input=None, other=None):  # noqa: A002
     condition = _tensor(condition)
     if input is None and other is None:
         return tuple(Tensor._wrap(i) for i in np.nonzero(condition._value))
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        # NB: two Python numbers take PyTorch's default dtypes (a float is float32)
+        from fgrad._src.tensor import creation
+
+        input, other = creation.tensor(input), creation.tensor(other)
     return apply(ops.where, (condition, _operand(input), _operand(other)))
 
 

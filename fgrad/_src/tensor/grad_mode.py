@@ -7,6 +7,7 @@ decorators; ``no_grad``/``enable_grad`` also work as bare decorators.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 
@@ -55,12 +56,39 @@ class _GradModeContext:
         return type(self)()
 
     def __call__(self, func):
+        if inspect.isgeneratorfunction(func):
+            return _generator_in(self.clone, func)
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with self.clone():
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def _generator_in(make_context, func):
+    """``func`` (a generator function) with each of its steps run inside a fresh
+    ``make_context()``, as PyTorch's decorators do: the caller's mode holds between
+    steps."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        gen = func(*args, **kwargs)
+        sent = None
+        while True:
+            try:
+                with make_context():
+                    value = gen.send(sent)
+            except StopIteration as stop:  # NB: returned, not raised (PEP 479)
+                return stop.value
+            try:
+                sent = yield value
+            except GeneratorExit:
+                gen.close()
+                raise
+
+    return wrapper
 
 
 class no_grad(_GradModeContext):  # noqa: N801

@@ -190,6 +190,10 @@ class Tensor:
                     f"assigned grad has data of a different size: {tuple(value.shape)} vs "
                     f"{tuple(self.shape)}"
                 )
+            if value._value.dtype != self._value.dtype:
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype {value.dtype} to a tensor "
+                    f"with dtype {self.dtype}; convert it first (grad.to(tensor.dtype))")
         self._grad = value
 
     @grad.deleter
@@ -398,7 +402,7 @@ class Tensor:
             else:
                 dtype = a
         if dtype is None or as_dtype(dtype).dtype == self._value.dtype:
-            return self
+            return self.clone() if kwargs.get("copy") else self
         return apply(ops.to_copy, (self,), (as_dtype(dtype).dtype,))
 
     def type(self, dtype=None):
@@ -941,6 +945,8 @@ class Tensor:
 
     def index_select(self, dim, index):
         index = _index_tensor(index, "index_select")
+        if index.ndim == 0:  # PyTorch: a 0-d index selects one entry, keeping the dim
+            index = index.reshape(1)
         return apply(ops.index_select, (self, index), (_wrap_dim(self, dim),))
 
     def masked_select(self, mask):
