@@ -1121,3 +1121,9 @@ def test_grad_mode_decorators_on_generators_hold_at_each_step():
     with pytest.raises(StopIteration) as stop:
         next(gen)
     assert stop.value.value == "done"
+
+
+def test_clamp_of_an_int_tensor_with_float_bounds_gives_floats():
+    out = fg.tensor([1, 2]).clamp(0.5, 1.5)
+    assert out.dtype == fg.float32 and out.tolist() == [1.0, 1.5]
+    assert fg.tensor([1, 2]).clamp(0, 1).dtype == fg.int64

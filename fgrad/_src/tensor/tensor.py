@@ -663,7 +663,11 @@ class Tensor:
             if max is not None:
                 out = out.minimum(max)
             return out
-        return apply(ops.clamp, (self,), (_scalar(min), _scalar(max)))
+        x = self
+        if self._value.dtype.kind in "iub" and any(
+                isinstance(b, float) for b in (_scalar(min), _scalar(max))):
+            x = self.float()  # PyTorch: an int tensor and float bounds give floats
+        return apply(ops.clamp, (x,), (_scalar(min), _scalar(max)))
 
     clip = clamp
 
