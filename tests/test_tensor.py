@@ -1127,3 +1127,18 @@ def test_clamp_of_an_int_tensor_with_float_bounds_gives_floats():
     out = fg.tensor([1, 2]).clamp(0.5, 1.5)
     assert out.dtype == fg.float32 and out.tolist() == [1.0, 1.5]
     assert fg.tensor([1, 2]).clamp(0, 1).dtype == fg.int64
+
+
+def test_retain_grad_follows_an_in_place_op_once():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    y.mul_(2)
+    (y * y).sum().backward()
+    assert y.grad.tolist() == [12.0, 24.0] and x.grad.tolist() == [72.0, 144.0]
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    y[0] = 0.0
+    (y * y).sum().backward()
+    assert y.grad.tolist() == [0.0, 12.0] and x.grad.tolist() == [0.0, 36.0]

@@ -1349,6 +1349,12 @@ def _write(self, value):
 
 def _rebase(self, result):
     """``self`` takes over ``result``'s value and history (an in-place op on the graph)."""
+    old_fn = self._grad_fn
+    if self._retains_grad and old_fn is not None and old_fn._retained:
+        # NB: the retained grad now belongs to the new node only (PyTorch moves it too);
+        # left on the old node as well, both would add into .grad.
+        old_fn._retained[:] = [entry for entry in old_fn._retained
+                               if entry[1] is None or entry[1]() is not self]
     self._value = result._value
     self._grad_fn = result._grad_fn
     self._output_nr = result._output_nr
