@@ -1142,3 +1142,21 @@ def test_retain_grad_follows_an_in_place_op_once():
     y[0] = 0.0
     (y * y).sum().backward()
     assert y.grad.tolist() == [0.0, 12.0] and x.grad.tolist() == [0.0, 36.0]
+
+
+def test_integer_indices_apply_before_index_arrays_as_in_pytorch():
+    # x[1, :, [0, 3]]: NumPy counts the 1 as a second advanced index separated by the
+    # slice (index axes first, shape (2, 3)); PyTorch keeps the array's axis in place
+    x = fg.arange(24.0).view(2, 3, 4)
+    want = np.arange(24.0).reshape(2, 3, 4)[1][:, [0, 3]]
+    assert x[1, :, [0, 3]].tolist() == want.tolist()
+    assert x[1, ..., fg.tensor([0, 3])].shape == (3, 2)
+    assert x[[0, 1], :, [0, 3]].shape == (2, 3)  # both arrays: separated, first (as NumPy)
+    w = fg.arange(24.0).requires_grad_()
+    (w.view(2, 3, 4)[1, :, [0, 3]] * fg.arange(6.0).view(3, 2)).sum().backward()
+    assert w.grad.view(2, 3, 4)[1].tolist() == [[0.0, 0.0, 0.0, 1.0], [2.0, 0.0, 0.0, 3.0],
+                                                [4.0, 0.0, 0.0, 5.0]]
+    for recording in (False, True):
+        y = fg.zeros(2, 3, 4, requires_grad=recording) * 1 if recording else fg.zeros(2, 3, 4)
+        y[1, :, fg.tensor([0, 3])] = fg.tensor([10.0, 20.0])
+        assert y[1].tolist() == [[10.0, 0.0, 0.0, 20.0]] * 3

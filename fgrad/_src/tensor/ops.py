@@ -426,9 +426,39 @@ def _rebuild_index(template, arrays):
     return tuple(out)
 
 
+def torch_index_axes(template, ndim, index_ndim):
+    """Where PyTorch puts the index axes of ``x[template]`` when NumPy puts them first
+    (None when both agree): PyTorch applies integer indices first, so ``x[1, :, [0, 3]]``
+    keeps the array's axes in place, where NumPy counts the 1 as a second advanced index
+    separated by the slice. ``index_ndim`` is the rank of the broadcast index arrays."""
+    def is_array(item):
+        return isinstance(item, tuple) and item[0] == "array"
+
+    arrays = [k for k, item in enumerate(template) if is_array(item)]
+    if not arrays or index_ndim == 0:
+        return None
+    advanced = [k for k, item in enumerate(template) if is_array(item) or isinstance(item, int)]
+    if advanced == list(range(advanced[0], advanced[-1] + 1)):
+        return None  # NumPy keeps them in place too
+    no_ints = [item for item in template if not isinstance(item, int)]
+    kept = [k for k, item in enumerate(no_ints) if is_array(item)]
+    if kept != list(range(kept[0], kept[-1] + 1)):
+        return None  # separated for PyTorch too: both put them first
+    consumed = sum(1 for item in template if item is not None and item is not Ellipsis)
+    before = 0
+    for item in no_ints[:kept[0]]:
+        before += (ndim - consumed) if item is Ellipsis else 1
+    return before
+
+
 def _getitem(x, *rest):
     *arrays, template = rest
-    return indexing.getitem(x, _rebuild_index(template, arrays))
+    out = indexing.getitem(x, _rebuild_index(template, arrays))
+    index_ndim = len(np.broadcast_shapes(*[get_aval(a).shape for a in arrays])) if arrays else 0
+    at = torch_index_axes(template, get_aval(x).ndim, index_ndim)
+    if at:
+        out = fnp.moveaxis(out, list(range(index_ndim)), list(range(at, at + index_ndim)))
+    return out
 
 
 getitem = Op(lambda avals, params: names.index_name(params[0]), _getitem, view=True)

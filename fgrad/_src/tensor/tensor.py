@@ -565,14 +565,24 @@ class Tensor:
         np_index = _numpy_index(template, arrays)
         recording = _grad_state.enabled and (
             self._requires_grad or isinstance(value, Tensor) and value._requires_grad)
+        size = self._value.size
+        positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
+        index_ndim = len(np.broadcast_shapes(*[a.shape for a in arrays])) if arrays else 0
+        at = ops.torch_index_axes(template, self._value.ndim, index_ndim)
+        if at:  # the selection in PyTorch's layout (see ops.torch_index_axes)
+            positions = np.moveaxis(positions, list(range(index_ndim)),
+                                    list(range(at, at + index_ndim)))
         if not recording:
             if not self._value.flags.writeable:
                 self._value = np.array(self._value)
-            self._value[np_index] = value._value if isinstance(value, Tensor) else value
+            if at:
+                raw = value._value if isinstance(value, Tensor) else value
+                self._value.reshape(-1)[positions.reshape(-1)] = np.broadcast_to(
+                    np.asarray(raw), positions.shape).reshape(-1)
+            else:
+                self._value[np_index] = value._value if isinstance(value, Tensor) else value
             graph.mark_written(self._value)
             return
-        size = self._value.size
-        positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
         mask = np.zeros(size, np.bool_)
         flat = positions.reshape(-1)
         mask[flat] = True
