@@ -1160,3 +1160,6 @@ def test_integer_indices_apply_before_index_arrays_as_in_pytorch():
         y = fg.zeros(2, 3, 4, requires_grad=recording) * 1 if recording else fg.zeros(2, 3, 4)
         y[1, :, fg.tensor([0, 3])] = fg.tensor([10.0, 20.0])
         assert y[1].tolist() == [[10.0, 0.0, 0.0, 20.0]] * 3
+    strided = fg.zeros(2, 4, 3).transpose(1, 2)  # not contiguous: written in place anyway
+    strided[1, :, fg.tensor([0, 3])] = fg.tensor([10.0, 20.0])
+    assert strided[1].tolist() == [[10.0, 0.0, 0.0, 20.0]] * 3

@@ -426,15 +426,17 @@ def _rebuild_index(template, arrays):
     return tuple(out)
 
 
-def torch_index_axes(template, ndim, index_ndim):
-    """Where PyTorch puts the index axes of ``x[template]`` when NumPy puts them first
-    (None when both agree): PyTorch applies integer indices first, so ``x[1, :, [0, 3]]``
-    keeps the array's axes in place, where NumPy counts the 1 as a second advanced index
-    separated by the slice. ``index_ndim`` is the rank of the broadcast index arrays."""
+def torch_index_axes(template, ndim, array_shapes):
+    """``(source, destination)`` for ``moveaxis`` taking NumPy's result of
+    ``x[template]`` to PyTorch's, or None when they agree. PyTorch applies integer
+    indices first, so ``x[1, :, [0, 3]]`` keeps the array's axes in place, where NumPy
+    counts the 1 as a second advanced index separated by the slice and puts the index
+    axes first. ``array_shapes`` are the shapes of the index arrays."""
     def is_array(item):
         return isinstance(item, tuple) and item[0] == "array"
 
     arrays = [k for k, item in enumerate(template) if is_array(item)]
+    index_ndim = len(np.broadcast_shapes(*array_shapes)) if array_shapes else 0
     if not arrays or index_ndim == 0:
         return None
     advanced = [k for k, item in enumerate(template) if is_array(item) or isinstance(item, int)]
@@ -445,20 +447,19 @@ def torch_index_axes(template, ndim, index_ndim):
     if kept != list(range(kept[0], kept[-1] + 1)):
         return None  # separated for PyTorch too: both put them first
     consumed = sum(1 for item in template if item is not None and item is not Ellipsis)
-    before = 0
+    at = 0
     for item in no_ints[:kept[0]]:
-        before += (ndim - consumed) if item is Ellipsis else 1
-    return before
+        at += (ndim - consumed) if item is Ellipsis else 1
+    if at == 0:
+        return None
+    return list(range(index_ndim)), list(range(at, at + index_ndim))
 
 
 def _getitem(x, *rest):
     *arrays, template = rest
     out = indexing.getitem(x, _rebuild_index(template, arrays))
-    index_ndim = len(np.broadcast_shapes(*[get_aval(a).shape for a in arrays])) if arrays else 0
-    at = torch_index_axes(template, get_aval(x).ndim, index_ndim)
-    if at:
-        out = fnp.moveaxis(out, list(range(index_ndim)), list(range(at, at + index_ndim)))
-    return out
+    moved = torch_index_axes(template, get_aval(x).ndim, [get_aval(a).shape for a in arrays])
+    return fnp.moveaxis(out, *moved) if moved else out
 
 
 getitem = Op(lambda avals, params: names.index_name(params[0]), _getitem, view=True)

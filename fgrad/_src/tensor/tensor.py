@@ -565,22 +565,24 @@ class Tensor:
         np_index = _numpy_index(template, arrays)
         recording = _grad_state.enabled and (
             self._requires_grad or isinstance(value, Tensor) and value._requires_grad)
+        moved = ops.torch_index_axes(template, self._value.ndim, [a.shape for a in arrays])
+        raw = value._value if isinstance(value, Tensor) else value
+        if not recording and not moved:
+            if not self._value.flags.writeable:
+                self._value = np.array(self._value)
+            self._value[np_index] = raw
+            graph.mark_written(self._value)
+            return
         size = self._value.size
         positions = np.arange(size, dtype=np.int64).reshape(self._value.shape)[np_index]
-        index_ndim = len(np.broadcast_shapes(*[a.shape for a in arrays])) if arrays else 0
-        at = ops.torch_index_axes(template, self._value.ndim, index_ndim)
-        if at:  # the selection in PyTorch's layout (see ops.torch_index_axes)
-            positions = np.moveaxis(positions, list(range(index_ndim)),
-                                    list(range(at, at + index_ndim)))
+        if moved:  # the selection in PyTorch's layout (see ops.torch_index_axes)
+            positions = np.moveaxis(positions, *moved)
         if not recording:
             if not self._value.flags.writeable:
                 self._value = np.array(self._value)
-            if at:
-                raw = value._value if isinstance(value, Tensor) else value
-                self._value.reshape(-1)[positions.reshape(-1)] = np.broadcast_to(
-                    np.asarray(raw), positions.shape).reshape(-1)
-            else:
-                self._value[np_index] = value._value if isinstance(value, Tensor) else value
+            # NB: element coordinates, not a flat view: the tensor may be non-contiguous.
+            self._value[np.unravel_index(positions, self._value.shape)] = np.broadcast_to(
+                np.asarray(raw), positions.shape)
             graph.mark_written(self._value)
             return
         mask = np.zeros(size, np.bool_)
