@@ -163,14 +163,11 @@ class JittedFunction:
 
     def call_with_keywords(self, args, kwargs):
         """A call with keyword arguments: always the keyed (slower) path."""
-        (closed, out_tree), leaves = self.lower(*args, **kwargs)
-        if not _is_top_level(leaves):
-            return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
-        return _unflatten(out_tree, execute.run_closed_jaxpr(closed, leaves))
+        return self._call_slow(args, None, kwargs)
 
-    def _call_slow(self, args, fast_key):
+    def _call_slow(self, args, fast_key, kwargs=None):
         """Trace (at most once per signature) and run; remember hot-path signatures."""
-        (closed, out_tree), leaves = self.lower(*args)
+        (closed, out_tree), leaves = self.lower(*args, **(kwargs or {}))
         if not _is_top_level(leaves):
             return _unflatten(out_tree, core.eval_jaxpr(closed.jaxpr, closed.consts, leaves))
         outs = execute.run_closed_jaxpr(closed, leaves)
