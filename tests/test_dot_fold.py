@@ -115,10 +115,13 @@ PATTERNS = [bias_relu, sgd_step, sgd_scale_right, addend_left, scalar_minus, twi
             broadcast_scalar_operand_and_addend, broadcast_scalar_returned]
 
 
-@pytest.fixture(params=["numpy cblas", "numba np.dot"])
+@pytest.fixture(params=["numpy cblas", "numpy cblas without gemv", "numba np.dot"])
 def gemm_path(request, monkeypatch):
-    if request.param == "numba np.dot":
-        monkeypatch.setattr(blas, "gemm_addresses", lambda: (0, 0))
+    found = blas.addresses()
+    if request.param == "numpy cblas without gemv":
+        monkeypatch.setattr(blas, "addresses", lambda: found[:2] + (0, 0))
+    elif request.param == "numba np.dot":
+        monkeypatch.setattr(blas, "addresses", lambda: (0, 0, 0, 0))
     return request.param
 
 
@@ -177,8 +180,11 @@ def test_two_scales_do_not_overflow_or_underflow_as_one(dtype, big):
     small = 1 / big
     down = check(lambda x, w, b: small * ((x @ w) * small), infs, w, w[0], tol=TOL[dtype])
     assert np.isinf(interp.run(down, [infs, w, w[0]])[0]).all()
-    # a sign still folds: one product, no multiplication
-    assert op_names(lambda x, w, b: ((x @ w) * 0.5) * -1.0, x, w, w[0]) == ["dot_general"]
+    # neither does a sign (BLAS kernels differ on the sign of alpha * 0: see
+    # test_signed_zeros_match_the_reference); a lone positive scale folds
+    assert op_names(lambda x, w, b: ((x @ w) * 0.5) * -1.0, x, w, w[0]) == ["dot_general",
+                                                                              "mul"]
+    assert op_names(lambda x, w, b: (x @ w) * 0.5, x, w, w[0]) == ["dot_general"]
 
 
 def test_scale_by_zero_keeps_nan_from_inf():
@@ -309,7 +315,8 @@ def test_constant_addend_is_copied_not_overwritten(direct_min, monkeypatch):
     np.testing.assert_array_equal(offset, kept)
 
 
-@pytest.mark.parametrize("size", [(3, 4, 5), (40, 60, 30)], ids=["loop", "blas"])
+@pytest.mark.parametrize("size", [(3, 4, 5), (40, 60, 30), (300, 40, 1), (1, 40, 300)],
+                         ids=["loop", "blas", "matrix @ vector", "vector @ matrix"])
 def test_signed_zeros_match_the_reference(size, gemm_path):
     # A zero product scaled by a negative constant is -0.0 in the reference, and so is
     # -0.0 minus a zero product: the folded forms must give the same signs.

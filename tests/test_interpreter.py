@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 import fgrad as fg
 from fgrad._src import core
 from fgrad._src.backend import interp, lower
-from fgrad._src.backend.kernels_codes import IA_GEMM
+from fgrad._src.backend.kernels_codes import IA_GEMM, IA_GEMV
 from fgrad._src.core import ShapedArray
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.lax import lax
@@ -349,12 +349,12 @@ def test_dot_general(data, problem):
 def test_dot_general_large_uses_blas_layouts(gemm, monkeypatch):
     from fgrad._src.backend import blas
 
-    addresses = blas.gemm_addresses()
+    addresses = blas.addresses()
     if gemm == "numpy cblas":
-        # NumPy's PyPI wheels bundle scipy-openblas (ILP64): its gemm must be found.
+        # NumPy's PyPI wheels bundle scipy-openblas (ILP64): its gemm and gemv must be found.
         assert all(addresses) or blas._numpy_openblas() is None
     else:
-        monkeypatch.setattr(blas, "gemm_addresses", lambda: (0, 0))
+        monkeypatch.setattr(blas, "addresses", lambda: (0, 0, 0, 0))
     rng = np.random.default_rng(1)
     for dtype in FLOATS:
         x = rng.standard_normal((3, 40, 50)).astype(dtype)
@@ -365,8 +365,55 @@ def test_dot_general_large_uses_blas_layouts(gemm, monkeypatch):
             closed = check(lambda a, b: lax.dot_general(a, b, dims), x, yy,  # noqa: B023
                            tol=(1e-4, 1e-4) if dtype == F32 else (1e-11, 1e-11), scale=True)
             (arenas,) = interp.program_for(closed).pool
-            got = tuple(arenas.ia[IA_GEMM:IA_GEMM + 2])
-            assert got == (addresses if gemm == "numpy cblas" else (0, 0))
+            got = tuple(arenas.ia[IA_GEMM:IA_GEMV + 2])
+            assert got == (addresses if gemm == "numpy cblas" else (0, 0, 0, 0))
+
+
+# Matrix-vector products large enough for BLAS, in every stored layout: either side the
+# vector, the matrix transposed in memory or not, batched or not.
+MATVEC = {
+    "matrix @ vector": ((300, 40), (40,), (((1,), (0,)), ((), ()))),
+    "matrix.T @ vector": ((40, 300), (40,), (((0,), (0,)), ((), ()))),
+    "vector @ matrix": ((40,), (40, 300), (((0,), (0,)), ((), ()))),
+    "vector @ matrix.T": ((40,), (300, 40), (((0,), (1,)), ((), ()))),
+    "row @ matrix": ((1, 40), (40, 300), (((1,), (0,)), ((), ()))),
+    "matrix @ column": ((300, 40), (40, 1), (((1,), (0,)), ((), ()))),
+    "batched matrix @ vector": ((3, 300, 40), (3, 40), (((2,), (1,)), ((0,), (0,)))),
+    "batched vector @ matrix.T": ((3, 40), (3, 300, 40), (((1,), (2,)), ((0,), (0,)))),
+}
+
+
+@pytest.mark.parametrize("path", ["numpy cblas gemv", "numpy cblas gemm", "numba np.dot"])
+@pytest.mark.parametrize("case", list(MATVEC))
+def test_matrix_vector_products_in_every_layout(case, path, monkeypatch):
+    from fgrad._src.backend import blas
+
+    found = blas.addresses()
+    if path == "numpy cblas gemm":
+        monkeypatch.setattr(blas, "addresses", lambda: found[:2] + (0, 0))
+    elif path == "numba np.dot":
+        monkeypatch.setattr(blas, "addresses", lambda: (0, 0, 0, 0))
+    sx, sy, dims = MATVEC[case]
+    rng = np.random.default_rng(2)
+    for dtype in FLOATS:
+        x = rng.standard_normal(sx).astype(dtype)
+        y = rng.standard_normal(sy).astype(dtype)
+        tol = (1e-4, 1e-4) if dtype == F32 else (1e-11, 1e-11)
+        out_shape = lax.dot_general(x, y, dims).shape
+        c = rng.standard_normal(out_shape).astype(dtype)
+        check(lambda a, b: lax.dot_general(a, b, dims), x, y, tol=tol, scale=True)
+        # Scaled and accumulated into an addend (lower._fold_into_dot): alpha and beta.
+        check(lambda a, b, c: c - 0.5 * lax.dot_general(a, b, dims), x, y, c, tol=tol,
+              scale=True)
+
+
+def test_matrix_vector_product_overwrites_a_nan_left_in_its_buffer():
+    # The arenas are reused between runs: a NaN result of one run must not leak into the
+    # next (gemv with beta = 0 ignores the output's old contents).
+    f = fg.jit(lambda a, b: a @ b)
+    x = np.ones((300, 40))
+    assert np.isnan(f(x, np.full(40, np.nan))).all()
+    np.testing.assert_array_equal(f(x, np.ones(40)), np.full(300, 40.0))
 
 
 @settings(max_examples=40)

@@ -62,6 +62,23 @@ def test_python_scalars_do_not_retrace_on_value():
     assert calls["n"] == 1
 
 
+def test_python_scalars_take_the_hot_path_apart_from_numpy_scalars():
+    # A Python float is weakly typed, a NumPy float64 is not; both are hot-path keys, and
+    # NumPy's dtype('float64') == float must not let one signature take the other's
+    # program.
+    f, calls = counting(lambda x, s: x * s)
+    jf = fg.jit(f)
+    x = np.ones(2, np.float32)
+    assert jf(x, 2.0).dtype == np.float32
+    assert jf(x, np.float64(2.0)).dtype == np.float64
+    assert jf(x, 2.0).dtype == np.float32
+    assert jf(x, 3).dtype == np.float32
+    np.testing.assert_array_equal(jf(x, True), [1.0, 1.0])
+    np.testing.assert_array_equal(jf(x, 0.5), [0.5, 0.5])
+    assert calls["n"] == 4
+    assert len(jf._state._fast) == 4  # each signature was remembered on the hot path
+
+
 def test_static_args_are_hashed_by_value():
     f, calls = counting(lambda x, n: x * n if n > 0 else -x)
     jf = fg.jit(f, static_argnums=1)

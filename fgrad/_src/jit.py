@@ -143,10 +143,9 @@ class JittedFunction:
         fast_key = None
         # NB: ``len(_trace_state.stack) == 1`` is ``core.current_level() == 0``, inlined.
         if not self.static_argnums and len(_trace_state.stack) == 1:
-            if len(args) == 1:
-                x = args[0]
-                if type(x) is np.ndarray or isinstance(x, np.generic):
-                    fast_key = (x.shape, x.dtype)
+            x = args[0] if len(args) == 1 else None
+            if type(x) is np.ndarray:
+                fast_key = (x.shape, x.dtype)
             else:
                 fast_key = _fast_key(args)
         entry = self._fast.get(fast_key) if fast_key is not None else None
@@ -179,15 +178,32 @@ class JittedFunction:
         return _unflatten(out_tree, outs)
 
 
+_PYTHON_SCALARS = (bool, int, float)
+_WEAK = object()  # stands for a shape in a hot-path key: a weakly typed Python scalar
+
+
 def _fast_key(args):
-    """The hot-path key of several arguments (see ``JittedFunction.__call__``), or None
-    unless every one is a NumPy array or scalar."""
+    """The hot-path key of the arguments (see ``JittedFunction.__call__``), or None unless
+    every one is a NumPy array or scalar, or a Python bool, int or float (weakly typed:
+    its type is its whole signature, as ``core.get_aval`` says).
+
+    >>> _fast_key((np.zeros((2, 3)), 0.5))[:2]
+    ((2, 3), dtype('float64'))
+    >>> _fast_key((np.zeros(2), [1.0])) is None
+    True
+    """
     key = []
     for x in args:
-        if type(x) is not np.ndarray and not isinstance(x, np.generic):
+        if type(x) is np.ndarray or isinstance(x, np.generic):
+            key.append(x.shape)
+            key.append(x.dtype)
+        elif type(x) in _PYTHON_SCALARS:
+            # NB: a sentinel, not a shape: dtype('float64') == float is True in NumPy,
+            # so the type alone could equal an array's dtype.
+            key.append(_WEAK)
+            key.append(type(x))
+        else:
             return None
-        key.append(x.shape)
-        key.append(x.dtype)
     return tuple(key)
 
 

@@ -1,18 +1,20 @@
-"""NumPy's own CBLAS ``gemm``, so the interpreter's matrix products share NumPy's BLAS.
+"""NumPy's own CBLAS ``gemm`` and ``gemv``, so the interpreter's products share NumPy's BLAS.
 
 numba's ``np.dot`` calls SciPy's bundled OpenBLAS, while NumPy's ``@`` calls NumPy's
 own copy. With several BLAS threads, two OpenBLAS thread pools used in turn (a NumPy
 product, then an ``fg.jit`` program, then NumPy again) leave each pool's idle threads
 spinning against the other's; on a 2-core machine a training step got 2-3x slower.
 So when NumPy bundles the ILP64 ``scipy-openblas`` (the PyPI wheels), the kernels call
-its ``cblas_dgemm``/``cblas_sgemm`` through their addresses instead; elsewhere
-(other NumPy builds, other platforms) ``gemm_addresses()`` returns zeros and the kernels
-keep using ``np.dot``.
+its ``cblas_?gemm`` through their addresses instead, and its ``cblas_?gemv`` for
+matrix-vector products (OpenBLAS's gemm with one column packs the matrix first: 3-4x
+slower than its gemv for a 1024x100 matrix, which NumPy's ``@`` uses). Elsewhere (other
+NumPy builds, other platforms) ``addresses()`` returns zeros and the kernels keep using
+``np.dot``.
 
 Each address is checked once with a small product through ``ctypes`` before use.
 
->>> len(gemm_addresses())
-2
+>>> len(addresses())
+4
 """
 
 from __future__ import annotations
@@ -23,19 +25,21 @@ import os
 
 import numpy as np
 
-from fgrad._src.backend.kernels_codes import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR
+from fgrad._src.backend.kernels_codes import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS
 
-_SYMBOLS = (("scipy_cblas_dgemm64_", ctypes.c_double, np.float64),
-            ("scipy_cblas_sgemm64_", ctypes.c_float, np.float32))
+_GEMM_SYMBOLS = (("scipy_cblas_dgemm64_", ctypes.c_double, np.float64),
+                 ("scipy_cblas_sgemm64_", ctypes.c_float, np.float32))
+_GEMV_SYMBOLS = (("scipy_cblas_dgemv64_", ctypes.c_double, np.float64),
+                 ("scipy_cblas_sgemv64_", ctypes.c_float, np.float32))
 _AXPY_SYMBOLS = {np.dtype(np.float64): ("scipy_cblas_daxpy64_", ctypes.c_double),
                  np.dtype(np.float32): ("scipy_cblas_saxpy64_", ctypes.c_float)}
 _found: list = []
 _axpys: dict = {}
 
 
-def gemm_addresses() -> tuple:
-    """``(address of cblas_dgemm, address of cblas_sgemm)`` in NumPy's BLAS, each 0 when
-    unavailable (the kernels then use ``np.dot``)."""
+def addresses() -> tuple:
+    """``(cblas_dgemm, cblas_sgemm, cblas_dgemv, cblas_sgemv)``: the addresses of these
+    routines in NumPy's BLAS, each 0 when unavailable (the kernels then use ``np.dot``)."""
     if not _found:
         _found.append(_find())
     return _found[0]
@@ -44,8 +48,10 @@ def gemm_addresses() -> tuple:
 def _find():
     library = _numpy_openblas()
     if library is None:
-        return (0, 0)
-    return tuple(_checked(library, *symbol) for symbol in _SYMBOLS)
+        return (0, 0, 0, 0)
+    gemms = tuple(_checked_gemm(library, *symbol) for symbol in _GEMM_SYMBOLS)
+    gemvs = tuple(_checked_gemv(library, *symbol) for symbol in _GEMV_SYMBOLS)
+    return gemms + gemvs
 
 
 def _numpy_openblas():
@@ -69,10 +75,9 @@ def _function(library, name, argtypes):
     return fn
 
 
-def _checked(library, name, c_scalar, dtype):
+def _checked_gemm(library, name, c_scalar, dtype):
     """The address of ``name`` if a 2x3 @ 3x2 product through it is right, else 0."""
-    i64, i32 = ctypes.c_int64, ctypes.c_int
-    ptr = ctypes.c_void_p
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     fn = _function(library, name, [i32, i32, i32, i64, i64, i64, c_scalar, ptr, i64, ptr, i64,
                                    c_scalar, ptr, i64])
     if fn is None:
@@ -82,8 +87,26 @@ def _checked(library, name, c_scalar, dtype):
     c = np.zeros((2, 2), dtype)
     fn(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, 2, 2, 3, 1.0, a.ctypes.data, 3,
        b.ctypes.data, 2, 0.0, c.ctypes.data, 2)
-    if not np.array_equal(c, a @ b):
+    return _address(fn) if np.array_equal(c, a @ b) else 0
+
+
+def _checked_gemv(library, name, c_scalar, dtype):
+    """The address of ``name`` if a transposed 2x3 matrix times a 2-vector through it is
+    right, else 0."""
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    fn = _function(library, name, [i32, i32, i64, i64, c_scalar, ptr, i64, ptr, i64,
+                                   c_scalar, ptr, i64])
+    if fn is None:
         return 0
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    x = np.array([1, -2], dtype)
+    y = np.ones(3, dtype)
+    fn(CBLAS_ROW_MAJOR, CBLAS_TRANS, 2, 3, 2.0, a.ctypes.data, 3, x.ctypes.data, 1, 1.0,
+       y.ctypes.data, 1)
+    return _address(fn) if np.array_equal(y, 1 + 2 * (a.T @ x)) else 0
+
+
+def _address(fn):
     return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from fgrad._src import core
 from fgrad._src.backend import blas, lower
 from fgrad._src.backend import kernels_codes as codes
-from fgrad._src.backend.kernels_codes import IA_GEMM, N_SLOTS, ST_CHOICE, ST_INDEX
+from fgrad._src.backend.kernels_codes import IA_GEMM, IA_GEMV, N_SLOTS, ST_CHOICE, ST_INDEX
 from fgrad._src.backend.lower import Unsupported
 
 logger = logging.getLogger("fgrad")
@@ -296,7 +296,7 @@ def execute_trusted(prog, args):
 
 def _new_arena_set(prog):
     arenas = prog.new_arenas(_table)
-    arenas.ia[IA_GEMM:IA_GEMM + 2] = blas.gemm_addresses()  # NumPy's BLAS, or 0: np.dot
+    arenas.ia[IA_GEMM:IA_GEMV + 2] = blas.addresses()  # NumPy's BLAS, or 0: np.dot
     arenas.run = _make_run(prog, arenas)
     return arenas
 

@@ -72,8 +72,10 @@ ST_OK, ST_INDEX, ST_CHOICE = 0, 1, 2  # status codes written to ia[0] (op index 
 # pairwise sums.
 STATUS_SIZE = 8
 # ia[IA_GEMM] and ia[IA_GEMM + 1]: addresses of NumPy's cblas_dgemm and cblas_sgemm, or 0
-# (then products use numba's np.dot). Set by the interpreter; see ``blas.py``.
+# (then products use numba's np.dot); ia[IA_GEMV], ia[IA_GEMV + 1]: its cblas_dgemv and
+# cblas_sgemv, or 0. Set by the interpreter in this order; see ``blas.py``.
 IA_GEMM = 4
+IA_GEMV = 6
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
 SCRATCH = STATUS_SIZE
 MAX_NDIM = 32

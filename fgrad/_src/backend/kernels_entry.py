@@ -26,6 +26,7 @@ from fgrad._src.backend.kernels_codes import (
     FLAT_BASE,
     FLOAT_BASE,
     IA_GEMM,
+    IA_GEMV,
     K_BINARY,
     K_COMPARE,
     K_CONVERT_BF,
@@ -202,8 +203,9 @@ def float_kernels(cls):
         return reduce(carray(cp, nc), r, fa, carray(ip, ni))
 
     def kf_dot(cp, nc, r, dp, nd, sp, ns, ip, ni, bp, nb):
+        ia = carray(ip, ni)
         return dot_f(carray(cp, nc), r, carray((dp, sp)[k], (nd, ns)[k], dt),
-                     carray(ip, ni)[IA_GEMM + k])
+                     ia[IA_GEMM + k], ia[IA_GEMV + k])
 
     base = FLOAT_BASE[cls]
     if cls == CLS_F64:

@@ -318,11 +318,70 @@ def _cblas_gemm(typingctx, fn, trans_x, trans_y, m, n, k, alpha, x, ldx, y, ldy,
     return sig, codegen
 
 
+@intrinsic
+def _cblas_gemv(typingctx, fn, trans, rows, cols, alpha, matrix, ld, x, beta, z):
+    """Call the row-major CBLAS ``?gemv`` at address ``fn`` (ILP64: int64 sizes) on the
+    addresses ``matrix``, ``x``, ``z`` (both vectors contiguous):
+    ``z = alpha * op(matrix) @ x + beta * z`` for a ``rows`` x ``cols`` matrix."""
+    sig = types.void(fn, trans, rows, cols, alpha, matrix, ld, x, beta, z)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        scalar = context.get_value_type(signature.args[4])
+        pointer = scalar.as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, scalar, pointer, i64,
+                                               pointer, i64, scalar, pointer, i64])
+        (fnv, tv, rv, cv, av, mv, ldv, xv, bv, zv) = args
+        one = ir.Constant(i64, 1)
+        builder.call(builder.inttoptr(fnv, fnty.as_pointer()), [
+            ir.Constant(i32, CBLAS_ROW_MAJOR), builder.trunc(tv, i32), rv, cv, av,
+            builder.inttoptr(mv, pointer), ldv, builder.inttoptr(xv, pointer), one, bv,
+            builder.inttoptr(zv, pointer), one])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @kernel(inline="always")
-def dot_f(code, r, a, gemm):
+def _dot_gemv(gemv, a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate):
+    """``z[b] = alpha * x[b] @ y[b]`` (plus ``z[b]`` when ``accumulate``) through ``?gemv``
+    when one side is a vector (``m == 1`` or ``n == 1``; layouts as in ``_dot_loop``)."""
+    size = np.int64(a.itemsize)
+    base = np.int64(a.ctypes.data)
+    one, zero = a.dtype.type(1.0), a.dtype.type(0.0)
+    # NB: a scaled or accumulated product is computed apart, then added as the reference
+    # rounds it: gemv's own alpha and beta give zeros other signs in some kernels (one
+    # multiplies alpha into each term). The vector is short, so this costs little.
+    plain = alpha == 1 and not accumulate
+    product = a[zo:zo] if plain else np.empty(m * n, a.dtype)  # NB: no allocation if plain
+    for bb in range(nb):
+        zb = zo + bb * m * n
+        if n == 1:  # z = op(x) @ y: x is the matrix, as stored (m, k) or (k, m)
+            trans, rows, cols = (CBLAS_TRANS, k, m) if tx else (CBLAS_NO_TRANS, m, k)
+            matrix, vector = xo + bb * m * k, yo + bb * k * n
+        else:  # z = x @ op(y), i.e. z = op(y)^T @ x: y is the matrix, (k, n) or (n, k)
+            trans, rows, cols = (CBLAS_NO_TRANS, n, k) if ty else (CBLAS_TRANS, k, n)
+            matrix, vector = yo + bb * k * n, xo + bb * m * k
+        # NB: with beta = 0 gemv ignores the output's old contents (NaN included): NumPy's
+        # own matmul relies on that, calling it on uninitialised outputs.
+        out = base + zb * size if plain else np.int64(product.ctypes.data)
+        _cblas_gemv(gemv, trans, rows, cols, one, base + matrix * size, cols,
+                    base + vector * size, zero, out)
+        if accumulate:
+            for j in range(m * n):
+                a[zb + j] += alpha * product[j]
+        elif not plain:
+            for j in range(m * n):
+                a[zb + j] = alpha * product[j]
+    return 0
+
+
+@kernel(inline="always")
+def dot_f(code, r, a, gemm, gemv):
     # record: cls, xo, yo, zo, batch, m, k, n, x transposed, y transposed, alpha offset,
-    # accumulate: z = alpha * x @ y, plus z's old value when accumulate is 1. ``gemm`` is
-    # the address of NumPy's CBLAS gemm for this dtype, or 0 for numba's np.dot (blas.py).
+    # accumulate: z = alpha * x @ y, plus z's old value when accumulate is 1. ``gemm`` and
+    # ``gemv`` are the addresses of NumPy's CBLAS routines for this dtype, or 0 (then
+    # numba's np.dot runs the product; see blas.py).
     xo = code[r + 3]
     yo = code[r + 4]
     zo = code[r + 5]
@@ -336,6 +395,8 @@ def dot_f(code, r, a, gemm):
     accumulate = code[r + 13] != 0
     if m * n * k <= _SMALL_DOT:
         return _dot_loop(a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate)
+    if gemv != 0 and (m == 1 or n == 1):
+        return _dot_gemv(gemv, a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate)
     if gemm != 0:
         size = np.int64(a.itemsize)
         base = np.int64(a.ctypes.data)

@@ -1095,13 +1095,16 @@ class _Lowerer:
         return self.dots.get(d.buf)
 
     def _scales(self, dot, factor):
-        """Whether ``factor * (x @ y)`` may become the product's ``alpha``. Not by 0, inf
-        or nan: BLAS skips the product when alpha is 0, so 0 * inf would not give nan.
-        A product already scaled takes only a sign: ``b * (a * P)`` as one ``alpha``
-        could overflow or underflow where the two steps do not (or the reverse)."""
-        if factor == 0 or not math.isfinite(factor):
+        """Whether ``factor * (x @ y)`` may become the product's ``alpha``: only a positive
+        finite factor of an unscaled product. Not 0, inf or nan: BLAS skips the product
+        when alpha is 0, so 0 * inf would not give nan. Not a second scale: ``b * (a * P)``
+        as one ``alpha`` could overflow or underflow where the two steps do not (or the
+        reverse). Not a negative one: some OpenBLAS kernels compute ``0 + alpha * P``,
+        which turns the reference's ``-3 * (+0.0)`` into ``+0.0`` (a negative alpha
+        still comes with an addend, ``y - c * P``: there the addend's sign rules)."""
+        if not (0 < factor < math.inf):
             return False
-        return self.const_values[dot.fields[_DOT_ALPHA].buf][0] == 1 or factor == -1
+        return self.const_values[dot.fields[_DOT_ALPHA].buf][0] == 1
 
     def _rescale_dot(self, d, dot, factor, aval):
         alpha = self.const_values[dot.fields[_DOT_ALPHA].buf][0] * factor
