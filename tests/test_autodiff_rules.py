@@ -136,6 +136,7 @@ unary("abs", fnp.abs, pm())
 unary("absolute", fnp.absolute, pm())
 unary("rsqrt", lax.rsqrt, U(0.5, 2.0), covers=())
 unary("logistic", lax.logistic, covers=())
+unary("softplus", lax.softplus, U(-30.0, 30.0), covers=())
 unary("sign", lambda x: fnp.sign(x) * x, pm())  # sign itself has derivative 0
 unary("floor", lambda x: fnp.floor(x) + x, frac())
 unary("ceil", lambda x: fnp.ceil(x) * x, frac())

@@ -335,8 +335,8 @@ def custom_vjp_call_case(draw):
 
 
 REAL_UNARY = ["neg", "sign", "floor", "ceil", "round", "abs", "square", "exp", "expm1", "tanh",
-              "logistic", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "is_finite",
-              "stop_gradient"]
+              "logistic", "softplus", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh",
+              "is_finite", "stop_gradient"]
 DOMAIN_UNARY = {"log": "pos", "log1p": "pos", "sqrt": "pos", "rsqrt": "pos", "asin": "unit",
                 "acos": "unit", "atanh": "unit", "acosh": "ge1"}
 REAL_BINARY = ["add", "sub", "mul", "max", "min", "atan2"]

@@ -104,8 +104,8 @@ def axes_of(data, ndim):
 
 UNARY_FLOAT = [
     "neg", "sign", "floor", "ceil", "round", "abs", "square", "exp", "log", "log1p", "expm1",
-    "tanh", "logistic", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
-    "acosh", "atanh", "sqrt", "rsqrt", "is_finite", "stop_gradient",
+    "tanh", "logistic", "softplus", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+    "cosh", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "is_finite", "stop_gradient",
 ]
 UNARY_INT = ["neg", "sign", "abs", "square", "bitwise_not", "stop_gradient"]
 
@@ -537,7 +537,7 @@ def _ulps(got, want):
 
 
 @pytest.mark.parametrize("name", ["exp", "expm1", "log", "log1p", "tanh", "sin", "cos",
-                                  "logistic"])
+                                  "logistic", "softplus"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_vectorized_math_is_within_a_few_ulp_of_numpy(name, dtype):
     """The polynomial exp/log/tanh/sin/cos against NumPy over wide ranges and edge values."""
@@ -646,7 +646,8 @@ def _same_shape_ops():
 
     def unary(data, x, y, m):
         name = data.draw(st.sampled_from(["neg", "sin", "cos", "tanh", "logistic", "atan",
-                                          "abs", "square", "stop_gradient", "asinh"]))
+                                          "abs", "square", "stop_gradient", "asinh",
+                                          "softplus"]))
         return getattr(lax, name)(x)
 
     def binary(data, x, y, m):

@@ -28,6 +28,7 @@ FAM_DOT = 11  # [cls, xo, yo, zo, b, m, k, n, trans_x, trans_y, ao, accumulate]
 NEG, SIGN, FLOOR, CEIL, ROUND, ABS, SQUARE, EXP, LOG, LOG1P = range(1, 11)
 EXPM1, TANH, LOGISTIC, SIN, COS, TAN, ASIN, ACOS, ATAN, SINH = range(11, 21)
 COSH, ASINH, ACOSH, ATANH, SQRT, RSQRT, IPOW, NOT, ISFINITE, CHECK, SINCOS = range(21, 32)
+SOFTPLUS = 32
 # binary
 ADD, SUB, MUL, DIV, REM, MAX, MIN, POW, ATAN2, AND, OR, XOR = range(40, 52)
 EQ, NE, LT, LE, GT, GE = range(52, 58)

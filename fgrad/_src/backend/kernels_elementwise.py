@@ -52,6 +52,7 @@ from fgrad._src.backend.kernels_codes import (  # noqa: F401
     SIN,
     SINCOS,
     SINH,
+    SOFTPLUS,
     SQRT,
     SQUARE,
     ST_CHOICE,
@@ -100,7 +101,8 @@ def unary_f(code, r, a, b):
         z2o = code[r + 6]
         _sin_and_cos(x, z, a[z2o:z2o + n], n)
         return 0
-    if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH or op == LOG or op == LOG1P:
+    if (op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH or op == LOG or op == LOG1P
+            or op == SOFTPLUS):
         _transcendental(op, x, z, n, one, zero)
         return 0
     if op == NEG:
@@ -224,13 +226,14 @@ def _sin_and_cos(x, zs, zc, n):
 def _transcendental(op, x, z, n, one, zero):
     # The polynomials dominate compile time, so each appears in one loop per dtype: the
     # argument is prepared in z, transformed in place (one array: no alias check, the
-    # loop vectorizes), then finished.
-    if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH:
+    # loop vectorizes), then finished. softplus(x) = max(x, 0) + log1p(exp(-|x|)) runs
+    # the exp loop, then the log1p loop.
+    if op == EXP or op == LOGISTIC or op == EXPM1 or op == TANH or op == SOFTPLUS:
         cap = tanh_cap(one)
         if op == EXP or op == EXPM1:
             for i in range(n):
                 z[i] = x[i]
-        elif op == LOGISTIC:
+        elif op == LOGISTIC or op == SOFTPLUS:
             for i in range(n):
                 z[i] = -np.abs(x[i])
         else:
@@ -250,21 +253,23 @@ def _transcendental(op, x, z, n, one, zero):
                 y = one if np.abs(v) > cap else t / (t + one + one)
                 y = -y if v < zero else y
                 z[i] = v if v != v or v == zero else y  # nan, and +-0 with its sign
-    else:
-        if op == LOG:
+    if op == LOG or op == LOG1P or op == SOFTPLUS:
+        if op != SOFTPLUS:
             for i in range(n):
                 z[i] = x[i]
-        else:
-            for i in range(n):
-                z[i] = one + x[i]
+        shift = zero if op == LOG else one
         for i in range(n):
-            z[i] = vlog(z[i])
-        if op == LOG1P:  # log(u) x / (u - 1) corrects the rounding of u = 1 + x
+            v = z[i]
+            u = shift + v
+            y = vlog(u)
+            # log1p: log(u) v / (u - 1) corrects the rounding of u = 1 + v
+            w = v if u == one else y * (v / (u - one))
+            w = w if (u - u == zero or u < zero) else u  # +inf stays inf
+            z[i] = y if op == LOG else w
+        if op == SOFTPLUS:
             for i in range(n):
                 v = x[i]
-                u = one + v
-                y = v if u == one else z[i] * (v / (u - one))
-                z[i] = y if (u - u == zero or u < zero) else u  # +inf stays inf
+                z[i] = (v if v > zero else zero) + z[i]  # a NaN x made z NaN already
 
 
 @kernel

@@ -124,6 +124,7 @@ from fgrad._src.backend.kernels_codes import (  # the opcode table
     SINCOS,
     SINH,
     SLOT_GROUP,
+    SOFTPLUS,
     SQRT,
     SQUARE,
     SUB,
@@ -400,9 +401,9 @@ def _split3(shape, axis):
 _UNARY_F = {
     "neg": NEG, "sign": SIGN, "floor": FLOOR, "ceil": CEIL, "round": ROUND, "abs": ABS,
     "square": SQUARE, "exp": EXP, "log": LOG, "log1p": LOG1P, "expm1": EXPM1, "tanh": TANH,
-    "logistic": LOGISTIC, "sin": SIN, "cos": COS, "tan": TAN, "asin": ASIN, "acos": ACOS,
-    "atan": ATAN, "sinh": SINH, "cosh": COSH, "asinh": ASINH, "acosh": ACOSH, "atanh": ATANH,
-    "sqrt": SQRT, "rsqrt": RSQRT,
+    "logistic": LOGISTIC, "softplus": SOFTPLUS, "sin": SIN, "cos": COS, "tan": TAN,
+    "asin": ASIN, "acos": ACOS, "atan": ATAN, "sinh": SINH, "cosh": COSH, "asinh": ASINH,
+    "acosh": ACOSH, "atanh": ATANH, "sqrt": SQRT, "rsqrt": RSQRT,
 }
 _UNARY_I = {"neg": NEG, "sign": SIGN, "abs": ABS, "square": SQUARE, "not": NOT}
 _BINARY = {  # name -> (float op, int op, bool op)

@@ -322,6 +322,31 @@ def logistic(x):
 ad.defjvp2(logistic_p, lambda g, ans, x: mul(g, mul(ans, sub(1, ans))))
 batching.defbatch_unop(logistic_p)
 
+def _softplus_impl(x):
+    # max(x, 0) + log1p(exp(-|x|)): exp never overflows, and log1p keeps the tiny values
+    # of softplus at very negative x (softplus(-50) = 1.9e-22, not 0).
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+softplus_p = unop("softplus", _softplus_impl)
+
+
+def softplus(x):
+    """``log(1 + exp(x))``, finite for any finite input; its derivative is ``logistic``.
+
+    A primitive (JAX writes it as ``logaddexp(x, 0)`` with a custom JVP) so gradients
+    come out as one ``logistic`` rather than the selects of a stable formula.
+
+    >>> float(softplus(np.float64(0.0)))
+    0.6931471805599453
+    """
+    return softplus_p.bind(x)
+
+
+ad.defjvp(softplus_p, lambda g, x: mul(g, logistic(x)))
+batching.defbatch_unop(softplus_p)
+
+
 sin_p = unop("sin", np.sin)
 
 
