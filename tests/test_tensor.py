@@ -1163,3 +1163,68 @@ def test_integer_indices_apply_before_index_arrays_as_in_pytorch():
     strided = fg.zeros(2, 4, 3).transpose(1, 2)  # not contiguous: written in place anyway
     strided[1, :, fg.tensor([0, 3])] = fg.tensor([10.0, 20.0])
     assert strided[1].tolist() == [[10.0, 0.0, 0.0, 20.0]] * 3
+
+
+def test_python_int_and_float_params_do_not_share_a_cached_op():
+    # 2 == 2.0 and both hash alike: the op cache must still keep them apart
+    x = fg.tensor([1, 2, 3])
+    assert (x ** 2).dtype == fg.int64
+    squared = x ** 2.0
+    assert squared.dtype == fg.float32 and squared.tolist() == [1.0, 4.0, 9.0]
+    assert (fg.tensor([5, 6]) ** 2).dtype == fg.int64
+
+
+def test_bitwise_operators_broadcast_and_take_python_ints():
+    mask = (fg.zeros(2, 3) > -1) & fg.tensor([True, False, True])
+    assert mask.tolist() == [[True, False, True]] * 2
+    x = fg.tensor([1, 2, 3], dtype=fg.int32)
+    for out, want in [(x & 1, [1, 0, 1]), (5 & x, [1, 0, 1]), (x | fg.tensor(2), [3, 2, 3]),
+                      (x ^ 3, [2, 1, 0])]:
+        assert out.dtype == fg.int32 and out.tolist() == want
+    assert (fg.tensor([1, 2]) ^ fg.tensor([[3], [4]], dtype=fg.int8)).tolist() == [[2, 1],
+                                                                                     [5, 6]]
+
+
+def test_integer_floor_division_and_remainder_keep_pytorch_dtypes():
+    x = fg.tensor([7, 8], dtype=fg.int32)
+    assert (x // fg.tensor(2)).dtype == fg.int32 and (x // fg.tensor(2)).tolist() == [3, 4]
+    assert (x % fg.tensor(2)).dtype == fg.int32 and (x % fg.tensor(2)).tolist() == [1, 0]
+    small = fg.tensor([7, -8], dtype=fg.int8) // fg.tensor(3, dtype=fg.uint8)
+    assert small.dtype == fg.int8 and small.tolist() == [2, -3]
+    assert (17 % fg.tensor([7, 8], dtype=fg.int16)).dtype == fg.int16
+
+
+def test_a_false_index_adds_an_empty_axis():
+    x = fg.zeros(3, 4, requires_grad=True)
+    assert x[False].shape == (0, 3, 4) and x[True].shape == (1, 3, 4)
+    assert x[..., False].shape == (3, 4, 0) and x[0, False].shape == (0, 4)
+    assert x[1:, None, False, 2].shape == (2, 1, 0) and x[fg.tensor(False)].shape == (0, 3, 4)
+    x[0, False].sum().backward()
+    assert x.grad.tolist() == [[0.0] * 4] * 3
+    with pytest.raises(IndexError, match="several boolean scalars"):
+        x[False, ..., False]
+    with pytest.raises(IndexError, match="index arrays"):
+        x[False, [0, 1]]
+
+
+def test_norm_keepdim_without_dim_keeps_every_axis():
+    assert fg.ones(2, 3).norm(keepdim=True).shape == (1, 1)
+    assert fg.ones(2, 3).norm(p=1, keepdim=True).tolist() == [[6.0]]
+    assert fg.ones(2, 3).norm().shape == ()
+
+
+def test_cumsum_of_unsigned_and_bool_tensors_is_int64():
+    assert fg.tensor([1, 2, 3], dtype=fg.uint8).cumsum(0).tolist() == [1, 3, 6]
+    assert fg.tensor([1, 2, 3], dtype=fg.uint8).cumsum(0).dtype == fg.int64
+    assert fg.tensor([True, True]).cumsum(0).dtype == fg.int64
+
+
+def test_squeeze_takes_a_tuple_of_dims():
+    x = fg.zeros(1, 3, 1, requires_grad=True)
+    y = x.squeeze((0, 2))
+    assert y.shape == (3,) and type(y.grad_fn).__name__ == "SqueezeBackward2"
+    assert x.squeeze((0, 1)).shape == (3, 1) and x.squeeze([-1]).shape == (1, 3)
+    y.sum().backward()
+    assert x.grad.shape == (1, 3, 1)
+    with pytest.raises(RuntimeError, match="appears multiple times"):
+        x.squeeze((0, 0))

@@ -66,15 +66,18 @@ def apply(op, args, params=()):
         return _apply_traced(op, args, params)
     enabled = _state.enabled
     grad = False
+    # NB: 2 == 2.0 == True and they hash alike: the params' types keep ``x ** 2`` (an int
+    # tensor) and ``x ** 2.0`` (a float one) apart.
+    params_key = (params, *map(type, params)) if params else params
     if len(args) == 1 and isinstance(args[0], Tensor):
         a = args[0]
         v = a._value
         vals = (v,)
         if a._requires_grad and enabled:
             grad = True
-            key = (op, params, v.shape, v.dtype, _DIFF_0)
+            key = (op, params_key, v.shape, v.dtype, _DIFF_0)
         else:
-            key = (op, params, v.shape, v.dtype)
+            key = (op, params_key, v.shape, v.dtype)
     elif len(args) == 2:
         a, b = args
         if isinstance(a, Tensor):
@@ -96,11 +99,11 @@ def apply(op, args, params=()):
         vals = (va, vb)
         if (ga or gb) and enabled:
             grad = True
-            key = (op, params, ka, kb, kc, kd, _DIFF_2[ga, gb])
+            key = (op, params_key, ka, kb, kc, kd, _DIFF_2[ga, gb])
         else:
-            key = (op, params, ka, kb, kc, kd)
+            key = (op, params_key, ka, kb, kc, kd)
     else:
-        sig = [op, params]
+        sig = [op, params_key]
         vals = []
         for a in args:
             if isinstance(a, Tensor):

@@ -142,19 +142,21 @@ isinf = Op("IsinfBackward0", fnp.isinf)
 isfinite = Op("IsfiniteBackward0", fnp.isfinite)
 
 
-def _bitwise(fn):
+def _bitwise(fn, name):
     def op(x, y):
         x, y = promote(x, y)
         if get_aval(x).dtype.kind == "f":
             raise TypeError("bitwise operations need integer or bool tensors")
-        return fn(x, y)
+        # NB: PyTorch's dtype is settled; this broadcasts and gives a Python int operand
+        # (weakly typed) the tensor's integer dtype.
+        return fn(*fnp._promote_broadcast(name, x, y))
 
     return op
 
 
-bitwise_and = Op("BitwiseAndBackward0", _bitwise(lax.bitwise_and))
-bitwise_or = Op("BitwiseOrBackward0", _bitwise(lax.bitwise_or))
-bitwise_xor = Op("BitwiseXorBackward0", _bitwise(lax.bitwise_xor))
+bitwise_and = Op("BitwiseAndBackward0", _bitwise(lax.bitwise_and, "bitwise_and"))
+bitwise_or = Op("BitwiseOrBackward0", _bitwise(lax.bitwise_or, "bitwise_or"))
+bitwise_xor = Op("BitwiseXorBackward0", _bitwise(lax.bitwise_xor, "bitwise_xor"))
 bitwise_not = Op("BitwiseNotBackward0", lax.bitwise_not)
 
 # --------------------------------------------------------------------------- unary math
@@ -305,14 +307,23 @@ any_ = Op("AnyBackward0", lambda x, dim, keepdim: fnp.any(x, axis=dim, keepdims=
 norm = Op("LinalgVectorNormBackward0", lambda x, p, dim, keepdim: _norm(x, p, dim, keepdim))
 logsumexp = Op("LogsumexpBackward0", lambda x, dim, keepdim: nn_ops.logsumexp(
     _float(x), axis=dim, keepdims=keepdim))
-cumsum = Op("CumsumBackward0", lambda x, dim: fnp.cumsum(x, axis=dim) if get_aval(x).ndim
-            else fnp.reshape(fnp.cumsum(fnp.reshape(x, (1,)), axis=0), ()))
+def _cumsum(x, dim):
+    if get_aval(x).dtype.kind in "ub":  # PyTorch sums bool and unsigned ints as int64
+        x = lax.convert_element_type(x, np.int64)
+    if get_aval(x).ndim == 0:
+        return fnp.reshape(fnp.cumsum(fnp.reshape(x, (1,)), axis=0), ())
+    return fnp.cumsum(x, axis=dim)
+
+
+cumsum = Op("CumsumBackward0", _cumsum)
 
 
 def _norm(x, p, dim, keepdim):
     x = _float(x)
-    if dim is None:
-        x = fnp.reshape(x, (-1,))
+    if dim is None:  # over every element: the norm of the flattened tensor
+        ndim = get_aval(x).ndim
+        out = _norm(fnp.reshape(x, (-1,)), p, 0, False)
+        return fnp.reshape(out, (1,) * ndim) if keepdim else out
     if p == 2:
         return linalg.norm(x, axis=dim, keepdims=keepdim)
     if p == 1:
@@ -335,6 +346,7 @@ permute = Op("PermuteBackward0", lambda x, dims: fnp.transpose(x, dims), view=Tr
 transpose = Op("TransposeBackward0", lambda x, d0, d1: fnp.swapaxes(x, d0, d1), view=True)
 squeeze_all = Op("SqueezeBackward0", lambda x: fnp.squeeze(x), view=True)
 squeeze_dim = Op("SqueezeBackward1", lambda x, dim: fnp.squeeze(x, dim), view=True)
+squeeze_dims = Op("SqueezeBackward2", lambda x, dims: fnp.squeeze(x, dims), view=True)
 unsqueeze = Op("UnsqueezeBackward0", lambda x, dim: fnp.expand_dims(x, dim), view=True)
 expand = Op("ExpandBackward0", lambda x, shape: fnp.broadcast_to(x, shape), view=True)
 repeat = Op("RepeatBackward0", lambda x, reps: fnp.tile(x, reps))

@@ -14,10 +14,11 @@ import warnings
 
 import numpy as np
 
+from fgrad._src.core import get_aval
 from fgrad._src.tensor import dispatch, grad_mode, graph, ops
 from fgrad._src.tensor import repr as tensor_repr
 from fgrad._src.tensor.dispatch import apply
-from fgrad._src.tensor.dtype import as_dtype, from_numpy_dtype
+from fgrad._src.tensor.dtype import as_dtype, from_numpy_dtype, result_type
 
 _grad_state = grad_mode.state
 _NONLEAF_GRAD_WARNING = (
@@ -555,8 +556,15 @@ class Tensor:
         return self.pow_(other)
 
     def __getitem__(self, index):
+        empty_axes = _false_index_axes(index, self._value.ndim)
+        if empty_axes:  # x[False]: x[True] with that new axis of size 0
+            items = index if isinstance(index, tuple) else (index,)
+            index = tuple(True if _is_false(item) else item for item in items)
         template, arrays = _parse_index(index, self._value.shape)
-        return apply(ops.getitem, (self, *arrays), (template,))
+        out = apply(ops.getitem, (self, *arrays), (template,))
+        for axis in empty_axes:
+            out = out.narrow(axis, 0, 0)
+        return out
 
     def __setitem__(self, index, value):
         template, arrays = _parse_index(index, self._value.shape)
@@ -880,6 +888,8 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return apply(ops.squeeze_all, (self,))
+        if isinstance(dim, (tuple, list)):
+            return _squeeze_dims(self, dim)
         dim = _wrap_dim(self, dim)
         if self._value.ndim == 0 or self._value.shape[dim] != 1:
             return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
@@ -1118,7 +1128,10 @@ def _integer_or(op, numpy_fn, x, y):
     if all(_integral(a) for a in xs):
         if np.any(np.asarray(xs[1]) == 0):
             raise RuntimeError("ZeroDivisionError: integer division or modulo by zero")
-        return Tensor._wrap(np.asarray(numpy_fn(*xs)))
+        # PyTorch's result dtype (a 0-d tensor or a Python int does not widen a tensor
+        # with dimensions); NumPy computes in its own, wider one, which holds the result.
+        dtype = result_type([get_aval(a) for a in xs])
+        return Tensor._wrap(np.asarray(numpy_fn(*xs)).astype(dtype, copy=False))
     return apply(op, (x, y))
 
 
@@ -1199,6 +1212,67 @@ def _index_tensor(index, name):
     if not isinstance(index, Tensor) or index._value.dtype.kind not in "iu":
         raise RuntimeError(f"{name}(): Expected dtype int64 for index")
     return index
+
+
+def _is_bool_scalar(item):
+    """A 0-d boolean index: a Python or NumPy bool, or a 0-d bool tensor or array."""
+    if isinstance(item, Tensor):
+        item = item._value
+    return isinstance(item, (builtins.bool, np.bool_)) or (
+        isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_)
+
+
+def _is_false(item):
+    """A 0-d boolean index that is False."""
+    if not _is_bool_scalar(item):
+        return False
+    return not builtins.bool(item._value if isinstance(item, Tensor) else item)
+
+
+def _false_index_axes(index, ndim):
+    """The result axes of the False items of an index without index arrays (each adds an
+    axis of size 0 there, as in NumPy and PyTorch), or () when it has none."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not builtins.any(_is_false(item) for item in items):
+        return ()
+    if builtins.sum(1 for item in items if _is_bool_scalar(item)) > 1:
+        raise IndexError("several boolean scalars in one index are not supported; index "
+                         "with one of them")
+    shapes = []  # per item: (dims of x it takes, axes of the result it makes)
+    for item in items:
+        value = item._value if isinstance(item, Tensor) else item
+        if isinstance(value, (list, np.ndarray)) and np.ndim(value) > 0:
+            raise IndexError("a False index together with index arrays or masks is not "
+                             "supported; index with the arrays first, then take [False]")
+        if item is None or isinstance(value, (builtins.bool, np.bool_)) or (
+                isinstance(value, np.ndarray) and value.dtype == np.bool_):
+            shapes.append((0, 1))  # a new axis, or a 0-d bool (size 1 or 0)
+        elif isinstance(value, slice):
+            shapes.append((1, 1))
+        elif item is Ellipsis:
+            shapes.append(None)
+        else:
+            shapes.append((1, 0))  # an integer
+    taken = builtins.sum(s[0] for s in shapes if s is not None)
+    axes, axis = [], 0
+    for item, shape in zip(items, shapes):
+        if _is_false(item):
+            axes.append(axis)
+        axis += ndim - taken if shape is None else shape[1]
+    return tuple(axes)
+
+
+def _squeeze_dims(self, dims):
+    """``squeeze`` of a tuple of dims: those of size 1 go (PyTorch 2's ``squeeze(dims)``)."""
+    wrapped = [_wrap_dim(self, d) for d in dims]
+    for d in wrapped:
+        if wrapped.count(d) > 1:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    shape = self._value.shape
+    ones = tuple(sorted(d for d in wrapped if shape[d] == 1))
+    if not ones:
+        return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+    return apply(ops.squeeze_dims, (self,), (ones,))
 
 
 def _parse_index(index, shape):
