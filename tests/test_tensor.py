@@ -1228,3 +1228,85 @@ def test_squeeze_takes_a_tuple_of_dims():
     assert x.grad.shape == (1, 3, 1)
     with pytest.raises(RuntimeError, match="appears multiple times"):
         x.squeeze((0, 0))
+
+
+def _views_case(case):
+    x = fg.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], requires_grad=True)
+    out = case(x)
+    out.sum().backward()
+    return out.tolist(), x.grad.tolist()
+
+
+def test_in_place_ops_on_views_reach_the_base_and_its_gradient():
+    # PyTorch's CopySlices: the base takes the view's new values, on the graph
+    def sliced(x):
+        y = x * 1
+        y[1:3].mul_(10)
+        return y * y
+
+    assert _views_case(sliced) == ([1.0, 400.0, 900.0, 16.0, 25.0, 36.0],
+                                   [2.0, 400.0, 600.0, 8.0, 10.0, 12.0])
+
+    def augmented_assignment(x):  # view.__imul__, then base.__setitem__
+        y = x * 1
+        y[1:3] *= 10
+        return y * y
+
+    assert _views_case(augmented_assignment) == _views_case(sliced)
+
+    def view_of_a_view(x):
+        y = x * 1
+        y.view(2, 3)[0].mul_(3)
+        return y * y
+
+    assert _views_case(view_of_a_view) == ([9.0, 36.0, 81.0, 16.0, 25.0, 36.0],
+                                           [18.0, 36.0, 54.0, 8.0, 10.0, 12.0])
+
+    def transposed_assignment(x):
+        y = x * 1
+        y.view(2, 3).t()[0, 1] = x[0] * 7
+        return y * x
+
+    assert _views_case(transposed_assignment) == ([1.0, 4.0, 9.0, 28.0, 25.0, 36.0],
+                                                  [2.0 + 28.0, 4.0, 6.0, 7.0, 10.0, 12.0])
+
+
+def test_every_live_view_sees_an_in_place_write():
+    def siblings(x):
+        y = x * 1
+        y[0:3].add_(100)
+        return y[2:5] * y[2:5]  # overlaps the written view
+
+    assert _views_case(siblings) == ([10609.0, 16.0, 25.0], [0.0, 0.0, 206.0, 8.0, 10.0, 0.0])
+
+    def base_written(x):
+        y = x * 1
+        v = y.view(3, 2)
+        y.mul_(x)
+        return v * v
+
+    values, grad = _views_case(base_written)
+    assert values == [[1.0, 16.0], [81.0, 256.0], [625.0, 1296.0]]
+    assert grad == [4.0 * v ** 3 for v in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
+    z = fg.zeros(2, 3)
+    w = fg.tensor([1.0, 2.0], requires_grad=True)
+    row = z[0]
+    z[0][1:] = w  # chained indexing writes into z, which joins the graph
+    assert z.requires_grad and z.tolist() == [[0.0, 1.0, 2.0], [0.0, 0.0, 0.0]]
+    assert row.tolist() == [0.0, 1.0, 2.0] and row.requires_grad
+    (z * z).sum().backward()
+    assert w.grad.tolist() == [2.0, 4.0]
+
+
+def test_in_place_ops_on_views_of_leaves_and_expanded_views_are_refused():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        x[0:2].add_(1)
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        fg.nn.Parameter(fg.ones(2, 3)).t()[0].add_(1)
+    y = x * 1
+    with pytest.raises(RuntimeError, match="more than one element"):
+        y[:1].expand(3).add_(1)
+    with fg.no_grad():  # the optimizer's way: in place, no graph
+        x[0:2].add_(1)
+    assert x.tolist() == [2.0, 3.0, 3.0]

@@ -9,6 +9,8 @@ a cached call costs one dict lookup plus the NumPy calls of its program.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from fgrad._src.nn.tracing import apply_traced as _apply_traced  # fg.nn.functional_call
@@ -132,9 +134,13 @@ def apply(op, args, params=()):
     if not entry.diff:
         if not entry.multi:
             v = outs[0]
-            return _wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
-        return tuple(_wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
-                     for v in outs)
+            out = _wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
+        else:
+            out = tuple(_wrap(v if type(v) is _ndarray else _asarray(v), None, False, 0)
+                        for v in outs)
+        if op.view:
+            _note_views(op, args, params, out)
+        return out
     # Record the node.
     node = _new(entry.node_class)
     node._entry = entry
@@ -153,14 +159,54 @@ def apply(op, args, params=()):
     node._next = edges
     if not entry.multi:
         v = outs[0]
-        return _wrap(v if type(v) is _ndarray else _asarray(v), node, True, 0)
-    results = []
-    for j in range(entry.n_out):
-        v = outs[j]
-        v = v if type(v) is _ndarray else _asarray(v)
-        d = entry.out_diff[j]
-        results.append(_wrap(v, node if d else None, d, j))
-    return tuple(results)
+        out = _wrap(v if type(v) is _ndarray else _asarray(v), node, True, 0)
+    else:
+        results = []
+        for j in range(entry.n_out):
+            v = outs[j]
+            v = v if type(v) is _ndarray else _asarray(v)
+            d = entry.out_diff[j]
+            results.append(_wrap(v, node if d else None, d, j))
+        out = tuple(results)
+    if op.view:
+        _note_views(op, args, params, out)
+    return out
+
+
+def _note_views(op, args, params, out):
+    """Remember which outputs of a view op share memory with its input: each gets
+    ``_view_of = (base, recipe)``, from which ``make_view`` makes the view afresh from
+    the base (PyTorch's ``_base``), and joins the base's weakly held ``_views``. An
+    in-place op recorded on either then updates the other (``tensor._take_over``)."""
+    x = args[0]
+    if not isinstance(x, Tensor):
+        return
+    root = x._value
+    while root.base is not None:
+        root = root.base
+    parent = x.__dict__.get("_view_of")
+    base, parent_recipe = (x, None) if parent is None else parent
+    views = base.__dict__.get("_views")
+    if views is None:
+        views = base._views = []
+    elif len(views) > 64:
+        views[:] = [ref for ref in views if ref() is not None]
+    multi = type(out) is tuple
+    for j, t in enumerate(out if multi else (out,)):
+        v = t._value
+        while v.base is not None:
+            v = v.base
+        if v is root:  # else a copy (advanced indexing, a non-contiguous reshape)
+            t._view_of = (base, (op, args[1:], params, j if multi else None, parent_recipe))
+            views.append(weakref.ref(t))
+
+
+def make_view(base, recipe):
+    """The view that ``recipe`` (from ``_note_views``) describes, made from ``base``."""
+    op, rest, params, index, parent_recipe = recipe
+    x = base if parent_recipe is None else make_view(base, parent_recipe)
+    out = apply(op, (x, *rest), params)
+    return out if index is None else out[index]
 
 
 _DIFF_0 = (0,)

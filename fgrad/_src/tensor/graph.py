@@ -41,17 +41,24 @@ _writes: dict = {}
 _clock = itertools.count(1).__next__
 
 
-def _base(array):
+def base_array(array):
+    """The array owning ``array``'s memory (``array`` itself when it is no view).
+
+    >>> x = np.zeros(4)
+    >>> base_array(x[1:].reshape(3, 1)) is x
+    True
+    """
     while isinstance(array.base, np.ndarray):
         array = array.base
     return array
+
 
 
 def mark_written(array):
     """Record an in-place write into ``array`` (and so into every view of its base)."""
     if not isinstance(array, np.ndarray):
         return
-    base = _base(array)
+    base = base_array(array)
     if len(_writes) > 4096:
         for key, (ref, _) in list(_writes.items()):
             if ref() is None:
@@ -62,7 +69,7 @@ def mark_written(array):
 def _written_after(array, seq) -> bool:
     if not isinstance(array, np.ndarray):
         return False
-    base = _base(array)
+    base = base_array(array)
     record = _writes.get(id(base))
     return record is not None and record[1] > seq and record[0]() is base
 

@@ -606,7 +606,7 @@ class Tensor:
             extra = (Tensor._wrap(last.reshape(positions.shape)),)
         positions = Tensor._wrap(np.ascontiguousarray(positions))
         result = apply(ops.setitem, (self, value, positions, Tensor._wrap(mask)) + extra)
-        _rebase(self, result)
+        _take_over(self, result)
 
     # ------------------------------------------------------------------ arithmetic methods
 
@@ -1389,7 +1389,7 @@ def _inplace(self, op, args, params=(), copy=False):
             result = apply(ops.to_copy, (src,), (self._value.dtype,)) if (
                 src._value.dtype != self._value.dtype) else apply(ops.clone, (src,))
             result = result.expand(self.shape) if result.shape != self.shape else result
-            return _rebase(self, result)
+            return _take_over(self, result)
         np.copyto(self._value, src._value, casting="unsafe")
         graph.mark_written(self._value)
         return self
@@ -1411,7 +1411,7 @@ def _inplace(self, op, args, params=(), copy=False):
             f"output with shape {list(self._value.shape)} doesn't match the broadcast shape "
             f"{list(result._value.shape)}")
     if recording:
-        return _rebase(self, result)
+        return _take_over(self, result)
     _write(self, result._value)
     return self
 
@@ -1431,6 +1431,54 @@ def _write(self, value):
         self._value = np.array(self._value)
     np.copyto(self._value, value, casting="unsafe")
     graph.mark_written(self._value)
+
+
+_INPLACE_VIEW_OF_LEAF = (
+    "a view of a leaf Variable that requires grad is being used in an in-place operation. "
+    "(fgrad: update parameters inside `with fg.no_grad():`, or clone() the view first.)"
+)
+
+
+def _take_over(self, result):
+    """An in-place op recorded on the graph: ``self`` takes over ``result``'s value and
+    history. A view's base takes the new values over too, as PyTorch's ``CopySlices``
+    does (a differentiable assignment into the base at the view's elements), and every
+    live view of the base is then made afresh from it, so all of them see the write."""
+    view_of = self.__dict__.get("_view_of")
+    if view_of is None:
+        _rebase(self, result)
+        _refresh_views(self)
+        return self
+    base, recipe = view_of
+    if base._requires_grad and base._grad_fn is None:
+        raise RuntimeError(_INPLACE_VIEW_OF_LEAF)
+    size = base._value.size
+    with grad_mode.no_grad():
+        everywhere = Tensor._wrap(np.arange(size, dtype=np.int64).reshape(base._value.shape))
+        positions = np.ascontiguousarray(dispatch.make_view(everywhere, recipe)._value)
+    mask = np.zeros(size, np.bool_)
+    mask[positions.reshape(-1)] = True
+    if np.count_nonzero(mask) < positions.size:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to "
+            "a single memory location (an expanded tensor). Please clone() the tensor before "
+            "performing the operation.")
+    before = Tensor._wrap(base._value, base._grad_fn, base._requires_grad, base._output_nr)
+    written = apply(ops.setitem, (before, result, Tensor._wrap(positions), Tensor._wrap(mask)))
+    _rebase(base, written)
+    _refresh_views(base)  # ``self`` among them
+    return self
+
+
+def _refresh_views(base):
+    """Make every live view of ``base`` afresh from its new value and history."""
+    views = base.__dict__.get("_views")
+    if not views:
+        return
+    for ref in list(views):
+        view = ref()
+        if view is not None:
+            _rebase(view, dispatch.make_view(base, view.__dict__["_view_of"][1]))
 
 
 def _rebase(self, result):
@@ -1459,7 +1507,7 @@ def _fill(self, value):
             np.asarray(value, self._value.dtype), self._value.shape)))
         nowhere = Tensor._wrap(np.zeros(self._value.shape, np.bool_))
         before = Tensor._wrap(self._value, self._grad_fn, True, self._output_nr)
-        return _rebase(self, apply(ops.where, (nowhere, before, filled)))
+        return _take_over(self, apply(ops.where, (nowhere, before, filled)))
     if not self._value.flags.writeable:
         self._value = np.array(self._value)
     self._value[...] = value
