@@ -351,7 +351,7 @@ def _dot_gemv(gemv, a, xo, yo, zo, nb, m, k, n, tx, ty, alpha, accumulate):
     one, zero = a.dtype.type(1.0), a.dtype.type(0.0)
     # NB: a scaled or accumulated product is computed apart, then added as the reference
     # rounds it: gemv's own alpha and beta give zeros other signs in some kernels (one
-    # multiplies alpha into each term). The vector is short, so this costs little.
+    # multiplies alpha into each term). The output is a vector: one more pass over it.
     plain = alpha == 1 and not accumulate
     product = a[zo:zo] if plain else np.empty(m * n, a.dtype)  # NB: no allocation if plain
     for bb in range(nb):
