@@ -181,9 +181,7 @@ def _note_views(op, args, params, out):
     x = args[0]
     if not isinstance(x, Tensor):
         return
-    root = x._value
-    while root.base is not None:
-        root = root.base
+    root = graph.base_array(x._value)
     parent = x.__dict__.get("_view_of")
     base, parent_recipe = (x, None) if parent is None else parent
     views = base.__dict__.get("_views")
@@ -193,10 +191,7 @@ def _note_views(op, args, params, out):
         views[:] = [ref for ref in views if ref() is not None]
     multi = type(out) is tuple
     for j, t in enumerate(out if multi else (out,)):
-        v = t._value
-        while v.base is not None:
-            v = v.base
-        if v is root:  # else a copy (advanced indexing, a non-contiguous reshape)
+        if graph.base_array(t._value) is root:  # else a copy (advanced indexing, a non-contiguous reshape)
             t._view_of = (base, (op, args[1:], params, j if multi else None, parent_recipe))
             views.append(weakref.ref(t))
 
