@@ -1168,3 +1168,41 @@ def test_integer_reductions_accumulate_as_numpy(fn, dtype):
     want = getattr(np, fn)(x)
     for got in (getattr(fnp, fn)(x), fg.jit(getattr(fnp, fn))(x)):
         assert np.asarray(got).dtype == want.dtype and got == want
+
+
+def test_out_of_range_axes_raise_instead_of_wrapping():
+    x = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(np.exceptions.AxisError, match="axis 3 is out of bounds"):
+        fnp.transpose(x, (0, 3))
+    with pytest.raises(np.exceptions.AxisError, match="axis 2 is out of bounds"):
+        fnp.tensordot(x, x, ((0,), (2,)))
+    with pytest.raises(np.exceptions.AxisError, match="axis1 0 is out of bounds"):
+        fnp.swapaxes(np.array(1.5), 0, 0)
+    np.testing.assert_array_equal(fnp.transpose(x, (-1, 0)), x.T)
+    np.testing.assert_array_equal(fnp.tensordot(x, x, ((-2,), (0,))), x.T @ x)
+
+
+def test_zero_d_arrays_take_axis_0_as_numpy_does():
+    np.testing.assert_array_equal(fnp.cumsum(np.array(1.5), axis=0), [1.5])
+    np.testing.assert_array_equal(fnp.repeat(np.array(1.5), 2, axis=-1), [1.5, 1.5])
+    assert fnp.repeat(np.zeros(0), [], axis=0).shape == (0,)
+    np.testing.assert_array_equal(fnp.hstack([1.0, 2.0]), [1.0, 2.0])
+    np.testing.assert_array_equal(fnp.hstack([np.array(1.0), np.ones(2)]), [1.0, 1.0, 1.0])
+    assert fg.grad(lambda a: fnp.sum(fnp.cumsum(a, axis=0) * 3.0))(np.float64(2.0)) == 3.0
+
+
+def test_traced_linspace_matches_numpy():
+    # integer samples round toward -inf (NumPy 2); array endpoints add a first axis
+    got = fg.jit(lambda a: fnp.linspace(a, 3.0, 4, dtype=np.int64))(-2.5)
+    np.testing.assert_array_equal(got, np.linspace(-2.5, 3.0, 4, dtype=np.int64))
+    start = np.array([0.0, 1.0])
+    np.testing.assert_allclose(fg.jit(lambda a: fnp.linspace(a, 3.0, 3))(start),
+                               np.linspace(start, 3.0, 3))
+    assert fg.grad(lambda a: fnp.sum(fnp.linspace(a, 3.0, 5) ** 2))(np.float64(1.0)) == 7.5
+
+
+def test_einsum_takes_optimize_and_checks_repeated_labels():
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(fnp.einsum("ij,jk", x, x.T, optimize=True), x @ x.T)
+    with pytest.raises(ValueError, match="repeated in one operand needs equal sizes"):
+        fnp.einsum("ii", x)

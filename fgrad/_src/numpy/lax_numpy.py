@@ -624,8 +624,12 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None):
         return np.linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
     # NumPy's result dtype: start and stop promoted with a (weak) Python float.
     start, stop, _ = _promote(start, stop, 1.0)
+    # Array endpoints: the samples run along a new first axis, as in NumPy.
+    ndim = len(np.broadcast_shapes(get_aval(start).shape, get_aval(stop).shape))
     steps = np.linspace(0.0, 1.0, num, endpoint=endpoint).astype(get_aval(start).dtype)
-    out = add(start, multiply(subtract(stop, start), steps))
+    out = add(start, multiply(subtract(stop, start), steps.reshape((num,) + (1,) * ndim)))
+    if dtype is not None and np.dtype(dtype).kind in "iu":
+        out = floor(out)  # NumPy 2 rounds integer samples toward -inf
     return out if dtype is None else asarray(out, dtype)
 
 
@@ -668,6 +672,19 @@ def _canonical_axis(axis, ndim, name="axis"):
             raise ValueError("duplicate value in 'axis'")
         out.append(a)
     return tuple(sorted(out)) if ndim else ()
+
+
+def _one_axis(axis, ndim, name="axis"):
+    """One axis of an array with ``ndim`` dims, made non-negative; AxisError if out of range.
+
+    >>> _one_axis(-1, 3)
+    2
+    """
+    a = operator.index(axis)
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(f"{name} {a} is out of bounds for array of dimension "
+                                      f"{ndim}")
+    return a % ndim
 
 
 def _keepdims(out, shape, axes):
@@ -859,8 +876,8 @@ def cumsum(x, axis=None, dtype=None):
     array([1., 3., 6.])
     """
     x = _operand(x)
-    if axis is None:
-        x, axis = ravel(x), 0
+    if axis is None or get_aval(x).ndim == 0:  # NumPy takes a 0-d array as 1-d here
+        x, axis = ravel(x), 0 if axis is None else axis
     aval = get_aval(x)
     (a,) = _canonical_axis(axis, aval.ndim)
     dtype = _sum_dtype(aval.dtype) if dtype is None else np.dtype(dtype)
@@ -916,7 +933,7 @@ def transpose(x, axes=None):
     ndim = get_aval(x).ndim
     if axes is None:
         axes = tuple(reversed(range(ndim)))
-    axes = tuple(operator.index(a) % ndim if ndim else 0 for a in axes)
+    axes = tuple(_one_axis(a, ndim) for a in axes)
     if sorted(axes) != list(range(ndim)):
         raise ValueError(f"transpose: axes {axes} don't match array of dimension {ndim}")
     return lax.transpose(x, axes)
@@ -931,7 +948,7 @@ def swapaxes(x, axis1, axis2):
     x = _operand(x)
     ndim = get_aval(x).ndim
     perm = list(range(ndim))
-    a, b = _canonical_axis(axis1, ndim)[0], _canonical_axis(axis2, ndim)[0]
+    a, b = _one_axis(axis1, ndim, "axis1"), _one_axis(axis2, ndim, "axis2")
     perm[a], perm[b] = perm[b], perm[a]
     return lax.transpose(x, perm)
 
@@ -1069,7 +1086,7 @@ def hstack(arrays):
     >>> hstack([np.ones(2), np.ones(1)]).shape
     (3,)
     """
-    arrays = [_operand(a) for a in arrays]
+    arrays = [atleast_1d(a) for a in arrays]
     axis = 0 if get_aval(arrays[0]).ndim == 1 else 1
     return concatenate(arrays, axis)
 
@@ -1141,12 +1158,14 @@ def repeat(x, repeats, axis=None):
     array([1, 1, 2, 2])
     """
     x = _operand(x)
-    if axis is None:
-        x, axis = ravel(x), 0
+    if axis is None or get_aval(x).ndim == 0:  # NumPy takes a 0-d array as 1-d here
+        x, axis = ravel(x), 0 if axis is None else axis
     aval = get_aval(x)
     (a,) = _canonical_axis(axis, aval.ndim)
     if not isinstance(repeats, (int, np.integer)):
         counts = np.asarray(core.concrete_or_error(repeats, "repeat()"))
+        if counts.size == 0:  # [] is float64 to NumPy; as counts it is int64
+            counts = counts.astype(np.int64)
         index = np.repeat(np.arange(aval.shape[a]), counts)
         return lax.gather(x, index, a)
     repeats = int(repeats)

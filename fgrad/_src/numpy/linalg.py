@@ -121,11 +121,10 @@ def tensordot(a, b, axes=2, name="tensordot"):
         a_axes, b_axes = axes
         a_axes = (a_axes,) if isinstance(a_axes, (int, np.integer)) else tuple(a_axes)
         b_axes = (b_axes,) if isinstance(b_axes, (int, np.integer)) else tuple(b_axes)
-    try:
-        a_axes = tuple(int(x) % a_aval.ndim for x in a_axes)
-        b_axes = tuple(int(x) % b_aval.ndim for x in b_axes)
-    except ZeroDivisionError:
-        raise _shape_error(name, a, b, "cannot contract a 0-d array") from None
+    if (a_axes and not a_aval.ndim) or (b_axes and not b_aval.ndim):
+        raise _shape_error(name, a, b, "cannot contract a 0-d array")
+    a_axes = tuple(fnp._one_axis(x, a_aval.ndim) for x in a_axes)
+    b_axes = tuple(fnp._one_axis(x, b_aval.ndim) for x in b_axes)
     if len(a_axes) != len(b_axes) or builtins.any(
         a_aval.shape[i] != b_aval.shape[j] for i, j in zip(a_axes, b_axes)
     ):
@@ -259,14 +258,18 @@ def _diagonal(x, axis1, axis2):
     """Diagonal over two axes, moved to the end."""
     shape = get_aval(x).shape
     n = shape[axis1]
+    if shape[axis2] != n:
+        raise ValueError(f"einsum: a label repeated in one operand needs equal sizes, got "
+                         f"{n} and {shape[axis2]}")
     rest = [d for d in range(len(shape)) if d not in (axis1, axis2)]
     moved = lax.transpose(x, rest + [axis1, axis2])
     flat = lax.reshape(moved, tuple(shape[d] for d in rest) + (n * n,))
     return lax.gather(flat, np.arange(n) * (n + 1), len(rest))
 
 
-def einsum(subscripts, *operands):
+def einsum(subscripts, *operands, optimize=False):
     """Einstein summation (``np.einsum``): explicit or implicit subscripts, ``...``.
+    ``optimize`` is accepted for NumPy's signature; the contraction order is fgrad's own.
 
     >>> einsum("ij,jk->ik", np.ones((2, 3)), np.ones((3, 4))).shape
     (2, 4)

@@ -191,7 +191,8 @@ def _note_views(op, args, params, out):
         views[:] = [ref for ref in views if ref() is not None]
     multi = type(out) is tuple
     for j, t in enumerate(out if multi else (out,)):
-        if graph.base_array(t._value) is root:  # else a copy (advanced indexing, a non-contiguous reshape)
+        # NB: else a copy (advanced indexing, a reshape of a non-contiguous input)
+        if graph.base_array(t._value) is root:
             t._view_of = (base, (op, args[1:], params, j if multi else None, parent_recipe))
             views.append(weakref.ref(t))
 
