@@ -1206,3 +1206,11 @@ def test_einsum_takes_optimize_and_checks_repeated_labels():
     np.testing.assert_array_equal(fnp.einsum("ij,jk", x, x.T, optimize=True), x @ x.T)
     with pytest.raises(ValueError, match="repeated in one operand needs equal sizes"):
         fnp.einsum("ii", x)
+
+
+def test_fmod_of_bools_is_int8_eagerly_and_under_jit():
+    b, c = np.array([True, False]), np.array([True, True])
+    for f in (fnp.fmod, fg.jit(fnp.fmod)):
+        got = f(b, c)
+        assert got.dtype == np.int8 and got.tolist() == [0, 0]
+    np.testing.assert_array_equal(fnp.fmod(np.array([-3.5, 3.5]), 2.0), [-1.5, 1.5])

@@ -252,7 +252,19 @@ divide = true_divide = _binary("divide", lax.div, to_float=True)
 maximum = _binary("maximum", lax.max)
 minimum = _binary("minimum", lax.min)
 arctan2 = _binary("arctan2", lax.atan2, to_float=True)
-fmod = _binary("fmod", lax.rem)
+
+
+def fmod(x, y):
+    """Elementwise C remainder (the sign of ``x``), ``np.fmod``; bools count as int8.
+
+    >>> fmod(np.array([-3, 3]), 2)
+    array([-1,  1])
+    """
+    x, y = _promote_broadcast("fmod", x, y)
+    if get_aval(x).dtype == bool:  # NumPy computes it in int8
+        x, y = _cast(x, np.int8), _cast(y, np.int8)
+    return lax.rem(x, y)
+
 
 equal = _binary("equal", lax.eq)
 not_equal = _binary("not_equal", lax.ne)
