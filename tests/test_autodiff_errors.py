@@ -313,3 +313,10 @@ def test_repeated_argnums_are_an_error(argnums):
     for transform in (fg.grad, fg.value_and_grad, fg.jacfwd, fg.jacrev):
         with pytest.raises(ValueError, match="names an argument more than once"):
             transform(lambda x, y: x * x * y, argnums=argnums)(3.0, 2.0)
+
+
+def test_a_tracer_kept_from_a_finished_grad_is_a_clear_error_under_jit():
+    kept = []
+    fg.grad(lambda s: (kept.append(s), s * 2.0)[1])(1.0)
+    with pytest.raises(fg.errors.UnexpectedTracerError, match="earlier transform.*Return it"):
+        fg.jit(lambda x: x + kept[0])(1.0)

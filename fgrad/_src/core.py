@@ -577,7 +577,10 @@ def full_raise(trace: Trace, val):
             f"Escaped tracer {val!r}: a value traced by an inner transform leaked out of it. "
             "Return it from the transformed function instead of storing it."
         )
-    raise UnexpectedTracerError(f"Different traces at the same level: {val._trace}, {trace}.")
+    raise UnexpectedTracerError(
+        f"Escaped tracer {val!r}: a value traced by an earlier transform (one that has "
+        "returned) was stored, for example in a global or a list, and used again here. "
+        "Return it from the transformed function, or pass it in as an argument.")
 
 
 def concrete_value_of(x):
