@@ -320,3 +320,12 @@ def test_a_tracer_kept_from_a_finished_grad_is_a_clear_error_under_jit():
     fg.grad(lambda s: (kept.append(s), s * 2.0)[1])(1.0)
     with pytest.raises(fg.errors.UnexpectedTracerError, match="earlier transform.*Return it"):
         fg.jit(lambda x: x + kept[0])(1.0)
+
+
+def test_a_tracer_kept_from_a_finished_grad_is_a_clear_error_at_top_level():
+    kept = []
+    fg.grad(lambda s: (kept.append(s), s * 2.0)[1])(1.0)
+    with pytest.raises(fg.errors.UnexpectedTracerError, match="transform that has returned"):
+        kept[0] + 1.0
+    with pytest.raises(fg.errors.UnexpectedTracerError, match="transform that has returned"):
+        fnp.sin(kept[0])

@@ -553,9 +553,26 @@ def find_top_trace(xs) -> Trace:
             main = x._trace.main
             if main.level > level:
                 top, level, trace = main, main.level, x._trace
+    if trace is None:
+        return top.trace_type(top)
+    stack = _state.stack
+    if level >= len(stack) or stack[level] is not top:
+        raise UnexpectedTracerError(
+            f"Escaped tracer {_tracer_repr_at(xs, top)}: a value traced by a transform "
+            "that has returned (or that runs in another thread) was stored, for example in "
+            "a global or a list, and used again here. Return it from the transformed "
+            "function, or pass it in as an argument.")
     # NB: a Trace holds nothing but its main, so the top tracer's own trace object
     # is reused instead of building an equal one on every bind.
-    return top.trace_type(top) if trace is None else trace
+    return trace
+
+
+def _tracer_repr_at(xs, main) -> str:
+    """The repr of the first of ``xs`` traced at ``main`` (for error messages)."""
+    for x in xs:
+        if isinstance(x, Tracer) and x._trace.main is main:
+            return repr(x)
+    return "value"
 
 
 def full_lower(val):
