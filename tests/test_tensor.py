@@ -1310,3 +1310,70 @@ def test_in_place_ops_on_views_of_leaves_and_expanded_views_are_refused():
     with fg.no_grad():  # the optimizer's way: in place, no graph
         x[0:2].add_(1)
     assert x.tolist() == [2.0, 3.0, 3.0]
+
+
+def test_copy_of_a_constant_into_a_graph_tensor_is_recorded():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    y[1:].copy_(fg.tensor([5.0, 5.0]))
+    (y * y).sum().backward()
+    assert y.tolist() == [1.0, 5.0, 5.0] and x.grad.tolist() == [2.0, 0.0, 0.0]
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    y.copy_(fg.tensor([5.0, 5.0, 5.0]))
+    (y * y).sum().backward()
+    assert y.requires_grad and x.grad.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        x[1:].copy_(fg.tensor([5.0, 5.0]))
+
+
+def test_detached_tensors_keep_sharing_values_after_a_recorded_in_place_op():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    detached, data = y.detach(), y.data
+    y.mul_(2)
+    assert detached.tolist() == [2.0, 4.0, 6.0] and data.tolist() == [2.0, 4.0, 6.0]
+    assert not detached.requires_grad and detached.grad_fn is None
+    detached.add_(1)  # no graph: written into the shared values
+    assert y.tolist() == [3.0, 5.0, 7.0]
+
+
+def test_reshape_is_a_view_when_the_strides_allow_and_view_refuses_otherwise():
+    x = fg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    y = x * 1
+    column = y[:, 1].reshape(1, 2)  # not contiguous, but a view all the same
+    y.mul_(10)
+    column.sum().backward()
+    assert column.tolist() == [[20.0, 50.0]] and x.grad.tolist() == [[0.0, 10.0, 0.0]] * 2
+    assert fg.ones(2, 3).t().reshape(-1).shape == (6,)  # a copy
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        fg.ones(2, 3).t().view(-1)
+
+
+def test_narrow_wraps_a_negative_start_and_checks_the_range():
+    t = fg.tensor([1.0, 2.0, 3.0, 4.0])
+    assert t.narrow(0, -1, 1).tolist() == [4.0] and t.narrow(0, 4, 0).shape == (0,)
+    with pytest.raises(IndexError, match="start out of range"):
+        t.narrow(0, -5, 1)
+    with pytest.raises(RuntimeError, match="exceeds dimension size"):
+        t.narrow(0, 2, 3)
+
+
+def test_a_view_made_under_no_grad_refuses_in_place_ops_with_grad_on():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    with fg.no_grad():
+        v = y[1:]
+    with pytest.raises(RuntimeError, match="created in no_grad mode"):
+        v.mul_(2)
+    with fg.no_grad():
+        v.mul_(2)
+    assert y.tolist() == [1.0, 4.0, 6.0]
+
+
+def test_a_squeeze_that_removes_nothing_is_still_a_view():
+    w = fg.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    b = fg.zeros(4)
+    v = b.squeeze(0)
+    b.add_(w)
+    assert v.tolist() == [1.0, 2.0, 3.0, 4.0] and v.requires_grad

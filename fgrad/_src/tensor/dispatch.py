@@ -195,12 +195,30 @@ def _note_views(op, args, params, out):
         if graph.base_array(t._value) is root:
             t._view_of = (base, (op, args[1:], params, j if multi else None, parent_recipe))
             views.append(weakref.ref(t))
+            if not _state.enabled and base._requires_grad:
+                t._no_grad_view = True  # in-place with grad on is refused (PyTorch's rule)
+
+
+def note_detached(x, out):
+    """Remember that ``out`` (``x.detach()`` or ``x.data``) shares ``x``'s values, so an
+    in-place op recorded on ``x`` later, which rebinds ``x`` to a new array, rebinds
+    ``out`` to it too (a recipe without an op: no history)."""
+    parent = x.__dict__.get("_view_of")
+    base, parent_recipe = (x, None) if parent is None else parent
+    out._view_of = (base, (None, (), (), None, parent_recipe))
+    views = base.__dict__.get("_views")
+    if views is None:
+        views = base._views = []
+    views.append(weakref.ref(out))
+    return out
 
 
 def make_view(base, recipe):
     """The view that ``recipe`` (from ``_note_views``) describes, made from ``base``."""
     op, rest, params, index, parent_recipe = recipe
     x = base if parent_recipe is None else make_view(base, parent_recipe)
+    if op is None:  # detach() / .data
+        return _wrap(x._value)
     out = apply(op, (x, *rest), params)
     return out if index is None else out[index]
 

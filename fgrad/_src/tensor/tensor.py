@@ -244,7 +244,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this one's values, outside the graph."""
-        return Tensor._wrap(self._value)
+        return dispatch.note_detached(self, Tensor._wrap(self._value))
 
     def detach_(self):
         self._grad_fn = None
@@ -253,7 +253,7 @@ class Tensor:
 
     @property
     def data(self):
-        return Tensor._wrap(self._value)
+        return dispatch.note_detached(self, Tensor._wrap(self._value))
 
     @data.setter
     def data(self, value):
@@ -827,15 +827,20 @@ class Tensor:
     def view(self, *shape):
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list, Size)):
             return self.to(shape[0])
-        return apply(ops.view, (self,), (_dims(shape),))
+        shape = _dims(shape)
+        if _reshape_copies(self._value, shape):
+            raise RuntimeError(
+                "view size is not compatible with input tensor's size and stride (at least one "
+                "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        return apply(ops.view, (self,), (shape,))
 
     def view_as(self, other):
         return self.view(other.shape)
 
     def reshape(self, *shape):
-        flags = getattr(self._value, "flags", None)  # None: a tracer (fg.nn.functional_call)
-        op = ops.view if flags is None or flags.c_contiguous else ops.reshape_copy
-        return apply(op, (self,), (_dims(shape),))
+        shape = _dims(shape)
+        op = ops.reshape_copy if _reshape_copies(self._value, shape) else ops.view
+        return apply(op, (self,), (shape,))
 
     def reshape_as(self, other):
         return self.reshape(other.shape)
@@ -877,7 +882,7 @@ class Tensor:
     def transpose(self, dim0, dim1):
         dim0, dim1 = _wrap_dim(self, dim0), _wrap_dim(self, dim1)
         if self._value.ndim == 0:  # PyTorch: a 0-d tensor has the one dim 0 (or -1)
-            return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+            return apply(ops.alias, (self,))
         return apply(ops.transpose, (self,), (dim0, dim1))
 
     swapaxes = swapdims = transpose
@@ -892,7 +897,7 @@ class Tensor:
             return _squeeze_dims(self, dim)
         dim = _wrap_dim(self, dim)
         if self._value.ndim == 0 or self._value.shape[dim] != 1:
-            return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+            return apply(ops.alias, (self,))
         return apply(ops.squeeze_dim, (self,), (dim,))
 
     def unsqueeze(self, dim):
@@ -919,7 +924,16 @@ class Tensor:
         return apply(ops.flip, (self,), (_dims(dims),))
 
     def narrow(self, dim, start, length):
-        return apply(ops.narrow, (self,), (_wrap_dim(self, dim), int(start), int(length)))
+        dim = _wrap_dim(self, dim)
+        size, start, length = self._value.shape[dim], int(start), int(length)
+        if not -size <= start <= size:
+            raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], "
+                             f"but got {start})")
+        start %= builtins.max(size, 1)
+        if length < 0 or start + length > size:
+            raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                               f"({size}).")
+        return apply(ops.narrow, (self,), (dim, start, length))
 
     def split(self, split_size, dim=0):
         if self._value.ndim == 0:
@@ -1262,6 +1276,19 @@ def _false_index_axes(index, ndim):
     return tuple(axes)
 
 
+def _reshape_copies(value, shape):
+    """Whether reshaping ``value`` to ``shape`` needs a copy (its strides allow no view),
+    as for a transposed matrix flattened. Tracers (``fg.nn.functional_call``) never do."""
+    flags = getattr(value, "flags", None)
+    if flags is None or flags.c_contiguous:
+        return False
+    try:
+        reshaped = value.reshape(shape)
+    except ValueError:
+        return False  # the op itself reports the bad shape
+    return not np.shares_memory(reshaped, value) and value.size > 0
+
+
 def _squeeze_dims(self, dims):
     """``squeeze`` of a tuple of dims: those of size 1 go (PyTorch 2's ``squeeze(dims)``)."""
     wrapped = [_wrap_dim(self, d) for d in dims]
@@ -1271,7 +1298,7 @@ def _squeeze_dims(self, dims):
     shape = self._value.shape
     ones = tuple(sorted(d for d in wrapped if shape[d] == 1))
     if not ones:
-        return apply(ops.alias, (self,)) if self._requires_grad else self.detach()
+        return apply(ops.alias, (self,))
     return apply(ops.squeeze_dims, (self,), (ones,))
 
 
@@ -1373,9 +1400,20 @@ _INPLACE_LEAF = (
 )
 
 
+_INPLACE_NO_GRAD_VIEW = (
+    "A view was created in no_grad mode and is being modified inplace with grad mode "
+    "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. Move "
+    "both the view and the inplace either inside the no_grad block (if the inplace should "
+    "not be tracked) or outside it (if it should).")
+
+
 def _check_inplace(t):
-    if t._requires_grad and t._grad_fn is None and _grad_state.enabled:
+    if not _grad_state.enabled:
+        return
+    if t._requires_grad and t._grad_fn is None:
         raise RuntimeError(_INPLACE_LEAF)
+    if t.__dict__.get("_no_grad_view"):
+        raise RuntimeError(_INPLACE_NO_GRAD_VIEW)
 
 
 def _inplace(self, op, args, params=(), copy=False):
@@ -1390,6 +1428,9 @@ def _inplace(self, op, args, params=(), copy=False):
                 src._value.dtype != self._value.dtype) else apply(ops.clone, (src,))
             result = result.expand(self.shape) if result.shape != self.shape else result
             return _take_over(self, result)
+        if self._requires_grad and _grad_state.enabled:
+            # A constant over a tensor on the graph: the old values get a zero gradient.
+            return _fill(self, np.broadcast_to(src._value, self._value.shape))
         np.copyto(self._value, src._value, casting="unsafe")
         graph.mark_written(self._value)
         return self
@@ -1445,7 +1486,7 @@ def _take_over(self, result):
     does (a differentiable assignment into the base at the view's elements), and every
     live view of the base is then made afresh from it, so all of them see the write."""
     view_of = self.__dict__.get("_view_of")
-    if view_of is None:
+    if view_of is None or view_of[1][0] is None:  # no view, or detached: no base to write
         _rebase(self, result)
         _refresh_views(self)
         return self
