@@ -1377,3 +1377,10 @@ def test_a_squeeze_that_removes_nothing_is_still_a_view():
     v = b.squeeze(0)
     b.add_(w)
     assert v.tolist() == [1.0, 2.0, 3.0, 4.0] and v.requires_grad
+
+
+def test_unflatten_infers_minus_one_from_its_dim_alone():
+    assert fg.zeros(0, 4).unflatten(1, (2, -1)).shape == (0, 2, 2)
+    assert fg.zeros(2, 6).unflatten(-1, (3, -1)).shape == (2, 3, 2)
+    with pytest.raises(RuntimeError, match=r"sizes \[4, -1\] don't multiply up"):
+        fg.zeros(2, 6).unflatten(1, (4, -1))

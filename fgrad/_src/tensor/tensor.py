@@ -9,6 +9,7 @@ by ``detach()`` and ``.data`` see the update, as in PyTorch.
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
 import warnings
 
@@ -859,7 +860,15 @@ class Tensor:
 
     def unflatten(self, dim, sizes):
         shape = self._value.shape
-        dim = dim % len(shape)
+        dim = _wrap_dim(self, dim)
+        given = [int(s) for s in sizes]
+        sizes = list(given)
+        known = math.prod(s for s in sizes if s != -1)
+        if sizes.count(-1) == 1 and known:  # -1 is inferred from this dim alone
+            sizes[sizes.index(-1)] = shape[dim] // known
+        if sizes.count(-1) or math.prod(sizes) != shape[dim]:
+            raise RuntimeError(f"unflatten: Provided sizes {given} don't multiply up to "
+                               f"the size of dim {dim} ({shape[dim]}) in the input tensor")
         return self.reshape(shape[:dim] + tuple(sizes) + shape[dim + 1:])
 
     def t(self):
