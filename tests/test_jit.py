@@ -237,3 +237,15 @@ def test_hot_path_follows_signature_and_config():
     finally:
         fg.config.update("debug_nans", False)
     assert np.isnan(jf(bad)[0])
+
+
+def test_a_python_int_beyond_int64_is_a_named_error_on_every_backend():
+    f = fg.jit(lambda x, y: y * x)
+    for backend in ("numba", "reference"):
+        fg.config.update("backend", backend)
+        try:
+            with pytest.raises(OverflowError, match="does not fit in int64.*static_argnums"):
+                f(2 ** 70, np.ones(2))
+            assert f(2 ** 62, np.ones(2)).tolist() == [2.0 ** 62] * 2
+        finally:
+            fg.config.update("backend", "numba")

@@ -1016,3 +1016,16 @@ def test_bce_rejects_probabilities_outside_zero_one():
     for bad in ([1.5, -0.5], [float("nan"), 0.5]):
         with pytest.raises(RuntimeError, match="between 0 and 1.*with_logits"):
             nn.BCELoss()(fg.tensor(bad), fg.tensor([1.0, 0.0]))
+
+
+def test_functional_softplus_follows_beta_and_threshold():
+    x = fg.tensor([1.5, 0.5, 30.0, -3.0], requires_grad=True)
+    y = fg.nn.functional.softplus(x, beta=2.0, threshold=1.0)
+    y.sum().backward()
+    want = [1.5, np.log1p(np.exp(1.0)) / 2, 30.0, np.log1p(np.exp(-6.0)) / 2]
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-6)
+    sigmoid = 1 / (1 + np.exp(-np.array([1.0, -6.0])))
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, sigmoid[0], 1.0, sigmoid[1]], rtol=1e-6)
+    assert type(y.grad_fn).__name__ == "SoftplusBackward0"
+    big = fg.nn.functional.softplus(fg.tensor([25.0], dtype=fg.float64))
+    assert big.tolist() == [25.0]  # linear above the threshold, as in PyTorch

@@ -85,6 +85,7 @@ class JittedFunction:
                                  if name not in self.static_argnames})
         leaves, tree = tree_flatten(dynamic)
         _check_leaves(leaves, "jit arguments")
+        _check_python_ints(leaves)
         avals = tuple(get_aval(x) for x in leaves)
         return (tree, avals, statics), leaves
 
@@ -179,6 +180,18 @@ class JittedFunction:
 
 
 _PYTHON_SCALARS = (bool, int, float)
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _check_python_ints(leaves):
+    """A traced Python int is an int64: one outside its range is an error, named."""
+    for i, x in enumerate(leaves):
+        if isinstance(x, int) and not isinstance(x, bool) and not (
+                _INT64_MIN <= x <= _INT64_MAX):
+            raise OverflowError(
+                f"jit: the Python int {x} (flat argument {i}) does not fit in int64, the dtype "
+                "of a traced Python int; pass it as a float or a NumPy array, or make the "
+                "argument static (static_argnums)")
 _WEAK = object()  # stands for a shape in a hot-path key: a weakly typed Python scalar
 
 
@@ -198,6 +211,8 @@ def _fast_key(args):
             key.append(x.shape)
             key.append(x.dtype)
         elif type(x) in _PYTHON_SCALARS:
+            if type(x) is int and not _INT64_MIN <= x <= _INT64_MAX:
+                return None  # the keyed path names the argument (_check_python_ints)
             # NB: a sentinel, not a shape: dtype('float64') == float is True in NumPy,
             # so the type alone could equal an array's dtype.
             key.append(_WEAK)

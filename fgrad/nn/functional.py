@@ -59,10 +59,7 @@ def tanh(input):  # noqa: A002
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
-    x = _tensor(input)
-    if beta != 1.0:
-        return apply(ops.softplus, (x * beta,)) / beta
-    return apply(ops.softplus, (x,))
+    return apply(ops.softplus_beta, (_tensor(input),), (float(beta), float(threshold)))
 
 
 def logsigmoid(input):  # noqa: A002

@@ -190,6 +190,18 @@ reciprocal = _unary_op("ReciprocalBackward0", fnp.reciprocal)
 sigmoid = _unary_op("SigmoidBackward0", nn_ops.sigmoid)
 logsigmoid = _unary_op("LogSigmoidBackward0", nn_ops.log_sigmoid)
 softplus = _unary_op("SoftplusBackward0", nn_ops.softplus)
+
+
+def _softplus_beta(x, beta, threshold):
+    """PyTorch's ``softplus(x, beta, threshold)``: ``log(1 + exp(beta x)) / beta``, and
+    ``x`` itself where ``beta x > threshold``."""
+    x = _float(x)
+    scaled = fnp.multiply(x, beta)
+    soft = fnp.divide(nn_ops.softplus(scaled), beta)
+    return fnp.where(fnp.greater(scaled, threshold), x, soft)
+
+
+softplus_beta = Op("SoftplusBackward0", _softplus_beta)
 floor = Op("FloorBackward0", fnp.floor)
 ceil = Op("CeilBackward0", fnp.ceil)
 round_ = Op("RoundBackward0", lambda x: lax.round(x) if get_aval(x).dtype.kind == "f" else x)
