@@ -1295,7 +1295,8 @@ def _reshape_copies(value, shape):
         reshaped = value.reshape(shape)
     except ValueError:
         return False  # the op itself reports the bad shape
-    return not np.shares_memory(reshaped, value) and value.size > 0
+    # NB: a reshape is either a view (the same memory) or a fresh copy: bounds tell them apart
+    return value.size > 0 and not np.may_share_memory(reshaped, value)
 
 
 def _squeeze_dims(self, dims):
@@ -1409,6 +1410,18 @@ _INPLACE_LEAF = (
 )
 
 
+_INPLACE_VIEW_OF_LEAF = (
+    "a view of a leaf Variable that requires grad is being used in an in-place operation. "
+    "(fgrad: update parameters inside `with fg.no_grad():`, or clone() the view first.)"
+)
+
+
+_EXPANDED_WRITE = (
+    "unsupported operation: more than one element of the written-to tensor refers to a "
+    "single memory location (an expanded tensor). Please clone() the tensor before "
+    "performing the operation.")
+
+
 _INPLACE_NO_GRAD_VIEW = (
     "A view was created in no_grad mode and is being modified inplace with grad mode "
     "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. Move "
@@ -1474,19 +1487,10 @@ def _write(self, value):
     if not self._value.flags.writeable:
         v = self._value
         if builtins.any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
-            raise RuntimeError(
-                "unsupported operation: more than one element of the written-to tensor "
-                "refers to a single memory location (an expanded tensor). Please clone() "
-                "the tensor before performing the operation.")
+            raise RuntimeError(_EXPANDED_WRITE)
         self._value = np.array(self._value)
     np.copyto(self._value, value, casting="unsafe")
     graph.mark_written(self._value)
-
-
-_INPLACE_VIEW_OF_LEAF = (
-    "a view of a leaf Variable that requires grad is being used in an in-place operation. "
-    "(fgrad: update parameters inside `with fg.no_grad():`, or clone() the view first.)"
-)
 
 
 def _take_over(self, result):
@@ -1509,10 +1513,7 @@ def _take_over(self, result):
     mask = np.zeros(size, np.bool_)
     mask[positions.reshape(-1)] = True
     if np.count_nonzero(mask) < positions.size:
-        raise RuntimeError(
-            "unsupported operation: more than one element of the written-to tensor refers to "
-            "a single memory location (an expanded tensor). Please clone() the tensor before "
-            "performing the operation.")
+        raise RuntimeError(_EXPANDED_WRITE)
     before = Tensor._wrap(base._value, base._grad_fn, base._requires_grad, base._output_nr)
     written = apply(ops.setitem, (before, result, Tensor._wrap(positions), Tensor._wrap(mask)))
     _rebase(base, written)
