@@ -318,7 +318,8 @@ def test_repeated_argnums_are_an_error(argnums):
 def test_a_tracer_kept_from_a_finished_grad_is_a_clear_error_under_jit():
     kept = []
     fg.grad(lambda s: (kept.append(s), s * 2.0)[1])(1.0)
-    with pytest.raises(fg.errors.UnexpectedTracerError, match="earlier transform.*Return it"):
+    with pytest.raises(fg.errors.UnexpectedTracerError,
+                       match="transform that has returned.*Return it"):
         fg.jit(lambda x: x + kept[0])(1.0)
 
 

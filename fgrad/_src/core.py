@@ -557,14 +557,18 @@ def find_top_trace(xs) -> Trace:
         return top.trace_type(top)
     stack = _state.stack
     if level >= len(stack) or stack[level] is not top:
-        raise UnexpectedTracerError(
-            f"Escaped tracer {_tracer_repr_at(xs, top)}: a value traced by a transform "
-            "that has returned (or that runs in another thread) was stored, for example in "
-            "a global or a list, and used again here. Return it from the transformed "
-            "function, or pass it in as an argument.")
+        raise _escaped_tracer(_tracer_repr_at(xs, top))
     # NB: a Trace holds nothing but its main, so the top tracer's own trace object
     # is reused instead of building an equal one on every bind.
     return trace
+
+
+def _escaped_tracer(tracer_repr: str) -> UnexpectedTracerError:
+    return UnexpectedTracerError(
+        f"Escaped tracer {tracer_repr}: a value traced by a transform that has returned (or "
+        "that runs in another thread) was stored, for example in a global or a list, and "
+        "used again here. Return it from the transformed function, or pass it in as an "
+        "argument.")
 
 
 def _tracer_repr_at(xs, main) -> str:
@@ -594,10 +598,7 @@ def full_raise(trace: Trace, val):
             f"Escaped tracer {val!r}: a value traced by an inner transform leaked out of it. "
             "Return it from the transformed function instead of storing it."
         )
-    raise UnexpectedTracerError(
-        f"Escaped tracer {val!r}: a value traced by an earlier transform (one that has "
-        "returned) was stored, for example in a global or a list, and used again here. "
-        "Return it from the transformed function, or pass it in as an argument.")
+    raise _escaped_tracer(repr(val))
 
 
 def concrete_value_of(x):
