@@ -1384,3 +1384,17 @@ def test_unflatten_infers_minus_one_from_its_dim_alone():
     assert fg.zeros(2, 6).unflatten(-1, (3, -1)).shape == (2, 3, 2)
     with pytest.raises(RuntimeError, match=r"sizes \[4, -1\] don't multiply up"):
         fg.zeros(2, 6).unflatten(1, (4, -1))
+
+
+def test_writes_without_a_graph_into_an_expanded_tensor_reach_its_base():
+    b = fg.zeros(2)
+    e = b.expand(3, 2)
+    e.fill_(3.0)
+    assert b.tolist() == [3.0, 3.0] and e.tolist() == [[3.0, 3.0]] * 3
+    e[0] = 5.0
+    assert b.tolist() == [5.0, 5.0]
+    with pytest.raises(RuntimeError, match="more than one element"):
+        e.add_(1)  # still refused after the writes made its values writable
+    c = fg.zeros(4, 3)
+    c.t()[1] = 7.0
+    assert c[:, 1].tolist() == [7.0] * 4

@@ -577,8 +577,7 @@ class Tensor:
         moved = ops.torch_index_axes(template, self._value.ndim, [a.shape for a in arrays])
         raw = value._value if isinstance(value, Tensor) else value
         if not recording and not moved:
-            if not self._value.flags.writeable:
-                self._value = np.array(self._value)
+            _make_writable(self)
             self._value[np_index] = raw
             graph.mark_written(self._value)
             return
@@ -587,8 +586,7 @@ class Tensor:
         if moved:  # the selection in PyTorch's layout (see ops.torch_index_axes)
             positions = np.moveaxis(positions, *moved)
         if not recording:
-            if not self._value.flags.writeable:
-                self._value = np.array(self._value)
+            _make_writable(self)
             # NB: element coordinates, not a flat view: the tensor may be non-contiguous.
             self._value[np.unravel_index(positions, self._value.shape)] = np.broadcast_to(
                 np.asarray(raw), positions.shape)
@@ -1484,11 +1482,11 @@ def _torch_type(dtype):
 
 
 def _write(self, value):
-    if not self._value.flags.writeable:
-        v = self._value
-        if builtins.any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
-            raise RuntimeError(_EXPANDED_WRITE)
-        self._value = np.array(self._value)
+    v = self._value
+    # NB: an expanded tensor may have been made writable by an earlier fill or assignment
+    if builtins.any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
+        raise RuntimeError(_EXPANDED_WRITE)
+    _make_writable(self)
     np.copyto(self._value, value, casting="unsafe")
     graph.mark_written(self._value)
 
@@ -1532,6 +1530,25 @@ def _refresh_views(base):
             _rebase(view, dispatch.make_view(base, view.__dict__["_view_of"][1]))
 
 
+def _make_writable(self):
+    """Let a write without a graph go into ``self``'s values. A read-only view (NumPy's
+    ``broadcast_to`` gives one for ``expand``) becomes a writable view of the same memory
+    when its owner is writable, so the base sees the write, as in PyTorch; any other
+    read-only array is replaced by a private copy."""
+    v = self._value
+    if v.flags.writeable:
+        return
+    owner = graph.base_array(v)
+    if owner.flags.writeable and v.size:
+        try:
+            self._value = np.ndarray(v.shape, v.dtype, buffer=owner, strides=v.strides,
+                                     offset=v.ctypes.data - owner.ctypes.data)
+            return
+        except (TypeError, ValueError):  # an owner that exports no buffer
+            pass
+    self._value = np.array(v)
+
+
 def _rebase(self, result):
     """``self`` takes over ``result``'s value and history (an in-place op on the graph)."""
     old_fn = self._grad_fn
@@ -1559,8 +1576,7 @@ def _fill(self, value):
         nowhere = Tensor._wrap(np.zeros(self._value.shape, np.bool_))
         before = Tensor._wrap(self._value, self._grad_fn, True, self._output_nr)
         return _take_over(self, apply(ops.where, (nowhere, before, filled)))
-    if not self._value.flags.writeable:
-        self._value = np.array(self._value)
+    _make_writable(self)
     self._value[...] = value
     graph.mark_written(self._value)
     return self
