@@ -182,13 +182,7 @@ def _note_views(op, args, params, out):
     if not isinstance(x, Tensor):
         return
     root = graph.base_array(x._value)
-    parent = x.__dict__.get("_view_of")
-    base, parent_recipe = (x, None) if parent is None else parent
-    views = base.__dict__.get("_views")
-    if views is None:
-        views = base._views = []
-    elif len(views) > 64:
-        views[:] = [ref for ref in views if ref() is not None]
+    base, parent_recipe, views = _base_of(x)
     multi = type(out) is tuple
     for j, t in enumerate(out if multi else (out,)):
         # NB: else a copy (advanced indexing, a reshape of a non-contiguous input)
@@ -203,14 +197,23 @@ def note_detached(x, out):
     """Remember that ``out`` (``x.detach()`` or ``x.data``) shares ``x``'s values, so an
     in-place op recorded on ``x`` later, which rebinds ``x`` to a new array, rebinds
     ``out`` to it too (a recipe without an op: no history)."""
+    base, parent_recipe, views = _base_of(x)
+    out._view_of = (base, (None, (), (), None, parent_recipe))
+    views.append(weakref.ref(out))
+    return out
+
+
+def _base_of(x):
+    """``(base, recipe of x from it or None, the base's list of weak refs to its views)``
+    for a new view of ``x``; the list drops its dead refs as it grows."""
     parent = x.__dict__.get("_view_of")
     base, parent_recipe = (x, None) if parent is None else parent
-    out._view_of = (base, (None, (), (), None, parent_recipe))
     views = base.__dict__.get("_views")
     if views is None:
         views = base._views = []
-    views.append(weakref.ref(out))
-    return out
+    elif len(views) > 64:
+        views[:] = [ref for ref in views if ref() is not None]
+    return base, parent_recipe, views
 
 
 def make_view(base, recipe):
