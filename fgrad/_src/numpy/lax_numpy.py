@@ -674,12 +674,13 @@ def _canonical_axis(axis, ndim, name="axis"):
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
-        a = operator.index(a)
-        if not -ndim <= a < builtins.max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if ndim:
+            a = _one_axis(a, ndim, name)
+        elif operator.index(a) not in (0, -1):  # a 0-d array has the one axis 0 (or -1)
             raise np.exceptions.AxisError(
-                f"{name} {a} is out of bounds for array of dimension {ndim}"
-            )
-        a = a % ndim if ndim else 0
+                f"{name} {operator.index(a)} is out of bounds for array of dimension 0")
+        else:
+            a = 0
         if a in out:
             raise ValueError("duplicate value in 'axis'")
         out.append(a)
