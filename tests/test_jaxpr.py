@@ -96,9 +96,8 @@ GOLDEN = {
 { lambda ; a:f64[4]. let
     b:f64[4] = broadcast_in_dim[broadcast_dimensions=() shape=(4,)] 0.0:f64[]
     c:bool[4] = gt a b
-    d:f64[4] = broadcast_in_dim[broadcast_dimensions=() shape=(4,)] 0.0:f64[]
-    e:f64[4] = select_n c d a
-  in (e,) }""",
+    d:f64[4] = select_n c b a
+  in (d,) }""",
     ),
     "slicing_with_negative_step": (
         lambda x: x[1:, ::-2],
@@ -211,6 +210,22 @@ def test_literals_of_each_dtype():
     c:i64[2] = add -3:i64[] 1:i64[]
     d:bool[2] = and True:bool[] False:bool[]
   in (b, c, d) }"""
+
+
+def test_a_broadcast_literal_is_staged_once_per_value_dtype_and_shape():
+    def f(x, y):
+        return (x * 0.5 + x * 0.5 + x * -0.0 + x * 0.0 + y * 0.5 + fnp.sum(x[:2] * 0.5)
+                + fnp.sum(x[:2] * 0.5))
+
+    text = str(fg.make_jaxpr(f)(np.ones(3), np.ones(3, np.float32)))
+    operands = [line.split("] ")[-1] for line in text.splitlines() if "broadcast_in_dim" in line]
+    staged = [operand for operand in operands if ":" in operand]  # literals, not variables
+    # one per (value bits, dtype, shape): -0.0 and 0.0 differ, f32 and f64 differ
+    assert sorted(staged) == sorted(["0.5:f64[]", "-0.0:f64[]", "0.0:f64[]", "0.5:f32[]",
+                                     "0.5:f64[]"])
+    assert text.count("shape=(2,)") == 1
+    assert fg.jit(f)(np.ones(3), np.ones(3, np.float32)) == pytest.approx(f(
+        np.ones(3), np.ones(3, np.float32)))
 
 
 def test_nested_jaxpr_param_and_multiple_binders():

@@ -90,14 +90,14 @@ def get_aval(x) -> ShapedArray:
     >>> get_aval(1.0)
     ShapedArray(f64[], weak_type=True)
     """
+    if isinstance(x, Tracer):
+        return x.aval
     if isinstance(x, (np.ndarray, np.generic)):
         dtype = x.dtype
         if dtype not in _SUPPORTED:
             dtypes.check_supported(dtype)
             _SUPPORTED.add(dtype)
         return ShapedArray.trusted(x.shape, dtype)
-    if isinstance(x, Tracer):
-        return x.aval
     if isinstance(x, (bool, int, float)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), weak_type=True)
     raise TypeError(
@@ -304,6 +304,10 @@ class Primitive:
     """
 
     multiple_results = False
+    # NB: staging records an equation of this primitive on a literal operand once per
+    # (literal, params) and reuses its outputs: set for broadcast_in_dim, whose every
+    # scalar operand (``x * 0.5``, ``1 - y**2`` in rules) would otherwise stage again.
+    stage_once_per_literal = False
 
     def __init__(self, name: str, multiple_results: bool = False):
         self.name = name

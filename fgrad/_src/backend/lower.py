@@ -421,6 +421,11 @@ _REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce
 # --------------------------------------------------------------------------- lowering
 
 
+# The dtypes computed in their own class, looked up before ``cls_of``'s full check.
+_COMPUTED_CLASSES = {np.dtype(np.float64): CLS_F64, np.dtype(np.float32): CLS_F32,
+                     np.dtype(np.int64): CLS_I, np.dtype(np.bool_): CLS_B}
+
+
 def _cse_key(eqn, ins):
     """What makes ``eqn`` the same computation as an earlier one (every primitive is pure):
     its primitive, params and operands — values by identity, literals by their bits (so
@@ -429,12 +434,24 @@ def _cse_key(eqn, ins):
         ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).tobytes())
         if isinstance(atom, core.Literal) else id(val)
         for atom, val in zip(eqn.inputs, ins))
-    key = (eqn.primitive, operands, tuple(sorted(eqn.params.items())))
+    params = eqn.params
+    key = (eqn.primitive, operands, tuple(sorted(params.items())) if params else ())
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+_HANDLERS: dict = {}  # primitive name -> the _Lowerer method that lowers it, or None
+
+
+def _handler(name):
+    try:
+        return _HANDLERS[name]
+    except KeyError:
+        handler = _HANDLERS[name] = getattr(_Lowerer, "p_" + name, None)
+        return handler
 
 
 class _Lowerer:
@@ -456,6 +473,9 @@ class _Lowerer:
     # ---- classes and values
 
     def cls_of(self, dtype, strict=True):
+        cls = _COMPUTED_CLASSES.get(dtype)
+        if cls is not None:
+            return cls
         dtype = np.dtype(dtype)
         if dtype.kind == "f":
             if dtype == np.float64:
@@ -547,15 +567,20 @@ class _Lowerer:
         for v, x in zip(jaxpr.in_binders, in_vals):
             bind(v, x)
 
+        literal_vals: dict = {}  # id(Literal) -> its Val (the jaxpr keeps it alive)
+
         def read(atom):
-            if isinstance(atom, core.Literal):
-                return self.const(atom.val, atom.aval)
+            if type(atom) is core.Literal:
+                val = literal_vals.get(id(atom))
+                if val is None:
+                    val = literal_vals[id(atom)] = self.const(atom.val, atom.aval)
+                return val
             return env[atom]
 
         computed: dict = {}  # common subexpressions: _cse_key -> the outputs
         for eqn in jaxpr.eqns:
             name = eqn.primitive.name
-            handler = getattr(self, "p_" + name, None)
+            handler = _handler(name)
             if handler is None:
                 raise Unsupported(f"primitive {name}")
             self.name = name
@@ -565,7 +590,7 @@ class _Lowerer:
             if outs is not None and any(self.holder.get(x.buf, x) is not x for x in outs):
                 outs = None  # a fold has since overwritten that value's buffer
             if outs is None:
-                outs = handler(ins, eqn.params, [v.aval for v in eqn.out_binders])
+                outs = handler(self, ins, eqn.params, [v.aval for v in eqn.out_binders])
                 if key is not None:
                     computed[key] = outs
             for v, out in zip(eqn.out_binders, outs):

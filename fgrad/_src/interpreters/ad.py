@@ -87,11 +87,14 @@ class JVPTracer(Tracer):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-        self._aval = aval  # only set to keep a concrete primal weakly typed
+        self._aval = aval  # given only to keep a concrete primal weakly typed
 
     @property
     def aval(self):
-        return get_aval(self.primal) if self._aval is None else self._aval
+        aval = self._aval
+        if aval is None:  # NB: the primal never changes, so its aval is computed once
+            aval = self._aval = get_aval(self.primal)
+        return aval
 
     def concrete_value(self):
         return core.concrete_value_of(self.primal)

@@ -34,6 +34,7 @@ class JaxprBuilder:
         self.const_tracers: dict = {}  # id(value) -> tracer
         self.constvals: dict = {}  # Var -> value
         self.literals: dict = {}  # id(tracer) -> Literal
+        self.literal_eqns: dict = {}  # (primitive, literal, params) -> its out tracers
 
     def new_var(self, tracer) -> Var:
         var = self.tracer_to_var[id(tracer)] = Var(tracer.aval)
@@ -81,13 +82,11 @@ def dead_code_elimination(eqns, outs) -> list:
 
 
 class DynamicJaxprTracer(Tracer):
-    __slots__ = ("_trace", "_aval")
+    __slots__ = ("_trace", "aval")
 
     def __init__(self, trace, aval: ShapedArray):
         self._trace = trace
-        self._aval = aval
-
-    aval = property(lambda self: self._aval)
+        self.aval = aval
 
 
 def _is_literal_value(val) -> bool:
@@ -127,13 +126,38 @@ class DynamicJaxprTrace(core.Trace):
     lift = pure
 
     def process_primitive(self, primitive, tracers, params):
-        avals_in = [t.aval for t in tracers]
-        avals_out = abstract_eval(primitive, avals_in, params)
+        # NB: the hottest function of tracing, so JaxprBuilder.atom/new_var are inlined.
+        builder = self.main.global_data
+        literals, tracer_to_var = builder.literals, builder.tracer_to_var
+        try:
+            inputs = [literals.get(id(t)) or tracer_to_var[id(t)] for t in tracers]
+        except KeyError:
+            inputs = [builder.atom(t) for t in tracers]  # raises, naming the escaped tracer
+        key = None
+        if primitive.stage_once_per_literal and type(inputs[0]) is Literal:
+            key = _literal_eqn_key(primitive, inputs[0], params)
+            outs = builder.literal_eqns.get(key)
+            if outs is not None:
+                return outs
+        avals_out = abstract_eval(primitive, [t.aval for t in tracers], params)
         out_tracers = [DynamicJaxprTracer(self, aval) for aval in avals_out]
-        inputs = [self.builder.atom(t) for t in tracers]
-        outvars = [self.builder.new_var(t) for t in out_tracers]
-        self.builder.eqns.append(JaxprEqn(primitive, inputs, params, outvars))
+        outvars = []
+        for tracer in out_tracers:
+            var = tracer_to_var[id(tracer)] = Var(tracer.aval)
+            outvars.append(var)
+        builder.tracers.extend(out_tracers)
+        builder.eqns.append(JaxprEqn(primitive, inputs, params, outvars))
+        if key is not None:
+            builder.literal_eqns[key] = out_tracers
         return out_tracers
+
+
+def _literal_eqn_key(primitive, literal, params):
+    """What makes an equation of one literal operand the same as an earlier one: its
+    primitive, params and the literal's dtype, weak type and bits (0.0 and -0.0 differ)."""
+    aval = literal.aval
+    bits = np.asarray(literal.val, aval.dtype).tobytes()
+    return primitive, aval.dtype, aval.weak_type, bits, tuple(params.items())
 
 
 def trace_to_jaxpr(f_flat, in_avals) -> ClosedJaxpr:

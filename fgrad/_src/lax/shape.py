@@ -54,6 +54,7 @@ def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):
 broadcast_in_dim_p = primitive(
     "broadcast_in_dim", _broadcast_in_dim_abstract, _broadcast_in_dim_impl
 )
+broadcast_in_dim_p.stage_once_per_literal = True
 
 
 def broadcast_in_dim(x, shape, broadcast_dimensions):
