@@ -954,7 +954,7 @@ BINARY_FOR_SCALARS = [
     "logaddexp",
     "arctan2",
 ]
-SCALARS = [2.0, 3, True, -1.5]
+SCALARS = [2.0, 3, True, -1.5, -0.0, 0.1, 1e300, float("nan")]
 
 
 @pytest.mark.parametrize("name", BINARY_FOR_SCALARS)
