@@ -432,7 +432,7 @@ def _cse_key(eqn, ins):
     0.0 and -0.0 stay apart). None when a param is unhashable."""
     operands = tuple(
         ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).tobytes())
-        if isinstance(atom, core.Literal) else id(val)
+        if atom.__class__ is core.Literal else id(val)
         for atom, val in zip(eqn.inputs, ins))
     params = eqn.params
     key = (eqn.primitive, operands, tuple(sorted(params.items())) if params else ())
@@ -1100,6 +1100,8 @@ class _Lowerer:
         broadcast bias) and the product accumulates into it. ``p - lr * (a.T @ b)`` (an
         SGD step) and ``x @ w + b`` then cost no pass of their own. None when nothing
         folds."""
+        if not self.dots:
+            return None  # NB: no product in the program (yet): the common case
         if op == MUL:
             for d, c in ((x, y), (y, x)):
                 dot = self._foldable_dot(d, aval)
@@ -1350,17 +1352,19 @@ def _encode(op):
     """The record of ``op``: ``[length, slot, fields...]`` with offsets resolved, the
     record positions of its per-element operands (patched block by block in a group),
     and ``(position, buffer, delta)`` for every arena offset in it."""
-    record, blocked, refs = [0, _slot(op.fields)], [], []
-    for f in op.fields[1:]:
-        if isinstance(f, Ref):
-            if f.buf.offset is None:
-                if f.buf.size:
+    fields = op.fields
+    record, blocked, refs = [0, _slot(fields)], [], []
+    for f in fields[1:]:
+        if f.__class__ is Ref:
+            buf, pos = f.buf, len(record)
+            if buf.offset is None:
+                if buf.size:
                     raise AssertionError(f"unplanned buffer in {op.name}")
-                f.buf.offset = 0  # an empty value nothing writes
-            if f.buf.size > 1 and not f.buf.local:
-                blocked.append(len(record))
-            refs.append((len(record), f.buf, f.delta))
-            record.append(f.buf.offset + f.delta)
+                buf.offset = 0  # an empty value nothing writes
+            if buf.size > 1 and not buf.local:
+                blocked.append(pos)
+            refs.append((pos, buf, f.delta))
+            record.append(buf.offset + f.delta)
         else:
             record.append(int(f))
     record[0] = len(record)

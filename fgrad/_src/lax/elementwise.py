@@ -28,6 +28,8 @@ def _scalar_like(scalar, other):
 
 def _match(x, y):
     """Turn Python scalars into arrays of the other operand's dtype; broadcast 0-d."""
+    if isinstance(x, core.Tracer) and isinstance(y, core.Tracer) and x.aval.shape == y.aval.shape:
+        return x, y  # NB: the common case in rules, two traced operands of one shape
     x_scalar = not isinstance(x, (core.Tracer, np.ndarray, np.generic))
     y_scalar = not isinstance(y, (core.Tracer, np.ndarray, np.generic))
     if x_scalar and not y_scalar:
