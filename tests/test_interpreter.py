@@ -138,7 +138,7 @@ def test_integer_pow(data):
 
 BINARY = {
     "add": "fi", "sub": "fi", "mul": "fi", "div": "fi", "rem": "fi", "max": "fib", "min": "fib",
-    "pow": "f", "atan2": "f", "bitwise_and": "ib", "bitwise_or": "ib", "bitwise_xor": "ib",
+    "pow": "fi", "atan2": "f", "bitwise_and": "ib", "bitwise_or": "ib", "bitwise_xor": "ib",
     "eq": "fib", "ne": "fib", "lt": "fib", "le": "fib", "gt": "fib", "ge": "fib",
 }
 KINDS = {"f": FLOATS, "i": [I64], "b": [BOOL]}

@@ -34,6 +34,7 @@ from hypothesis.extra import numpy as hnp
 
 import fgrad as fg
 import fgrad.numpy as fnp
+from fgrad._src.lax import lax
 
 EXAMPLES = 12
 
@@ -1214,3 +1215,24 @@ def test_fmod_of_bools_is_int8_eagerly_and_under_jit():
         got = f(b, c)
         assert got.dtype == np.int8 and got.tolist() == [0, 0]
     np.testing.assert_array_equal(fnp.fmod(np.array([-3.5, 3.5]), 2.0), [-1.5, 1.5])
+
+
+def test_integer_power_of_arrays_is_exact_and_wraps_like_numpy():
+    # 3 ** 39 needs 62 bits (float64 rounds it); 3 ** 41 and 2 ** 64 wrap around.
+    base = np.array([3, 3, 2, -3, 7, 0, 1, -1], dtype=I64)
+    exponent = np.array([39, 41, 64, 37, 22, 5, 10**15, 10**15 + 1], dtype=I64)
+    for args in [(base, exponent), (base, 39), (3, exponent)]:
+        check_against_numpy(fnp.power, np.power, args, what=f"power{tuple(map(type, args))}")
+        check_against_numpy(lambda x, y: x ** y, np.power, args, what="x ** y")
+
+
+def test_a_traced_negative_integer_exponent_truncates():
+    # NumPy raises on a negative integer exponent; a traced one cannot, so it gives the
+    # truncated 1 / x ** -y: 1 for x == 1, +-1 for x == -1, 0 otherwise.
+    base = np.array([1, -1, -1, 2, -5, 0], dtype=I64)
+    exponent = np.array([-3, -3, -4, -1, -2, -7], dtype=I64)
+    want = np.array([1, -1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(fg.jit(fnp.power)(base, exponent), want)
+    np.testing.assert_array_equal(lax.pow(base, exponent), want)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        fnp.power(base, exponent)  # concrete: NumPy's error

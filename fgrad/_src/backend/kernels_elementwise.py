@@ -509,6 +509,26 @@ def _irem(u, v):
 
 
 @kernel(inline="always")
+def _ipow(u, v):
+    # u ** v by squaring, wrapping on overflow as NumPy's int64 power does. A negative
+    # exponent gives the truncated 1 / u ** -v (the reference's convention; NumPy raises):
+    # 1 for u == 1, +-1 for u == -1, else 0.
+    if v < 0:
+        if u == 1:
+            return u
+        if u == -1:
+            return u if v % 2 != 0 else -u
+        return u - u
+    acc = u - u + 1
+    while v > 0:
+        if v & 1:
+            acc *= u
+        u *= u
+        v >>= 1
+    return acc
+
+
+@kernel(inline="always")
 def binary_i(code, r, a):
     """int64 x int64 -> int64 ops."""
     op = code[r + 2]
@@ -590,6 +610,22 @@ def binary_i(code, r, a):
             for i in range(n):
                 u = x[i]
                 z[i] = _irem(u, v)
+    elif op == POW:
+        if mode == VV:
+            for i in range(n):
+                u = x[i]
+                v = y[i]
+                z[i] = _ipow(u, v)
+        elif mode == SV:
+            u = x[0]
+            for i in range(n):
+                v = y[i]
+                z[i] = _ipow(u, v)
+        else:
+            v = y[0]
+            for i in range(n):
+                u = x[i]
+                z[i] = _ipow(u, v)
     elif op == MAX:
         if mode == VV:
             for i in range(n):

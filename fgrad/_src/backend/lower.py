@@ -409,7 +409,7 @@ _UNARY_I = {"neg": NEG, "sign": SIGN, "abs": ABS, "square": SQUARE, "not": NOT}
 _BINARY = {  # name -> (float op, int op, bool op)
     "add": (ADD, ADD, None), "sub": (SUB, SUB, None), "mul": (MUL, MUL, None),
     "div": (DIV, DIV, None), "rem": (REM, REM, None), "max": (MAX, MAX, OR),
-    "min": (MIN, MIN, AND), "pow": (POW, None, None), "atan2": (ATAN2, None, None),
+    "min": (MIN, MIN, AND), "pow": (POW, POW, None), "atan2": (ATAN2, None, None),
     "and": (None, AND, AND), "or": (None, OR, OR), "xor": (None, XOR, XOR),
 }
 _COMPARE = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}

@@ -232,7 +232,21 @@ def _integer_pow_jvp(g, x, *, y):
 ad.defjvp(integer_pow_p, _integer_pow_jvp)
 batching.defbatch_unop(integer_pow_p)
 
-pow_p = binop("pow", np.power, accepted=FLOAT)
+def _pow_impl(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype.kind not in "iu":
+        return np.power(x, y)
+    # Integers: exact, wrapping on overflow (NumPy's); a negative exponent, which NumPy
+    # refuses, gives the truncated 1 / x ** -y: 1 for x == 1, +-1 for x == -1, else 0.
+    negative = y < 0
+    out = np.power(x, np.where(negative, 0, y))
+    if not negative.any():
+        return out
+    truncated = np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 0, 1, -1), 0))
+    return np.where(negative, truncated, out).astype(out.dtype)
+
+
+pow_p = binop("pow", _pow_impl)  # float or integer operands (integer: no gradient)
 
 
 def pow(x, y):  # noqa: A001

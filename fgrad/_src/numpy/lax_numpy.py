@@ -444,16 +444,9 @@ def power(x, y):
         if dtype.kind == "b":
             # NumPy computes bool ** bool in int8: x or not y, as 0/1.
             return _cast(logical_or(x, logical_not(y)), np.int8)
-        return _integer_power_array(x, y, dtype)
+        # NB: exact, wrapping on overflow, as NumPy's. A traced negative exponent cannot
+        # raise as NumPy does: it gives the truncated 1 / x ** -y (0 unless x is 1 or -1).
     return lax.pow(x, y)
-
-
-def _integer_power_array(x, y, dtype):
-    # Integer ** integer array: computed in float64 and rounded, exact while the
-    # result fits in 53 bits. A traced negative exponent cannot raise as NumPy
-    # does; it gives the rounded float result (0 unless the base is 1 or -1).
-    out = lax.pow(_cast(x, np.float64), _cast(y, np.float64))
-    return _cast(lax.round(out), dtype)
 
 
 def where(condition, x=None, y=None):
