@@ -214,6 +214,27 @@ def test_tampered_arrays_and_manifest_are_detected(tmp_path):
         fg.load(path)
 
 
+def test_damaged_zip_flags_and_npy_headers_raise_value_error(tmp_path):
+    # Flipped bits that zipfile reads as "encrypted" or "version 10.9", and a damaged npy
+    # header that NumPy's header parser chokes on (tokenize), all name the file.
+    path = _saved(tmp_path, {"w": fg.ones(3)})
+    intact = path.read_bytes()
+    directory = intact.find(b"PK\x01\x02")
+    for offset, bit in [(8, 0x01), (6, 0x40)]:
+        damaged = bytearray(intact)
+        damaged[directory + offset] ^= bit
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
+            fg.load(path)
+    path = _saved(tmp_path, {f"k{i}": i for i in range(300)})  # a manifest of ~8 kB
+    damaged = bytearray(path.read_bytes())
+    header = damaged.find(b"\x93NUMPY\x01\x00")
+    damaged[header + 8] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
+        fg.load(path)
+
+
 def test_not_a_checkpoint(tmp_path):
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.ones(2))

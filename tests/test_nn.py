@@ -1029,3 +1029,51 @@ def test_functional_softplus_follows_beta_and_threshold():
     assert type(y.grad_fn).__name__ == "SoftplusBackward0"
     big = fg.nn.functional.softplus(fg.tensor([25.0], dtype=fg.float64))
     assert big.tolist() == [25.0]  # linear above the threshold, as in PyTorch
+
+
+def test_tensor_ops_on_a_traced_value_are_differentiated_not_frozen():
+    # F.* and fg.tensor() of a value fg.grad / fg.jit / fg.vmap traces run on the tracer
+    # (as torch.func does); they used to turn it into a constant: a zero gradient.
+    x = np.array([1.0, -2.0, 3.0])
+    want = 2 * x / 3
+    np.testing.assert_allclose(fg.grad(lambda a: F.mse_loss(a, np.zeros(3)))(x), want)
+    np.testing.assert_allclose(fg.grad(lambda a: (fg.tensor(a) ** 2).mean())(x), want)
+    np.testing.assert_allclose(fg.jit(fg.grad(lambda a: (fg.tensor(a) ** 2).mean()))(x), want)
+    value, grad = fg.value_and_grad(lambda a: F.cross_entropy(a.reshape(1, 3), fg.tensor([1])))(x)
+    log_probs = x - np.log(np.exp(x).sum())
+    np.testing.assert_allclose(value, -log_probs[1])
+    np.testing.assert_allclose(grad, np.exp(log_probs) - np.eye(3)[1])
+    batch = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    np.testing.assert_allclose(fg.vmap(lambda a: F.relu(fg.tensor(a)).sum())(batch), [2.0, 3.0])
+    with pytest.raises(TypeError, match="cannot require grad"):
+        fg.grad(lambda a: fg.tensor(a, requires_grad=True).sum())(x)
+
+
+def test_elu_and_hardtanh_gradients_at_their_kinks_match_pytorch():
+    # elu'(0) is alpha (PyTorch takes the x <= 0 branch); hardtanh passes no gradient at
+    # min_val and max_val (clamp does).
+    for alpha in (0.5, 1.0, 2.0):
+        x = fg.tensor([0.0, -1.0, 1.0], requires_grad=True)
+        F.elu(x, alpha).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), [alpha, alpha * np.exp(-1.0), 1.0],
+                                   rtol=1e-6)
+    x = fg.tensor([-1.0, 1.0, -2.0, 0.5, 2.0], requires_grad=True)
+    F.hardtanh(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(F.hardtanh(x).detach().numpy(), [-1.0, 1.0, -1.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Linear(1, 1).to(device="cuda"),
+    lambda: nn.Linear(1, 1).to("cuda:0"),
+    lambda: fg.ones(2).to(device="cuda"),
+    lambda: fg.zeros(2, device="cuda"),
+    lambda: fg.tensor([1.0], device="cuda"),
+    lambda: fg.as_tensor(np.ones(2), device="cuda"),
+    lambda: nn.Linear(1, 1, device="cuda"),
+])
+def test_devices_other_than_the_cpu_are_refused_everywhere(make):
+    with pytest.raises(RuntimeError, match="CPU only"):
+        make()
+    nn.Linear(1, 1).to(device="cpu:0")
+    fg.zeros(2, device="cpu").to(device="cpu")

@@ -31,13 +31,25 @@ def _check_leaves(leaves, what):
             get_aval(leaf)  # rejects unsupported dtypes with a clear message
 
 
+def _flatten_output(out):
+    """``tree_flatten(out)``, each Tensor of the facade (``F.mse_loss`` of a traced input)
+    replaced by its value (``__fgrad_array__``)."""
+    leaves, tree = tree_flatten(out)
+    return [_array_of(leaf) for leaf in leaves], tree
+
+
+def _array_of(leaf):
+    to_array = getattr(type(leaf), "__fgrad_array__", None)
+    return leaf if to_array is None else to_array(leaf)
+
+
 def flatten_fun(f, in_tree, what="function output"):
     """A flat version of ``f`` and a dict that receives the output tree when it runs."""
     store: dict = {}
 
     def f_flat(*leaves):
         out = f(*tree_unflatten(in_tree, leaves))
-        out_leaves, store["tree"] = tree_flatten(out)
+        out_leaves, store["tree"] = _flatten_output(out)
         _check_leaves(out_leaves, what)
         return out_leaves
 
@@ -119,9 +131,9 @@ def _linearize_with_aux(f_aux, primals_flat, in_tree):
 
     def f_flat(*leaves):
         out, aux = f_aux(*tree_unflatten(in_tree, leaves))
-        out_leaves, store["tree"] = tree_flatten(out)
+        out_leaves, store["tree"] = _flatten_output(out)
         _check_leaves(out_leaves, "function output")
-        aux_leaves, store["aux_tree"] = tree_flatten(aux)
+        aux_leaves, store["aux_tree"] = _flatten_output(aux)
         store["n_out"] = len(out_leaves)
         return out_leaves + aux_leaves
 
@@ -312,11 +324,11 @@ def _flat_outputs(result, has_aux, trees):
     """The leaves of ``f``'s output, then of its aux; their trees are appended to ``trees``."""
     out, aux = _check_aux_pair(result, "grad") if has_aux else (result, None)
     # NB: a tracer output is one leaf: no need to flatten it.
-    out_leaves, out_tree = ([out], LEAF) if isinstance(out, Tracer) else tree_flatten(out)
+    out_leaves, out_tree = ([out], LEAF) if isinstance(out, Tracer) else _flatten_output(out)
     trees.append(out_tree)
     if not has_aux:
         return out_leaves
-    aux_leaves, aux_tree = tree_flatten(aux)
+    aux_leaves, aux_tree = _flatten_output(aux)
     trees.append(aux_tree)
     return out_leaves + aux_leaves
 

@@ -42,6 +42,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -292,6 +293,12 @@ def _file_mode(path):
         return 0o666 & ~umask
 
 
+# What reading a damaged archive can raise besides ValueError (zipfile's, for a flipped
+# flag bit: "encrypted" or "version 10.9"; NumPy's header parser, for a damaged header).
+_CORRUPTED = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+              RuntimeError, SyntaxError, tokenize.TokenError, IndexError, OverflowError)
+
+
 def load(f, map_location=None, weights_only=True):
     """Read a checkpoint written by ``fg.save``. Tensors come back as Tensors (not
     requiring grad, as saved from a state dict), NumPy arrays as arrays, containers and
@@ -311,7 +318,7 @@ def load(f, map_location=None, weights_only=True):
         data = f.read()
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, *_CORRUPTED) as e:
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint (not a readable "
                          f".npz archive: {e})") from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -339,7 +346,6 @@ def load(f, map_location=None, weights_only=True):
         if str(e).startswith("fg.load:"):
             raise
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint ({e})") from e
-    except (KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-            RecursionError) as e:
+    except (KeyError, TypeError, *_CORRUPTED) as e:  # NB: RecursionError is a RuntimeError
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint "
                          f"({type(e).__name__}: {e})") from e

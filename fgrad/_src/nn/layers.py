@@ -15,6 +15,7 @@ from fgrad._src.nn import init
 from fgrad._src.nn.module import Module, Parameter
 from fgrad._src.nn.ops import embedding
 from fgrad._src.tensor.dtype import DEFAULT_FLOAT, as_dtype
+from fgrad._src.tensor.tensor import check_device
 from fgrad.nn import functional as F
 
 
@@ -26,8 +27,7 @@ def _empty(shape, dtype):
 
 
 def _factory(device, dtype):
-    if device not in (None, "cpu"):
-        raise RuntimeError(f"fgrad runs on the CPU only; cannot create a layer on {device!r}")
+    check_device(device, "create a layer")
     return dtype
 
 

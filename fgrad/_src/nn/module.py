@@ -20,7 +20,7 @@ import numpy as np
 from fgrad._src.tensor import grad_mode
 from fgrad._src.tensor.dtype import as_dtype
 from fgrad._src.tensor.graph import reset_grad
-from fgrad._src.tensor.tensor import Size, Tensor, _as_array
+from fgrad._src.tensor.tensor import Size, Tensor, _as_array, check_device
 
 
 class Parameter(Tensor):
@@ -413,12 +413,12 @@ class Module:
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif a is None or isinstance(a, str) and a.startswith("cpu"):
-                continue
-            elif isinstance(a, str):
-                raise RuntimeError(f"fgrad runs on the CPU only; cannot move a module to {a!r}")
+            elif a is None or isinstance(a, str) or hasattr(a, "type") and not isinstance(
+                    a, type):
+                check_device(a, "put a module")
             else:
                 dtype = a
+        check_device(kwargs.get("device"), "put a module")
         for key in ("device", "non_blocking", "memory_format"):
             kwargs.pop(key, None)
         if kwargs:

@@ -11,8 +11,9 @@ import builtins
 
 import numpy as np
 
+from fgrad._src.core import Tracer
 from fgrad._src.tensor.dtype import DEFAULT_FLOAT, as_dtype
-from fgrad._src.tensor.tensor import Tensor, _dims
+from fgrad._src.tensor.tensor import Tensor, _dims, check_device
 
 _rng = [np.random.default_rng()]
 
@@ -30,7 +31,8 @@ def manual_seed(seed):
 seed = manual_seed
 
 
-def _finish(value, dtype, requires_grad):
+def _finish(value, dtype, requires_grad, device=None):
+    check_device(device, "create a tensor")
     if dtype is not None:
         value = value.astype(as_dtype(dtype).dtype, copy=False)
     as_dtype(value.dtype)  # rejects dtypes Tensors do not support
@@ -95,10 +97,24 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     tensor([[1., 2.],
             [3., 4.]], requires_grad=True)
     """
-    return _finish(_infer(data, dtype), dtype, requires_grad)
+    if isinstance(data, Tracer):  # under fg.grad / fg.jit: a Tensor holding the tracer
+        return _traced_tensor(data, dtype, requires_grad)
+    return _finish(_infer(data, dtype), dtype, requires_grad, device)
+
+
+def _traced_tensor(tracer, dtype, requires_grad):
+    if requires_grad:
+        raise TypeError(
+            "fgrad.tensor: a traced value (inside fg.grad, fg.jit or fg.vmap) cannot require "
+            "grad: the transform differentiates it; leave requires_grad=False")
+    if dtype is not None:
+        tracer = tracer.astype(as_dtype(dtype).dtype)
+    as_dtype(tracer.dtype)
+    return Tensor._wrap(tracer)
 
 
 def as_tensor(data, dtype=None, device=None):
+    check_device(device, "create a tensor")
     if isinstance(data, Tensor) and (dtype is None or as_dtype(dtype).dtype == data._value.dtype):
         return data
     if isinstance(data, np.ndarray) and (dtype is None or as_dtype(dtype).dtype == data.dtype):
@@ -137,7 +153,8 @@ def _dtype_or(dtype, default):
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros, float32 unless ``dtype`` is given."""
-    return _finish(np.zeros(_dims(size), _dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad)
+    value = np.zeros(_dims(size), _dtype_or(dtype, DEFAULT_FLOAT))
+    return _finish(value, None, requires_grad, device)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
@@ -147,7 +164,8 @@ def ones(*size, dtype=None, device=None, requires_grad=False):
     tensor([[1., 1.],
             [1., 1.]], requires_grad=True)
     """
-    return _finish(np.ones(_dims(size), _dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad)
+    value = np.ones(_dims(size), _dtype_or(dtype, DEFAULT_FLOAT))
+    return _finish(value, None, requires_grad, device)
 
 
 empty = zeros
@@ -159,7 +177,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
         dtype = (np.bool_ if isinstance(fill, (bool, np.bool_)) else
                  np.int64 if isinstance(fill, (int, np.integer)) else DEFAULT_FLOAT)
     value = np.full(_dims((size,)), fill_value, _dtype_or(dtype, DEFAULT_FLOAT))
-    return _finish(value, None, requires_grad)
+    return _finish(value, None, requires_grad, device)
 
 
 def _like(t, dtype):
@@ -167,32 +185,32 @@ def _like(t, dtype):
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(np.zeros(t.shape, _like(t, dtype)), None, requires_grad)
+    return _finish(np.zeros(t.shape, _like(t, dtype)), None, requires_grad, device)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return _finish(np.ones(t.shape, _like(t, dtype)), None, requires_grad)
+    return _finish(np.ones(t.shape, _like(t, dtype)), None, requires_grad, device)
 
 
 empty_like = zeros_like
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return _finish(np.full(t.shape, fill_value, _like(t, dtype)), None, requires_grad)
+    return _finish(np.full(t.shape, fill_value, _like(t, dtype)), None, requires_grad, device)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal samples, float32 unless ``dtype`` is given."""
     gen = generator or _rng[0]
     value = gen.standard_normal(_dims(size)).astype(_dtype_or(dtype, DEFAULT_FLOAT))
-    return _finish(value, None, requires_grad)
+    return _finish(value, None, requires_grad, device)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Uniform samples in [0, 1), float32 unless ``dtype`` is given."""
     gen = generator or _rng[0]
     value = gen.random(_dims(size)).astype(_dtype_or(dtype, DEFAULT_FLOAT))
-    return _finish(value, None, requires_grad)
+    return _finish(value, None, requires_grad, device)
 
 
 def randn_like(t, dtype=None, requires_grad=False):
@@ -210,12 +228,12 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
     value = _rng[0].integers(low, high, _dims((size,)))
-    return _finish(value.astype(_dtype_or(dtype, np.int64)), None, requires_grad)
+    return _finish(value.astype(_dtype_or(dtype, np.int64)), None, requires_grad, device)
 
 
 def randperm(n, dtype=None, device=None, requires_grad=False):
     return _finish(_rng[0].permutation(n).astype(_dtype_or(dtype, np.int64)), None,
-                   requires_grad)
+                   requires_grad, device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -230,13 +248,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     else:
         n = max(0, int(np.ceil((args[1] - args[0]) / args[2])))
         value = args[0] + np.arange(n, dtype=np.float64) * args[2]
-    return _finish(value.astype(_dtype_or(dtype, default)), None, requires_grad)
+    return _finish(value.astype(_dtype_or(dtype, default)), None, requires_grad, device)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     value = np.linspace(start, end, int(steps), dtype=np.float64)
-    return _finish(value.astype(_dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad)
+    return _finish(value.astype(_dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad, device)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _finish(np.eye(n, m, dtype=_dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad)
+    return _finish(np.eye(n, m, dtype=_dtype_or(dtype, DEFAULT_FLOAT)), None, requires_grad, device)

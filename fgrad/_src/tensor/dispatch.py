@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from fgrad._src.core import Tracer as _Tracer
 from fgrad._src.nn.tracing import apply_traced as _apply_traced  # fg.nn.functional_call
 from fgrad._src.nn.tracing import state as _traced
 from fgrad._src.tensor import grad_mode, graph, names, program
@@ -64,7 +65,10 @@ def _stage(op, params, args, diff):
 def apply(op, args, params=()):
     """Run ``op`` on ``args``; return a Tensor (or a tuple for multi-output ops)."""
     # NB: this is the hot path of every Tensor op; keep it flat.
-    if _traced.active:  # Tensors holding tracers, inside fg.nn.functional_call
+    # NB: Tensors holding tracers (inside fg.nn.functional_call, or made from a tracer
+    # under fg.grad/fg.jit: ``F.mse_loss(x, y)`` of a traced x) run their ops on the
+    # tracers: the transform differentiates or compiles them, no node is recorded.
+    if _traced.active:
         return _apply_traced(op, args, params)
     enabled = _state.enabled
     grad = False
@@ -74,6 +78,8 @@ def apply(op, args, params=()):
     if len(args) == 1 and isinstance(args[0], Tensor):
         a = args[0]
         v = a._value
+        if v.__class__ is not _ndarray and isinstance(v, _Tracer):
+            return _apply_traced(op, args, params)
         vals = (v,)
         if a._requires_grad and enabled:
             grad = True
@@ -98,6 +104,9 @@ def apply(op, args, params=()):
             vb = b
             kc = kd = type(b)
             gb = False
+        if (va.__class__ is not _ndarray and isinstance(va, _Tracer)) or (
+                vb.__class__ is not _ndarray and isinstance(vb, _Tracer)):
+            return _apply_traced(op, args, params)
         vals = (va, vb)
         if (ga or gb) and enabled:
             grad = True
@@ -123,6 +132,8 @@ def apply(op, args, params=()):
                 i for i, a in enumerate(args) if isinstance(a, Tensor) and a._requires_grad))
         else:
             grad = False
+        if any(isinstance(v, _Tracer) for v in vals):
+            return _apply_traced(op, args, params)
         key = tuple(sig)
     entry = _cache.get(key)
     if entry is None:

@@ -741,6 +741,22 @@ dropout = Op("MulBackward0", lambda x, mask, scale: fnp.multiply(
 leaky_relu = Op("LeakyReluBackward0", lambda x, slope: fnp.where(
     fnp.greater(x, 0), x, fnp.multiply(x, slope)))
 silu = _unary_op("SiluBackward0", lambda x: fnp.multiply(x, nn_ops.sigmoid(x)))
-elu = Op("EluBackward0", lambda x, alpha: fnp.where(
-    fnp.greater(x, 0), x, fnp.multiply(alpha, fnp.expm1(fnp.minimum(x, 0)))))
-hardtanh = Op("HardtanhBackward0", _clamp)
+
+
+def _elu(x, alpha):
+    positive = fnp.greater(x, 0)
+    # NB: expm1 of where(x > 0, 0, x) rather than of minimum(x, 0): at x == 0 the
+    # gradient is alpha, as PyTorch's (minimum gives a tie no gradient).
+    negative_part = fnp.multiply(alpha, fnp.expm1(fnp.where(positive, 0, x)))
+    return fnp.where(positive, x, negative_part)
+
+
+def _hardtanh(x, low, high):
+    # PyTorch's hardtanh passes the gradient strictly inside (min_val, max_val), where
+    # clamp includes the boundaries.
+    low, high = _bound(low, x), _bound(high, x)
+    return fnp.where(fnp.less_equal(x, low), low, fnp.where(fnp.greater_equal(x, high), high, x))
+
+
+elu = Op("EluBackward0", _elu)
+hardtanh = Op("HardtanhBackward0", _hardtanh)

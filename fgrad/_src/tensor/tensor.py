@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from fgrad._src.core import get_aval
+from fgrad._src.core import Tracer, get_aval
 from fgrad._src.tensor import dispatch, grad_mode, graph, ops
 from fgrad._src.tensor import repr as tensor_repr
 from fgrad._src.tensor.dispatch import apply
@@ -62,7 +62,22 @@ def _operand(x):
     return Tensor._wrap(_as_array(x))
 
 
+def check_device(device, what):
+    """Refuse every device but the CPU: ``None``, ``"cpu"``, ``"cpu:0"`` or an object whose
+    ``type`` is ``"cpu"`` pass; ``what`` names the action in the error.
+
+    >>> check_device("cpu", "create a tensor")
+    """
+    if device is None:
+        return
+    kind = getattr(device, "type", device)
+    if not (isinstance(kind, str) and kind.split(":")[0] == "cpu"):
+        raise RuntimeError(f"fgrad runs on the CPU only; cannot {what} on {device!r}")
+
+
 def _as_array(data):
+    if isinstance(data, Tracer):
+        return data  # NB: never concretized; its ops run traced (see dispatch.apply)
     arr = np.asarray(data)
     if arr.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
         arr = arr.astype(np.float32)
@@ -243,6 +258,11 @@ class Tensor:
 
         autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
+    def __fgrad_array__(self):
+        """The value (an array, or a tracer under a transform) ``fg.grad``/``fg.jit`` take
+        when a function returns a Tensor: ``fg.grad(lambda x: F.mse_loss(x, y))(x)``."""
+        return self._value
+
     def detach(self):
         """A tensor sharing this one's values, outside the graph."""
         return dispatch.note_detached(self, Tensor._wrap(self._value))
@@ -398,11 +418,10 @@ class Tensor:
                 dtype = a.dtype
             elif a is None or isinstance(a, str) or hasattr(a, "type") and not isinstance(
                     a, type):
-                if str(a) not in ("cpu", "None") and getattr(a, "type", None) != "cpu":
-                    raise RuntimeError(
-                        f"fgrad runs on the CPU only; cannot move a tensor to {a!r}")
+                check_device(a, "put a tensor")
             else:
                 dtype = a
+        check_device(kwargs.get("device"), "put a tensor")
         if dtype is None or as_dtype(dtype).dtype == self._value.dtype:
             return self.clone() if kwargs.get("copy") else self
         return apply(ops.to_copy, (self,), (as_dtype(dtype).dtype,))
