@@ -1077,3 +1077,110 @@ def test_devices_other_than_the_cpu_are_refused_everywhere(make):
         make()
     nn.Linear(1, 1).to(device="cpu:0")
     fg.zeros(2, device="cpu").to(device="cpu")
+
+
+def _log_softmax_np(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _smoothed_ce_np(x, target, weight, ignore_index, smoothing, reduction):
+    """PyTorch's label-smoothed cross-entropy over (N, C) logits, written out."""
+    logp = _log_softmax_np(x, 1)
+    n_classes = x.shape[1]
+    w = np.ones(n_classes) if weight is None else weight
+    valid = target != ignore_index
+    safe = np.where(valid, target, 0)
+    picked_w = np.where(valid, w[safe], 0.0)
+    nll = -logp[np.arange(len(target)), safe] * picked_w
+    smooth = np.where(valid, -(logp * w).sum(axis=1), 0.0)
+    if reduction == "mean":
+        nll, smooth = nll.sum() / picked_w.sum(), smooth.sum() / picked_w.sum()
+    elif reduction == "sum":
+        nll, smooth = nll.sum(), smooth.sum()
+    return (1 - smoothing) * nll + smoothing / n_classes * smooth
+
+
+def _soft_ce_np(x, probs, weight, smoothing, reduction):
+    n_classes = x.shape[1]
+    probs = probs * (1 - smoothing) + smoothing / n_classes
+    w = np.ones(n_classes) if weight is None else weight
+    losses = -(_log_softmax_np(x, 1) * probs * w).sum(axis=1)
+    if reduction == "mean":
+        return losses.sum() / len(losses)
+    return losses.sum() if reduction == "sum" else losses
+
+
+def _numeric_grad(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        grad[i] = (np.sum(f(x + step)) - np.sum(f(x - step))) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_label_smoothing_and_probability_targets(reduction, weighted):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4)) * 3
+    target = np.array([0, 3, 1, 3, 2])
+    weight = rng.random(4) + 0.5 if weighted else None
+    probs = rng.random((5, 4))
+    probs /= probs.sum(axis=1, keepdims=True)
+    w = None if weight is None else fg.tensor(weight)
+    cases = [
+        (lambda t: F.cross_entropy(t, fg.tensor(target), weight=w, ignore_index=3,
+                                   reduction=reduction, label_smoothing=0.2),
+         lambda a: _smoothed_ce_np(a, target, weight, 3, 0.2, reduction)),
+        (lambda t: F.cross_entropy(t, fg.tensor(probs), weight=w, reduction=reduction,
+                                   label_smoothing=0.1),
+         lambda a: _soft_ce_np(a, probs, weight, 0.1, reduction)),
+    ]
+    for loss, reference in cases:
+        t = fg.tensor(x, requires_grad=True)
+        out = loss(t)
+        np.testing.assert_allclose(out.detach().numpy(), reference(x), rtol=1e-12)
+        out.sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), _numeric_grad(reference, x), atol=1e-7)
+    with pytest.raises(ValueError, match="between 0.0 and 1.0"):
+        F.cross_entropy(fg.tensor(x), fg.tensor(target), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="the input's shape"):
+        F.cross_entropy(fg.tensor(x), fg.tensor(probs[:, :3]))
+
+
+def test_sequential_pop_add_and_multiply_as_in_pytorch():
+    relu, tanh, lin = nn.ReLU(), nn.Tanh(), nn.Linear(2, 2)
+    seq = nn.Sequential(relu, tanh, lin)
+    assert seq.pop(0) is relu and list(seq) == [tanh, lin]
+    assert list(seq._modules) == ["0", "1"]
+    joined = seq + nn.Sequential(relu)
+    assert list(joined) == [tanh, lin, relu] and len(seq) == 2
+    seq += nn.Sequential(relu)
+    assert list(seq) == [tanh, lin, relu]
+    assert list(seq * 2) == [tanh, lin, relu] * 2 and list(2 * seq) == list(seq * 2)
+    assert len(list((seq * 2).parameters())) == 2  # repeats share the Linear
+    seq *= 2
+    assert list(seq._modules) == [str(i) for i in range(6)]
+    with pytest.raises(ValueError, match="only Sequential"):
+        seq + [relu]
+    with pytest.raises(ValueError, match="Non-positive"):
+        seq * 0
+    with pytest.raises(TypeError):
+        seq * 1.5
+
+
+def test_load_state_dict_assign_takes_the_loaded_values_themselves():
+    model = nn.Linear(1, 1)
+    weight, bias = model.weight, model.bias
+    loaded = {"weight": fg.ones(1, 1, dtype=fg.float64), "bias": fg.zeros(1, dtype=fg.float64)}
+    model.load_state_dict(loaded, assign=True)
+    assert model.weight is weight and model.bias is bias  # optimizers keep working
+    assert model.weight.dtype == fg.float64 and model.weight.requires_grad
+    loaded["weight"].data[0, 0] = 5.0  # PyTorch's assign shares the loaded memory
+    assert model.weight.item() == 5.0
+    with pytest.raises(RuntimeError, match="only floating point"):
+        model.load_state_dict({"weight": fg.ones(1, 1, dtype=fg.int64), "bias": fg.ones(1)},
+                              assign=True)
+    assert model.weight.item() == 5.0  # a failed load changes nothing

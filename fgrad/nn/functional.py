@@ -228,11 +228,47 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,  
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
                   reduce=None, reduction="mean", label_smoothing=0.0):
-    if label_smoothing:
-        raise NotImplementedError("cross_entropy: label_smoothing is not supported")
-    args, ignore_index = _class_args(input, target, weight, ignore_index)
-    return apply(ops.cross_entropy, args, (_reduction(reduction, size_average, reduce),
-                                           ignore_index))
+    """Cross-entropy of logits against class indices (an integer target) or class
+    probabilities (a float target shaped like the input), with PyTorch's ``weight``,
+    ``ignore_index`` (class indices only), ``reduction`` and ``label_smoothing``.
+
+    >>> import fgrad as fg
+    >>> logits = fg.tensor([[2.0, 0.0, -1.0]])
+    >>> cross_entropy(logits, fg.tensor([0]), label_smoothing=0.1)
+    tensor(0.3365)
+    >>> cross_entropy(logits, fg.tensor([[0.9, 0.1, 0.0]]))
+    tensor(0.3698)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    smoothing = float(label_smoothing)
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {smoothing}")
+    x, t = _tensor(input), _tensor(target)
+    if t.dtype.is_floating_point:
+        return _probability_cross_entropy(x, t, weight, reduction, smoothing)
+    args, ignore_index = _class_args(x, t, weight, ignore_index)
+    if smoothing:
+        return apply(ops.smoothed_cross_entropy, args, (reduction, ignore_index, smoothing))
+    return apply(ops.cross_entropy, args, (reduction, ignore_index))
+
+
+def _probability_cross_entropy(x, t, weight, reduction, smoothing):
+    if tuple(t.shape) != tuple(x.shape):
+        raise ValueError(
+            f"cross_entropy: class-probability targets must have the input's shape "
+            f"{list(x.shape)}, got {list(t.shape)}")
+    if x.ndim == 0:
+        raise ValueError("cross_entropy/nll_loss: the input has no class dimension (got a 0-d "
+                         "input)")
+    extra = ()
+    if weight is not None:
+        w = _tensor(weight)
+        n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+        if tuple(w.shape) != (n_classes,):
+            raise ValueError(f"cross_entropy: weight should have {n_classes} entries (one per "
+                             f"class), got shape {list(w.shape)}")
+        extra = (w,)
+    return apply(ops.soft_cross_entropy, (x, t) + extra, (reduction, smoothing))
 
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("np",)]

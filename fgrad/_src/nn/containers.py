@@ -98,10 +98,54 @@ class Sequential(Module):
             self._modules[str(i)] = m
         return self
 
+    def pop(self, key):
+        """Remove and return the module at index ``key``."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def __add__(self, other):
+        """A new Sequential of this one's modules, then ``other``'s (the same objects)."""
+        return Sequential(*self, *_sequential_operand(other, "+"))
+
+    def __iadd__(self, other):
+        return self.extend(list(_sequential_operand(other, "+=")))
+
+    def __mul__(self, times):
+        """A new Sequential repeating these modules ``times`` times (the same objects, so
+        the repeats share their parameters, as in PyTorch).
+
+        >>> from fgrad import nn
+        >>> len(nn.Sequential(nn.ReLU(), nn.Tanh()) * 3)
+        6
+        """
+        return Sequential(*(list(self) * _repeat_count(self, times)))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, times):
+        return self.extend(list(self) * (_repeat_count(self, times) - 1))
+
     def forward(self, input):  # noqa: A002
         for module in self._modules.values():
             input = module(input)
         return input
+
+
+def _sequential_operand(other, op):
+    if not isinstance(other, Sequential):
+        raise ValueError(f"Sequential {op} supports only Sequential objects, but "
+                         f"{type(other).__name__} is given.")
+    return other
+
+
+def _repeat_count(seq, times):
+    if not isinstance(times, int) or isinstance(times, bool):
+        raise TypeError(f"unsupported operand type(s) for *: 'Sequential' and "
+                        f"'{type(times).__name__}'")
+    if times <= 0:
+        raise ValueError(f"Non-positive multiplication factor {times} for Sequential")
+    return times
 
 
 class ModuleList(Module):

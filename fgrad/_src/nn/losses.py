@@ -85,7 +85,8 @@ class NLLLoss(_WeightedLoss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
-    """``log_softmax`` + ``nll_loss`` in one stable op, on logits and class indices."""
+    """``log_softmax`` + ``nll_loss`` in one stable op, on logits and class indices (or
+    class probabilities), with ``label_smoothing``."""
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):

@@ -485,9 +485,11 @@ class Module:
         """Copy values from ``state_dict`` into this module's parameters and buffers.
 
         With ``strict`` (the default) missing and unexpected keys are errors; a
-        shape mismatch is always an error. Everything is checked before anything is
-        copied, so a failed load leaves the module unchanged. Returns the
-        ``(missing_keys, unexpected_keys)`` named tuple.
+        shape mismatch is always an error. With ``assign=True`` each parameter and buffer
+        takes the loaded array itself (its dtype, its memory) instead of a copy into its
+        own; the Parameter objects stay the same, so optimizers keep working. Everything
+        is checked before anything is copied, so a failed load leaves the module
+        unchanged. Returns the ``(missing_keys, unexpected_keys)`` named tuple.
 
         >>> from fgrad import nn
         >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
@@ -523,6 +525,10 @@ class Module:
                     f"size mismatch for {key}: copying a param with shape {Size(array.shape)} "
                     f"from checkpoint, the shape in current model is {target.shape}.")
                 continue
+            if assign and target._requires_grad and array.dtype.kind != "f":
+                errors.append(f'While assigning the parameter named "{key}": only floating '
+                              f"point values can require gradients, got dtype {array.dtype}.")
+                continue
             updates.append((target, array))
         if strict:
             if unexpected:
@@ -540,8 +546,8 @@ class Module:
                    else ""))
         with grad_mode.no_grad():
             for target, array in updates:
-                if assign:
-                    target._value = np.array(array, dtype=target._value.dtype)
+                if assign:  # PyTorch's: the loaded values themselves, their dtype kept
+                    target._value = array
                     continue
                 if not target._value.flags.writeable:
                     target._value = np.array(target._value)

@@ -712,6 +712,71 @@ def _plain_cross_entropy(logits, target, reduction):
 cross_entropy = Op("NllLossBackward0", _cross_entropy)
 
 
+def _classes_last(log_probs):
+    """``log_probs`` as (elements, classes): the class dim (1, or 0 when unbatched) last."""
+    aval = get_aval(log_probs)
+    moved = fnp.moveaxis(log_probs, 1, -1) if aval.ndim > 1 else log_probs[None]
+    return fnp.reshape(moved, (-1, get_aval(moved).shape[-1]))
+
+
+def _smoothed_cross_entropy(logits, target, *rest):
+    """PyTorch's label smoothing ``s`` over class indices: ``(1 - s) * nll + s / C *
+    smooth``, where ``smooth`` is each element's ``-sum_c w_c log p_c``, reduced like the
+    nll (the mean divides by the weights of the counted targets)."""
+    *weights, reduction, ignore_index, smoothing = rest
+    logits = _float(logits)
+    aval = get_aval(logits)
+    log_probs = nn_ops.log_softmax(logits, axis=1 if aval.ndim > 1 else 0)
+    nll = _nll(log_probs, target, *weights, reduction, ignore_index)
+    flat = _classes_last(log_probs)
+    n_classes = get_aval(flat).shape[1]
+    if weights:
+        flat = fnp.multiply(flat, weights[0])
+    smooth = fnp.negative(fnp.sum(flat, axis=1))
+    _, w, valid = _class_weights(target, ignore_index, aval.dtype, weights)
+    if valid is not None:
+        smooth = fnp.where(valid, smooth, fnp.zeros_like(smooth))
+    if reduction == "mean":
+        smooth = fnp.divide(fnp.sum(smooth), fnp.sum(w))
+    elif reduction == "sum":
+        smooth = fnp.sum(smooth)
+    else:
+        smooth = fnp.reshape(smooth, get_aval(target).shape)
+    return fnp.add(fnp.multiply(nll, 1.0 - smoothing),
+                   fnp.multiply(smooth, smoothing / n_classes))
+
+
+smoothed_cross_entropy = Op("AddBackward0", _smoothed_cross_entropy)
+
+
+def _soft_cross_entropy(logits, target, *rest):
+    """Cross-entropy against class probabilities (a float target shaped like the logits):
+    each element's ``-sum_c w_c t_c log p_c``, with ``t`` smoothed to ``t (1 - s) + s / C``;
+    the mean divides by the number of elements, as PyTorch's."""
+    *weights, reduction, smoothing = rest
+    logits, target = promote(logits, target, to_float=True)
+    aval = get_aval(logits)
+    class_dim = 1 if aval.ndim > 1 else 0
+    n_classes = aval.shape[class_dim]
+    if smoothing:
+        target = fnp.add(fnp.multiply(target, 1.0 - smoothing), smoothing / n_classes)
+    terms = fnp.multiply(nn_ops.log_softmax(logits, axis=class_dim), target)
+    if weights:
+        shape = [1] * aval.ndim
+        shape[class_dim] = n_classes
+        terms = fnp.multiply(terms, fnp.reshape(weights[0], tuple(shape)))
+    losses = fnp.negative(fnp.sum(terms, axis=class_dim))
+    if reduction == "mean":
+        count = aval.size // n_classes if n_classes else 0
+        return fnp.divide(fnp.sum(losses), np.asarray(count, get_aval(losses).dtype))
+    return fnp.sum(losses) if reduction == "sum" else losses
+
+
+# PyTorch's composite ends with a division by the element count, or a negation.
+soft_cross_entropy = Op(lambda avals, p: "DivBackward1" if p[0] == "mean" else "NegBackward0",
+                        _soft_cross_entropy)
+
+
 def _linear_name(avals, params):
     ndim, has_bias = avals[0].ndim, params[0]
     if ndim == 2:
