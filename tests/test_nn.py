@@ -925,7 +925,7 @@ def test_init_functions():
 @pytest.mark.parametrize("module", [
     "fgrad._src.nn.module", "fgrad._src.nn.layers", "fgrad._src.nn.containers",
     "fgrad._src.nn.losses", "fgrad._src.nn.init", "fgrad._src.nn.ops",
-    "fgrad._src.nn.functional_call", "fgrad.nn",
+    "fgrad._src.nn.functional_call", "fgrad.nn", "fgrad.nn.functional",
 ])
 def test_docstring_examples(module):
     mod = importlib.import_module(module)

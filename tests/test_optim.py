@@ -404,7 +404,7 @@ def test_training_converges():
 
 
 @pytest.mark.parametrize("module", ["fgrad.optim", "fgrad.optim.optimizer", "fgrad.optim.sgd",
-                                    "fgrad.optim.adam"])
+                                    "fgrad.optim.adam", "fgrad.optim.lr_scheduler"])
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -421,3 +421,53 @@ def test_docstring_examples(module):
 def test_nan_hyperparameters_are_rejected(make):
     with pytest.raises(ValueError, match="Invalid .*: nan"):
         make([nn.Parameter(fg.ones(1))])
+
+
+def _scheduled_lrs(make, epochs, lr=0.1):
+    from fgrad.optim import lr_scheduler
+
+    opt = optim.SGD(nn.Linear(2, 1).parameters(), lr=lr)
+    sched = make(lr_scheduler, opt)
+    lrs = [sched.get_last_lr()[0]]
+    for _ in range(epochs):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs, opt, sched
+
+
+def test_lr_schedulers_follow_pytorchs_rules():
+    def close(got, want):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+    close(_scheduled_lrs(lambda s, o: s.StepLR(o, 2, gamma=0.5), 5)[0],
+          [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    close(_scheduled_lrs(lambda s, o: s.MultiStepLR(o, [1, 3, 3], gamma=0.1), 4)[0],
+          [0.1, 0.01, 0.01, 0.0001, 0.0001])
+    close(_scheduled_lrs(lambda s, o: s.ExponentialLR(o, 0.5), 3)[0], [0.1, 0.05, 0.025, 0.0125])
+    close(_scheduled_lrs(lambda s, o: s.LambdaLR(o, lambda e: 1 / (e + 1)), 3)[0],
+          [0.1, 0.05, 0.1 / 3, 0.025])
+    # cosine from 0.1 to 0.01 over 4 epochs: eta_min + (0.1 - eta_min)(1 + cos(pi t / 4)) / 2,
+    # then back up (period 8)
+    want = [0.01 + 0.09 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(9)]
+    close(_scheduled_lrs(lambda s, o: s.CosineAnnealingLR(o, 4, eta_min=0.01), 8)[0], want)
+
+
+def test_lr_scheduler_chains_on_a_rate_set_by_hand_and_resumes_from_its_state():
+    from fgrad.optim import lr_scheduler
+
+    opt = optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+    sched = lr_scheduler.ExponentialLR(opt, 0.5)
+    sched.step()
+    opt.param_groups[0]["lr"] = 1.0  # the next step scales the current rate
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.5
+    state = sched.state_dict()
+    assert state["last_epoch"] == 2 and "optimizer" not in state
+    other = lr_scheduler.ExponentialLR(optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1), 0.9)
+    other.load_state_dict(state)
+    assert other.gamma == 0.5 and other.last_epoch == 2
+    with pytest.raises(KeyError, match="initial_lr"):
+        lr_scheduler.StepLR(optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1), 2, last_epoch=3)
+    with pytest.raises(ValueError, match="Expected 1 lr_lambdas"):
+        lr_scheduler.LambdaLR(opt, [lambda e: 1.0, lambda e: 1.0])

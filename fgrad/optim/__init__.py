@@ -10,8 +10,9 @@
 >>> _ = opt.step()
 """
 
+from fgrad.optim import lr_scheduler
 from fgrad.optim.adam import Adam, AdamW
 from fgrad.optim.optimizer import Optimizer
 from fgrad.optim.sgd import SGD
 
-__all__ = ["Adam", "AdamW", "Optimizer", "SGD"]
+__all__ = ["Adam", "AdamW", "Optimizer", "SGD", "lr_scheduler"]
