@@ -1,6 +1,7 @@
 """Un-jitted grad at top level records the function and reuses gradient programs."""
 
 import numpy as np
+import pytest
 
 import fgrad as fg
 import fgrad.numpy as fnp
@@ -213,3 +214,41 @@ def test_errors_on_the_one_array_path():
         fg.grad(lambda x: fnp.sum(x), has_aux=True)(np.ones(3))
     with pytest.raises(TypeError, match="floating-point inputs"):
         fg.grad(lambda x: fnp.sum(x))(np.ones(3, np.int64))
+
+
+def _uses_a_buffer_twice(x):
+    # A scratch array written into between its uses: each use must see the values it
+    # had then (HIPS autograd's answer), not the last ones.
+    total = 0.0
+    buf = np.zeros(3)
+    for i in range(3):
+        buf[:] = 0.0
+        buf[i] = 1.0
+        total = total + fnp.sum(x * buf) ** (i + 1)
+    return total
+
+
+def test_a_constant_written_into_after_its_use_keeps_the_value_it_was_used_with():
+    x = np.array([1.0, 2.0, 3.0])
+    want = np.array([1.0, 2 * 2.0, 3 * 3.0 ** 2])  # x0 + x1**2 + x2**3
+    np.testing.assert_allclose(fg.grad(_uses_a_buffer_twice)(x), want)
+    np.testing.assert_allclose(fg.jit(fg.grad(_uses_a_buffer_twice))(x), want)
+    np.testing.assert_allclose(np.diag(fg.hessian(_uses_a_buffer_twice)(x)), [0.0, 2.0, 18.0])
+    np.testing.assert_allclose(fg.vmap(_uses_a_buffer_twice)(np.stack([x, 2 * x])),
+                               [32.0, 2.0 + 16.0 + 216.0])
+    assert fg.jit(_uses_a_buffer_twice)(x) == 32.0
+
+
+def test_a_large_constant_is_read_only_while_grad_records_it():
+    data = np.ones(100_000)  # too large to copy on every call: pinned instead
+
+    def writes_after_use(x):
+        y = fnp.sum(x * data)
+        data[0] = 2.0
+        return y
+
+    with pytest.raises(ValueError, match="wrote into a NumPy array after using it"):
+        fg.grad(writes_after_use)(np.ones(100_000))
+    assert data.flags.writeable and data[0] == 1.0  # released after the call
+    np.testing.assert_array_equal(fg.grad(lambda x: fnp.sum(x * data))(np.ones(100_000)), data)
+    assert data.flags.writeable

@@ -110,6 +110,27 @@ def is_array_like(x) -> bool:
     return isinstance(x, (Tracer, np.ndarray, np.generic, bool, int, float))
 
 
+def snapshot(value):
+    """``value`` as a constant of a traced or recorded program: a writeable NumPy array is
+    copied, so writing into it later (``buf[i] = 1`` between two uses, or after the
+    call) cannot change what the program computes; anything else is returned as is.
+
+    >>> a = np.zeros(2); b = snapshot(a); a[0] = 1.0; b
+    array([0., 0.])
+    """
+    if type(value) is np.ndarray and value.flags.writeable:
+        return value.copy()
+    return value
+
+
+def unchanged_since(copy, value) -> bool:
+    """Whether ``value`` still holds what ``snapshot`` took of it as ``copy``."""
+    if copy is value:
+        return True
+    return copy.shape == value.shape and copy.dtype == value.dtype and np.array_equal(
+        copy, value, equal_nan=copy.dtype.kind in "fc")
+
+
 def to_numpy(x) -> np.ndarray | np.generic:
     """Canonicalise a concrete value: Python scalars become NumPy scalars of their dtype."""
     if isinstance(x, (np.ndarray, np.generic)):

@@ -31,7 +31,7 @@ class JaxprBuilder:
         self.eqns: list = []
         self.tracer_to_var: dict = {}  # id(tracer) -> Var
         self.tracers: list = []  # keeps tracers alive so ids stay unique
-        self.const_tracers: dict = {}  # id(value) -> tracer
+        self.const_tracers: dict = {}  # id(value) -> (tracer, its snapshot)
         self.constvals: dict = {}  # Var -> value
         self.literals: dict = {}  # id(tracer) -> Literal
         self.literal_eqns: dict = {}  # (primitive, literal, params) -> its out tracers
@@ -109,17 +109,18 @@ class DynamicJaxprTrace(core.Trace):
 
     def pure(self, val):
         builder = self.builder
-        tracer = builder.const_tracers.get(id(val))
-        if tracer is not None:
-            return tracer
-        tracer = DynamicJaxprTracer(self, core.get_aval(val))
-        if _is_literal_value(val) and not isinstance(val, Tracer):
-            builder.literals[id(tracer)] = Literal(val)
+        seen = builder.const_tracers.get(id(val))
+        if seen is not None and core.unchanged_since(seen[1], val):
+            return seen[0]  # NB: else written into since its first use: a new constant
+        value = core.snapshot(val)
+        tracer = DynamicJaxprTracer(self, core.get_aval(value))
+        if _is_literal_value(value) and not isinstance(value, Tracer):
+            builder.literals[id(tracer)] = Literal(value)
             builder.tracers.append(tracer)
         else:
             var = builder.new_var(tracer)
-            builder.constvals[var] = val
-        builder.const_tracers[id(val)] = tracer
+            builder.constvals[var] = value
+        builder.const_tracers[id(val)] = (tracer, value)
         builder.tracers.append(val)  # keep the value alive so its id is not reused
         return tracer
 

@@ -36,6 +36,10 @@ class RecordTracer(Tracer):
         return self.val
 
 
+# Constants of at most this many bytes are copied when recorded; larger ones are pinned.
+PIN_COPY_MAX = 1 << 16
+
+
 def _params_key(params) -> tuple:
     return tuple(sorted(params.items())) if params else ()
 
@@ -54,6 +58,7 @@ class Recording:
         self.const_tracers: dict = {}  # id(value) -> RecordTracer
         self.consts: list = []  # (slot, value), in order of first use
         self.keepalive: list = []
+        self.pinned: list = []  # arrays made read-only while recording (see RecordTrace._pin)
         self.in_slots: list = []
         self.in_values: list = []  # the inputs as NumPy values
         # NB: None once anything differed from `expected`; never set back.
@@ -147,8 +152,13 @@ class RecordTrace(core.Trace):
     def pure(self, val):
         recording = self.recording
         tracer = recording.const_tracers.get(id(val))
+        if tracer is not None and type(val) is np.ndarray and not core.unchanged_since(
+                tracer.val, val):
+            tracer = None  # NB: written into since its first use: a new constant
         if tracer is None:
             value = core.to_numpy(val)
+            if type(val) is np.ndarray and val.flags.writeable:
+                value = self._pin(val)
             aval = get_aval(value)
             slot = len(recording.avals)
             expected = recording.expected
@@ -167,6 +177,18 @@ class RecordTrace(core.Trace):
         return tracer
 
     lift = pure
+
+    def _pin(self, array):
+        """A writeable array used as a constant must keep its value until the gradient
+        program has run: a small one is copied; a large one (copying it on every call
+        costs more than the rest of a small gradient) is made read-only until ``record``
+        returns, so ``f`` writing into it after using it raises instead of changing the
+        gradient silently."""
+        if array.nbytes <= PIN_COPY_MAX:
+            return array.copy()
+        array.flags.writeable = False
+        self.recording.pinned.append(array)
+        return array
 
     def process_primitive(self, primitive, tracers, params):
         recording = self.main.global_data
@@ -231,8 +253,19 @@ def record(f_flat, args, expected: Recording | None = None):
     True
     """
     recording = Recording(expected)
-    with core.new_main(RecordTrace, recording) as main:
-        trace = RecordTrace(main)
-        tracers = [trace.new_input(x) for x in args]
-        outs = [core.full_raise(trace, out) for out in f_flat(*tracers)]
+    try:
+        with core.new_main(RecordTrace, recording) as main:
+            trace = RecordTrace(main)
+            tracers = [trace.new_input(x) for x in args]
+            outs = [core.full_raise(trace, out) for out in f_flat(*tracers)]
+    except ValueError as e:
+        if recording.pinned and "read-only" in str(e):
+            raise ValueError(
+                f"{e}: the function wrote into a NumPy array after using it in a computation "
+                "fg.grad differentiates; the gradient needs the values it was used with. "
+                "Write into a copy (arr.copy()) or a new array instead.") from e
+        raise
+    finally:
+        for array in recording.pinned:
+            array.flags.writeable = True
     return outs, recording
