@@ -176,6 +176,11 @@ for tag, shape in UNARY_SHAPES.items():
     # fmod(q * y, y) with q away from integers: both derivatives are defined.
     row(f"fmod-{tag}", lambda q, y: fnp.fmod(q * y, y), (shape, frac(-3, 3)),
         (shape, U(0.7, 1.5)), covers=("fmod",))
+    # the same away from the jumps, with divisors of both signs
+    row(f"remainder-{tag}", lambda q, y: fnp.remainder(q * y, y) + (q * y) % -y,
+        (shape, frac(-3, 3)), (shape, U(0.7, 1.5)), covers=("remainder", "mod"))
+    row(f"floor-divide-{tag}", lambda q, y: fnp.floor_divide(q * y, y) * y + q,
+        (shape, frac(-3, 3)), (shape, U(0.7, 1.5)), covers=("floor_divide",))
 
 row("where-cond-bcast", lambda c, x, y: fnp.where(c, x, y),
     ((3,), const(np.array([True, False, True]))), ((2, 3), U()), ((), U()), covers=("where",))

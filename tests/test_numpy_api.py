@@ -658,6 +658,8 @@ def _binary_rows():
         )
     )
     rows.append(Row("fmod", np.fmod, binary(nonzero2=True), NUM + MIXED_FLOAT))
+    for name in ("remainder", "mod", "floor_divide"):
+        rows.append(Row(name, getattr(np, name), binary(nonzero2=True), NUM + MIXED_FLOAT))
     rows.append(Row("power", np.power, binary(0.25, 3.0, -3.0, 3.0), FLOATS + ((F32, F64),)))
     rows.append(Row("power", np.power, binary(0, 4, 0, 3), (I64, (I64, F32)), id="power-int"))
     rows.append(
@@ -1236,3 +1238,31 @@ def test_a_traced_negative_integer_exponent_truncates():
     np.testing.assert_array_equal(lax.pow(base, exponent), want)
     with pytest.raises(ValueError, match="negative integer powers"):
         fnp.power(base, exponent)  # concrete: NumPy's error
+
+
+def test_remainder_and_floor_divide_edges_match_numpy():
+    # zeros of both signs, division by zero, infinities, nan and NumPy's quotient rounding
+    x = np.array([1.0, -1.0, 0.0, -0.0, 4.0, -4.0, 5.5, np.inf, np.nan, 1.0, 1.0, 7.0, -7.0])
+    y = np.array([0.1, 0.1, 2.0, 2.0, -2.0, 2.0, 0.0, 3.0, 1.0, np.inf, -np.inf, -0.0, 3.0])
+    i = np.array([7, -7, 7, -7, 0, 5, -5])
+    j = np.array([2, 2, -2, -2, 3, 0, 0])
+    for fn, ref in ((fnp.remainder, np.remainder), (fnp.mod, np.mod),
+                    (fnp.floor_divide, np.floor_divide),
+                    (lambda a, b: a % b, np.remainder), (lambda a, b: a // b, np.floor_divide)):
+        check_against_numpy(fn, ref, (x, y), what=f"{ref.__name__} floats")
+        check_against_numpy(fn, ref, (i, j), what=f"{ref.__name__} ints")
+        check_against_numpy(fn, ref, (x.astype(np.float32), 0.1), what=f"{ref.__name__} f32")
+        with np.errstate(all="ignore"):
+            want = ref(x, y)
+            for got in (fn(x, y), fg.jit(fn)(x, y)):
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_remainder_and_floor_divide_gradients():
+    x, y = np.array([5.5, -5.5, 0.3]), np.array([2.0, 2.0, -0.2])
+    dx, dy = fg.grad(lambda a, b: fnp.sum(a % b), argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(dx, np.ones(3))
+    np.testing.assert_allclose(dy, -np.floor(x / y))
+    dx, dy = fg.jit(fg.grad(lambda a, b: fnp.sum(a // b), argnums=(0, 1)))(x, y)
+    np.testing.assert_array_equal(dx, np.zeros(3))
+    np.testing.assert_array_equal(dy, np.zeros(3))

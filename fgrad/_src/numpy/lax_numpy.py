@@ -310,6 +310,68 @@ def fmod(x, y):
     return lax.rem(x, y)
 
 
+def _divmod_operands(name, x, y):
+    x, y = _promote_broadcast(name, x, y)
+    if get_aval(x).dtype == bool:  # NumPy computes it in int8
+        x, y = _cast(x, np.int8), _cast(y, np.int8)
+    return x, y
+
+
+def _signs_differ(r, y):
+    """Where the C remainder ``r`` is nonzero and its sign differs from the divisor's."""
+    zero = lax.full_like(r, 0)
+    return lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, zero)))
+
+
+def remainder(x, y):
+    """Elementwise ``x % y`` with the sign of ``y`` (``np.remainder``, ``np.mod``, Python's
+    ``%``); a zero result takes the sign of ``y``, and ``x % 0`` is 0 for integers, nan for
+    floats, as in NumPy. Its derivative is 1 in ``x`` and ``-floor(x / y)`` in ``y``, and
+    0 in ``x`` where ``x`` is an exact multiple of ``y`` (a jump).
+
+    >>> remainder(np.array([-3, 3, -4]), 2), remainder(np.array([5.5, -5.5]), -2.0)
+    (array([1, 1, 0]), array([-0.5, -1.5]))
+    """
+    x, y = _divmod_operands("remainder", x, y)
+    r = lax.rem(x, y)
+    r = lax.select_n(_signs_differ(r, y), r, lax.add(r, y))
+    if get_aval(r).dtype.kind != "f":
+        return r
+    signed_zero = lax.mul(lax.full_like(r, 0), lax.sign(y))  # NB: -0.0 for y < 0 or -0.0
+    return lax.select_n(lax.eq(r, lax.full_like(r, 0)), r, signed_zero)
+
+
+mod = remainder
+
+
+def floor_divide(x, y):
+    """Elementwise ``x // y`` rounded toward -inf (``np.floor_divide``, Python's ``//``),
+    computed as NumPy does: integers divided by 0 give 0, floats ``x / 0``; for floats the
+    quotient comes from ``(x - fmod(x, y)) / y`` (so ``1.0 // 0.1`` is 9, as in NumPy and
+    Python). It is piecewise constant: its derivative is 0.
+
+    >>> floor_divide(np.array([-3, 3, 7]), 2), floor_divide(np.array([1.0, -1.0]), 0.1)
+    (array([-2,  1,  3]), array([  9., -10.]))
+    """
+    x, y = _divmod_operands("floor_divide", x, y)
+    r = lax.rem(x, y)
+    adjust = _signs_differ(r, y)
+    if get_aval(x).dtype.kind != "f":
+        q = lax.div(x, y)  # truncates; x / 0 is 0
+        return lax.select_n(adjust, q, lax.sub(q, lax.full_like(q, 1)))
+    x, y, r = lax.stop_gradient(x), lax.stop_gradient(y), lax.stop_gradient(r)
+    one, zero = lax.full_like(x, 1), lax.full_like(x, 0)
+    div = lax.div(lax.sub(x, r), y)
+    div = lax.select_n(adjust, div, lax.sub(div, one))
+    floored = lax.floor(div)
+    floored = lax.select_n(lax.gt(lax.sub(div, floored), lax.full_like(x, 0.5)), floored,
+                           lax.add(floored, one))
+    # NB: a zero quotient keeps the sign of x / y (finite there: |x| < |y|, y != 0)
+    signed_zero = lax.mul(zero, lax.div(x, y))
+    floored = lax.select_n(lax.eq(div, zero), floored, signed_zero)
+    return lax.select_n(lax.eq(y, zero), floored, lax.div(x, y))
+
+
 equal = _binary("equal", lax.eq)
 not_equal = _binary("not_equal", lax.ne)
 less = _binary("less", lax.lt)

@@ -17,13 +17,6 @@ def _swap(fn):
     return lambda self, other: fn(other, self)
 
 
-def _floordiv(x, y):
-    x, y = fnp._promote_broadcast("floor_divide", x, y)
-    if fnp.get_aval(x).dtype.kind == "f":
-        return _raw(fnp.floor)(_raw(fnp.divide)(x, y))
-    raise TypeError("floor division of integer tracers is not supported; cast to float")
-
-
 def _bitwise(name, lax_fn):
     # NumPy's & | ^ are bitwise: on bools that is logical, on integers bitwise,
     # and floats are rejected.
@@ -79,7 +72,8 @@ _OPERATORS = {
     "__sub__": _sub, "__rsub__": _swap(_sub),
     "__mul__": _mul, "__rmul__": _swap(_mul),
     "__truediv__": _div, "__rtruediv__": _swap(_div),
-    "__floordiv__": _floordiv, "__rfloordiv__": _swap(_floordiv),
+    "__floordiv__": _raw(fnp.floor_divide), "__rfloordiv__": _swap(_raw(fnp.floor_divide)),
+    "__mod__": _raw(fnp.remainder), "__rmod__": _swap(_raw(fnp.remainder)),
     "__pow__": _pow, "__rpow__": _swap(_pow),
     "__matmul__": linalg.matmul, "__rmatmul__": _swap(linalg.matmul),
     "__lt__": _lt, "__le__": _le, "__gt__": _gt, "__ge__": _ge, "__eq__": _eq, "__ne__": _ne,
@@ -163,7 +157,7 @@ def _array_function(self, func, types, args, kwargs):
 
 _UFUNC_OPERATORS = {
     "bitwise_and": _and, "bitwise_or": _or, "bitwise_xor": _xor, "invert": _invert,
-    "floor_divide": _floordiv, "positive": _pos,
+    "floor_divide": _raw(fnp.floor_divide), "remainder": _raw(fnp.remainder), "positive": _pos,
 }
 
 
