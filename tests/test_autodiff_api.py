@@ -743,3 +743,24 @@ def test_custom_vjp_rules_may_branch_on_values_under_plain_grad():
     np.testing.assert_allclose(fg.grad(lambda x: fnp.sum(g(x)))(np.array([-2.0])), [2.0])
     with pytest.raises(fg.errors.ConcretizationError):
         fg.jit(fg.grad(f))(1.0)  # under jit they are traced, as in JAX
+
+
+def test_custom_vjp_binds_keyword_arguments_and_defaults_by_its_signature():
+    @fg.custom_vjp
+    def scaled(x, y=2.0):
+        return x * y
+
+    scaled.defvjp(lambda x, y: (x * y, (x, y)), lambda res, g: (10.0 * g * res[1], g * res[0]))
+    assert fg.grad(lambda x: scaled(x, y=3.0))(1.0) == 30.0  # fwd/bwd see y positionally
+    assert fg.grad(lambda x: scaled(x))(1.0) == 20.0  # the default too
+    assert fg.jit(fg.grad(lambda x: scaled(y=x, x=2.0)))(1.0) == 2.0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+        scaled(1.0, z=2.0)
+
+
+def test_grad_with_respect_to_empty_pytrees_gives_them_back():
+    v = np.ones(2)
+    assert fg.grad(lambda a, b: fnp.sum(a), argnums=1)(v, {}) == {}
+    value, (ga, gb) = fg.value_and_grad(lambda a, b: fnp.sum(a), argnums=(0, 1))(v, [])
+    assert value == 2.0 and gb == [] and np.array_equal(ga, [1.0, 1.0])
+    assert fg.jit(fg.grad(lambda a, b: fnp.sum(a), argnums=1))(v, ()) == ()

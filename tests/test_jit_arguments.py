@@ -239,11 +239,22 @@ def test_bad_argnums_are_clear_errors():
         fg.jit(lambda x, n: x, static_argnums=1, donate_argnums=(0, 1))
     with pytest.raises(TypeError, match="donate_argnums must be an int or a tuple"):
         fg.jit(lambda x: x, donate_argnums=1.5)
-    with pytest.raises(ValueError, match="non-negative ints"):
-        fg.jit(lambda x: x, static_argnums=(-1,))
+    with pytest.raises(ValueError, match="must be ints"):
+        fg.jit(lambda x: x, static_argnums=("x",))
     with pytest.raises(ValueError, match=r"static_argnums=\(3,\) names argument 3, but "
                                          r"<lambda> takes 1 positional"):
         fg.jit(lambda x: x, static_argnums=3)
     with pytest.raises(ValueError, match="donate_argnums"):
         fg.jit(lambda x, y=1: x, donate_argnums=(0, 2))
     fg.jit(lambda *xs: xs[0], static_argnums=3)  # any position may exist
+
+
+def test_negative_static_and_donated_argnums_count_from_the_end():
+    scale = fg.jit(lambda x, n: x * n, static_argnums=-1)
+    np.testing.assert_array_equal(scale(np.ones(2), 3), [3.0, 3.0])
+    step = fg.jit(lambda p, g: p - g, donate_argnums=-2)
+    np.testing.assert_array_equal(step(np.ones(2), np.ones(2)), [0.0, 0.0])
+    with pytest.raises(ValueError, match="not known"):
+        fg.jit(lambda *a: a[0], static_argnums=-1)
+    with pytest.raises(ValueError, match="out of range"):
+        fg.jit(lambda x: x, static_argnums=-2)

@@ -280,7 +280,9 @@ def value_and_grad(f, argnums=0, has_aux=False):
         else:
             _check_differentiable(args, nums, "grad")
             diff_flat, in_tree = tree_flatten(tuple(args[n] for n in nums))
-            if not grad_cache.applicable(diff_flat):
+            # NB: nothing to differentiate (argnums name empty pytrees): the traced path
+            # returns the empty structures, as JAX does.
+            if not diff_flat or not grad_cache.applicable(diff_flat):
                 return _value_and_grad_traced(f, args, kwargs, nums, single, has_aux,
                                               diff_flat, in_tree)
         trees: list = []  # the output's and the aux's tree, filled by f_flat

@@ -9,6 +9,7 @@ So ``grad``, ``jit`` and higher-order reverse mode all see the custom rule.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
@@ -146,12 +147,14 @@ class custom_vjp:
         """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, ct) -> tuple``."""
         self.fwd, self.bwd = fwd, bwd
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         if self.fwd is None:
             raise TypeError(
                 f"no VJP defined for custom_vjp function {self.__name__}; "
                 "call .defvjp(fwd, bwd) first."
             )
+        if kwargs or len(args) < self._n_positional():
+            args = self._positional(args, kwargs)
         leaves, in_tree = tree_flatten(args)
         if not any(isinstance(x, Tracer) for x in leaves):
             return self.fun(*args)
@@ -165,6 +168,38 @@ class custom_vjp:
             name=self.__name__, num_consts=len(closed_over)
         )
         return tree_unflatten(out_tree, outs)
+
+    def _signature(self):
+        if "_sig" not in self.__dict__:
+            try:
+                self._sig = inspect.signature(self.fun)
+            except (TypeError, ValueError):  # a callable without a signature
+                self._sig = None
+            self._n_pos = 0 if self._sig is None else sum(
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                for p in self._sig.parameters.values())
+        return self._sig
+
+    def _n_positional(self):
+        self._signature()
+        return self._n_pos
+
+    def _positional(self, args, kwargs):
+        """Keyword arguments and defaults bound by ``fun``'s signature into positions (as
+        JAX does): ``fwd`` and ``bwd`` see every argument positionally."""
+        sig = self._signature()
+        if sig is None:
+            raise TypeError(f"{self.__name__}: keyword arguments need a function with a "
+                            "signature")
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{self.__name__}: {e}") from None
+        bound.apply_defaults()
+        if bound.kwargs:
+            raise TypeError(f"{self.__name__}: custom_vjp functions take no keyword-only or "
+                            f"**kwargs arguments (got {sorted(bound.kwargs)})")
+        return bound.args
 
     def _trace(self, in_tree, in_avals):
         # NB: traced on every call, never cached by avals: the function may close over

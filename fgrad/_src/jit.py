@@ -239,22 +239,45 @@ def _argnums(value, what):
         raise TypeError(f"jit: {what} must be an int or a tuple of ints, got "
                         f"{type(value).__name__}") from None
     for v in value:
-        if not isinstance(v, int) or v < 0:
-            raise ValueError(f"jit: {what} must be non-negative ints (positions of "
-                             f"arguments), got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"jit: {what} must be ints (positions of arguments), got {v!r}")
     return value
+
+
+def _count_from_the_end(nums, positional, fun, what):
+    """Negative positions counted from the end of ``fun``'s positional parameters, as
+    JAX does (``positional`` is None when the signature cannot tell them)."""
+    if all(n >= 0 for n in nums):
+        return nums
+    if positional is None:
+        raise ValueError(
+            f"jit: {what}={nums} counts from the end, but the positional parameters of "
+            f"{getattr(fun, '__name__', 'the function')} are not known (it takes *args or "
+            "has no signature); give non-negative positions")
+    resolved = tuple(n + len(positional) if n < 0 else n for n in nums)
+    if min(resolved) < 0:
+        raise ValueError(f"jit: {what}={nums} is out of range for "
+                         f"{len(positional)} positional parameter(s)")
+    return resolved
 
 
 def _static_both_ways(fun, static_argnums, static_argnames, donate_argnums):
     """As JAX does: a static parameter is static whether passed by position or by name,
-    when ``fun``'s signature tells both; argument positions beyond it are an error."""
+    when ``fun``'s signature tells both; negative positions count from the end of its
+    positional parameters, and positions beyond them are an error. Returns the static
+    positions and names and the donated positions."""
     try:
         params = list(inspect.signature(fun).parameters.values())
     except (TypeError, ValueError):  # a builtin or a callable without a signature
-        return static_argnums, static_argnames
-    positional = [p.name for p in params
+        params = None
+    positional = [p.name for p in params or ()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if not any(p.kind == p.VAR_POSITIONAL for p in params):
+    known = params is not None and not any(p.kind == p.VAR_POSITIONAL for p in params)
+    static_argnums = _count_from_the_end(static_argnums, positional if known else None, fun,
+                                         "static_argnums")
+    donate_argnums = _count_from_the_end(donate_argnums, positional if known else None, fun,
+                                         "donate_argnums")
+    if known:
         for what, nums in (("static_argnums", static_argnums),
                            ("donate_argnums", donate_argnums)):
             if nums and max(nums) >= len(positional):
@@ -269,7 +292,7 @@ def _static_both_ways(fun, static_argnums, static_argnames, donate_argnums):
     for name in static_argnames:
         if name in positional and positional.index(name) not in nums:
             nums.append(positional.index(name))
-    return tuple(nums), tuple(names)
+    return tuple(nums), tuple(names), donate_argnums
 
 
 def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
@@ -295,8 +318,8 @@ def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
     donate_argnums = _argnums(donate_argnums, "donate_argnums")
     if isinstance(static_argnames, str):
         static_argnames = (static_argnames,)
-    static_argnums, static_argnames = _static_both_ways(fun, static_argnums,
-                                                         tuple(static_argnames), donate_argnums)
+    static_argnums, static_argnames, donate_argnums = _static_both_ways(
+        fun, static_argnums, tuple(static_argnames), donate_argnums)
     both = set(static_argnums) & set(donate_argnums)
     if both:
         raise ValueError(f"jit: argument {min(both)} is both static and donated; a static "
