@@ -24,7 +24,6 @@ from fgrad._src import core, dtypes
 from fgrad._src.core import ShapedArray, get_aval
 from fgrad._src.interpreters import ad
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
-from fgrad._src.tensor import blas
 
 _counter = itertools.count()
 # Primitives whose NumPy implementation may return a view of (or the same) input.
@@ -107,11 +106,6 @@ def _fast_dot(eqn):
     shape_y = (k, n) if y_free else (k,)
     out_shape = eqn.out_binders[0].aval.shape
     same_x, same_y = perm_x == tuple(range(x.ndim)), perm_y == tuple(range(y.ndim))
-    nt = x.ndim == y.ndim == 2 and tuple(lc) == (1,) and tuple(rc) == (1,)
-    if nt and m * k * n >= _NT_GEMM_MIN:
-        fast = _nt_dot(x.dtype)
-        if fast is not None:
-            return fast
     return _generic_dot(perm_x, perm_y, shape_x, shape_y, same_x, same_y, out_shape)
 
 
@@ -123,31 +117,6 @@ def _generic_dot(perm_x, perm_y, shape_x, shape_y, same_x, same_y, out_shape):
         b = (b if same_y else b.transpose(perm_y)).reshape(shape_y)
         out = dot(a, b)
         return out.reshape(out_shape) if out_shape else out
-
-    return fast
-
-
-# Below this many multiply-adds the ``x @ w.T`` case stays with np.dot.
-_NT_GEMM_MIN = 1 << 22
-
-
-def _nt_dot(dtype):
-    """``x @ w.T`` for C-contiguous ``x`` (m, k) and ``w`` (n, k), as ``nn.Linear`` does.
-
-    NumPy's BLAS runs this transposed-operand gemm about 8% slower than SciPy's does
-    (see ``blas``, which also says when SciPy's is not used). The same product is
-    asked of SciPy in Fortran terms: ``w x^T`` is an F-ordered (n, m) array whose
-    transpose is the C-ordered result.
-    """
-    gemm = blas.routine("gemm", dtype)
-    if gemm is None:
-        return None
-    dot = np.dot
-
-    def fast(a, b, *, dimension_numbers):
-        if a.flags.c_contiguous and b.flags.c_contiguous:
-            return gemm(1.0, b.T, a.T, trans_a=1).T
-        return dot(a, b.T)
 
     return fast
 
