@@ -529,6 +529,15 @@ def _ipow(u, v):
 
 
 @kernel(inline="always")
+def _int_div_rem_pow(op, u, v):
+    if op == DIV:
+        return _idiv(u, v)
+    if op == REM:
+        return _irem(u, v)
+    return _ipow(u, v)
+
+
+@kernel(inline="always")
 def binary_i(code, r, a):
     """int64 x int64 -> int64 ops."""
     op = code[r + 2]
@@ -578,54 +587,23 @@ def binary_i(code, r, a):
             for i in range(n):
                 u = x[i]
                 z[i] = u * v
-    elif op == DIV:
+    elif op == DIV or op == REM or op == POW:
+        # NB: one loop for the three calls; op is loop-invariant, so LLVM unswitches it.
         if mode == VV:
             for i in range(n):
                 u = x[i]
                 v = y[i]
-                z[i] = _idiv(u, v)
+                z[i] = _int_div_rem_pow(op, u, v)
         elif mode == SV:
             u = x[0]
             for i in range(n):
                 v = y[i]
-                z[i] = _idiv(u, v)
+                z[i] = _int_div_rem_pow(op, u, v)
         else:
             v = y[0]
             for i in range(n):
                 u = x[i]
-                z[i] = _idiv(u, v)
-    elif op == REM:
-        if mode == VV:
-            for i in range(n):
-                u = x[i]
-                v = y[i]
-                z[i] = _irem(u, v)
-        elif mode == SV:
-            u = x[0]
-            for i in range(n):
-                v = y[i]
-                z[i] = _irem(u, v)
-        else:
-            v = y[0]
-            for i in range(n):
-                u = x[i]
-                z[i] = _irem(u, v)
-    elif op == POW:
-        if mode == VV:
-            for i in range(n):
-                u = x[i]
-                v = y[i]
-                z[i] = _ipow(u, v)
-        elif mode == SV:
-            u = x[0]
-            for i in range(n):
-                v = y[i]
-                z[i] = _ipow(u, v)
-        else:
-            v = y[0]
-            for i in range(n):
-                u = x[i]
-                z[i] = _ipow(u, v)
+                z[i] = _int_div_rem_pow(op, u, v)
     elif op == MAX:
         if mode == VV:
             for i in range(n):
