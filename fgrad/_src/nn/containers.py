@@ -119,12 +119,12 @@ class Sequential(Module):
         >>> len(nn.Sequential(nn.ReLU(), nn.Tanh()) * 3)
         6
         """
-        return Sequential(*(list(self) * _repeat_count(self, times)))
+        return Sequential(*(list(self) * _repeat_count(times)))
 
     __rmul__ = __mul__
 
     def __imul__(self, times):
-        return self.extend(list(self) * (_repeat_count(self, times) - 1))
+        return self.extend(list(self) * (_repeat_count(times) - 1))
 
     def forward(self, input):  # noqa: A002
         for module in self._modules.values():
@@ -139,7 +139,7 @@ def _sequential_operand(other, op):
     return other
 
 
-def _repeat_count(seq, times):
+def _repeat_count(times):
     if not isinstance(times, int) or isinstance(times, bool):
         raise TypeError(f"unsupported operand type(s) for *: 'Sequential' and "
                         f"'{type(times).__name__}'")

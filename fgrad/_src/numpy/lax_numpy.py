@@ -337,7 +337,7 @@ def remainder(x, y):
     r = lax.select_n(_signs_differ(r, y), r, lax.add(r, y))
     if get_aval(r).dtype.kind != "f":
         return r
-    signed_zero = lax.mul(lax.full_like(r, 0), lax.sign(y))  # NB: -0.0 for y < 0 or -0.0
+    signed_zero = lax.mul(lax.full_like(r, 0), lax.sign(y))  # NB: a zero takes y's sign
     return lax.select_n(lax.eq(r, lax.full_like(r, 0)), r, signed_zero)
 
 

@@ -663,14 +663,18 @@ def _reduce_nll(picked, w, reduction, target, valid):
     return fnp.reshape(losses, get_aval(target).shape)
 
 
+def _classes_last(log_probs):
+    """``log_probs`` as (elements, classes): the class dim (1, or 0 when unbatched) last."""
+    aval = get_aval(log_probs)
+    moved = fnp.moveaxis(log_probs, 1, -1) if aval.ndim > 1 else log_probs[None]
+    return fnp.reshape(moved, (-1, get_aval(moved).shape[-1]))
+
+
 def _nll(log_probs, target, *rest):
     *weights, reduction, ignore_index = rest
     log_probs = _float(log_probs)
     aval = get_aval(log_probs)
-    classes_dim = 1 if aval.ndim > 1 else 0
-    moved = fnp.moveaxis(log_probs, classes_dim, -1) if aval.ndim > 1 else log_probs[None]
-    n_classes = get_aval(moved).shape[-1]
-    flat = fnp.reshape(moved, (-1, n_classes))
+    flat = _classes_last(log_probs)
     safe, w, valid = _class_weights(target, ignore_index, aval.dtype, weights)
     picked = flat[np.arange(get_aval(flat).shape[0]), safe]
     return _reduce_nll(picked, w, reduction, target, valid)
@@ -710,13 +714,6 @@ def _plain_cross_entropy(logits, target, reduction):
 
 
 cross_entropy = Op("NllLossBackward0", _cross_entropy)
-
-
-def _classes_last(log_probs):
-    """``log_probs`` as (elements, classes): the class dim (1, or 0 when unbatched) last."""
-    aval = get_aval(log_probs)
-    moved = fnp.moveaxis(log_probs, 1, -1) if aval.ndim > 1 else log_probs[None]
-    return fnp.reshape(moved, (-1, get_aval(moved).shape[-1]))
 
 
 def _smoothed_cross_entropy(logits, target, *rest):
