@@ -1398,3 +1398,24 @@ def test_writes_without_a_graph_into_an_expanded_tensor_reach_its_base():
     c = fg.zeros(4, 3)
     c.t()[1] = 7.0
     assert c[:, 1].tolist() == [7.0] * 4
+
+
+def test_reduction_dims_norm_split_and_tensor_clamp_follow_pytorch():
+    x = fg.tensor([[1.0, -2.0], [0.5, 3.0]], requires_grad=True)
+    x.norm(p=float("-inf")).backward()  # the smallest |x|
+    assert x.grad.tolist() == [[0.0, 0.0], [1.0, 0.0]]
+    assert x.norm(p=float("-inf"), dim=1).tolist() == [1.0, 0.5]
+    for reduce in (lambda: x.max(dim=2), lambda: x.min(dim=-3)):
+        with pytest.raises(IndexError, match="Dimension out of range"):
+            reduce()
+    ones = fg.ones(2, 3)  # an empty dim list reduces every dim
+    assert ones.sum(dim=[]).item() == 6.0 and ones.amax(dim=()).item() == 1.0
+    assert ones.std(dim=[]).item() == 0.0 and ones.mean(dim=()).item() == 1.0
+    with pytest.raises(RuntimeError, match="sum exactly to 5"):
+        fg.arange(5.0).split([1, 2])
+    a = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    low = fg.tensor([1.0, 0.0, 5.0], requires_grad=True)
+    out = a.clamp(min=low, max=6.0)
+    out.sum().backward()  # the bound included: x gets the gradient at x == low
+    assert out.tolist() == [1.0, 2.0, 5.0] and type(out.grad_fn).__name__ == "ClampBackward0"
+    assert a.grad.tolist() == [1.0, 1.0, 0.0] and low.grad.tolist() == [0.0, 0.0, 1.0]

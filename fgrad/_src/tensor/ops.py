@@ -233,6 +233,25 @@ def _bound(value, x):
 clamp = Op("ClampBackward1", _clamp)
 
 
+def _clamp_tensors(x, *rest):
+    """Clamp between tensor bounds (``has_low``/``has_high`` say which are given): the
+    gradient reaches ``x`` where ``low <= x <= high`` and a bound where ``x`` passes it, as
+    PyTorch's (maximum/minimum would split a tie)."""
+    *bounds, has_low, has_high = rest
+    x, *bounds = promote(x, *bounds)
+    bounds = iter(bounds)
+    if has_low:
+        low = next(bounds)
+        x = fnp.where(fnp.less(x, low), low, x)
+    if has_high:
+        high = next(bounds)
+        x = fnp.where(fnp.greater(x, high), high, x)
+    return x
+
+
+clamp_tensors = Op("ClampBackward0", _clamp_tensors)
+
+
 # --------------------------------------------------------------------------- reductions
 
 
@@ -342,6 +361,8 @@ def _norm(x, p, dim, keepdim):
         return fnp.sum(fnp.abs(x), axis=dim, keepdims=keepdim)
     if p == np.inf:
         return fnp.max(fnp.abs(x), axis=dim, keepdims=keepdim)
+    if p == -np.inf:
+        return fnp.min(fnp.abs(x), axis=dim, keepdims=keepdim)
     if p == 0:
         return fnp.sum(fnp.not_equal(x, 0).astype(get_aval(x).dtype), axis=dim, keepdims=keepdim)
     total = fnp.sum(fnp.power(fnp.abs(x), float(p)), axis=dim, keepdims=keepdim)

@@ -100,11 +100,19 @@ def _wrap_dim(t, dim):
     return dim % ndim
 
 
+def _clamp_bounds(x, low, high):
+    """The arguments and params of ``ops.clamp_tensors``: the given bounds as tensors."""
+    bounds = tuple(_operand(b) for b in (low, high) if b is not None)
+    return (x, *bounds), (low is not None, high is not None)
+
+
 def _dim_param(dim):
+    """A reduction's ``dim``: None, an int, or a tuple; an empty list or tuple means every
+    dim, as in PyTorch (``x.sum(dim=[])`` is the sum of all elements)."""
     if dim is None:
         return None
     if isinstance(dim, (list, tuple)):
-        return tuple(int(d) for d in dim)
+        return tuple(int(d) for d in dim) or None
     return int(dim)
 
 
@@ -695,12 +703,7 @@ class Tensor:
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self
-            if min is not None:
-                out = out.maximum(min)
-            if max is not None:
-                out = out.minimum(max)
-            return out
+            return apply(ops.clamp_tensors, *_clamp_bounds(self, min, max))
         x = self
         if self._value.dtype.kind in "iub" and any(
                 isinstance(b, float) for b in (_scalar(min), _scalar(max))):
@@ -793,7 +796,7 @@ class Tensor:
             return self.maximum(dim)
         if dim is None:
             return apply(ops.max_all, (self,))
-        values, indices = apply(ops.max_dim, (self,), (int(dim), keepdim))
+        values, indices = apply(ops.max_dim, (self,), (_wrap_dim(self, dim), keepdim))
         return _MinMax(values, indices, "max")
 
     def min(self, dim=None, keepdim=False):
@@ -801,7 +804,7 @@ class Tensor:
             return self.minimum(dim)
         if dim is None:
             return apply(ops.min_all, (self,))
-        values, indices = apply(ops.min_dim, (self,), (int(dim), keepdim))
+        values, indices = apply(ops.min_dim, (self,), (_wrap_dim(self, dim), keepdim))
         return _MinMax(values, indices, "min")
 
     def amax(self, dim=(), keepdim=False):
@@ -967,7 +970,12 @@ class Tensor:
         dim = _wrap_dim(self, dim)
         n = self._value.shape[dim]
         if isinstance(split_size, (list, tuple)):
-            return apply(ops.split_sizes, (self,), (tuple(int(s) for s in split_size), dim))
+            sizes = tuple(int(s) for s in split_size)
+            if sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+                raise RuntimeError(
+                    f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                    f"size at dimension {dim}), but got split_sizes={list(sizes)}")
+            return apply(ops.split_sizes, (self,), (sizes, dim))
         split_size = int(split_size)
         if split_size < 0 or (split_size == 0 and n):
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, and must not "
@@ -1111,6 +1119,8 @@ class Tensor:
         return _inplace(self, ops.pow_scalar, (self,), (exponent,))
 
     def clamp_(self, min=None, max=None):  # noqa: A002
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return _inplace(self, ops.clamp_tensors, *_clamp_bounds(self, min, max))
         return _inplace(self, ops.clamp, (self,), (_scalar(min), _scalar(max)))
 
     clip_ = clamp_
