@@ -791,6 +791,7 @@ def test_in_place_change_of_a_saved_value_is_detected():
     "fgrad._src.tensor.tensor", "fgrad._src.tensor.creation", "fgrad._src.tensor.dtype",
     "fgrad._src.tensor.grad_mode", "fgrad._src.tensor.names", "fgrad._src.tensor.repr",
     "fgrad._src.tensor.autograd", "fgrad.autograd", "fgrad.nn.functional",
+    "fgrad._src.tensor.functions",
 ])
 def test_docstring_examples(module):
     import doctest
@@ -1419,3 +1420,31 @@ def test_reduction_dims_norm_split_and_tensor_clamp_follow_pytorch():
     out.sum().backward()  # the bound included: x gets the gradient at x == low
     assert out.tolist() == [1.0, 2.0, 5.0] and type(out.grad_fn).__name__ == "ClampBackward0"
     assert a.grad.tolist() == [1.0, 1.0, 0.0] and low.grad.tolist() == [0.0, 0.0, 1.0]
+
+
+def test_section_2_functions_on_tensors():
+    # SPEC section 2's tile, broadcast_to, ravel, moveaxis, logaddexp, inner, tensordot and
+    # einsum, as Tensor methods and fg.* functions with PyTorch's signatures and names
+    a = fg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    b = fg.tensor([[1.0, 0.0, -1.0]] * 4, requires_grad=True)
+    cases = [
+        (a.inner(b), np.inner(a.detach().numpy(), b.detach().numpy()), "ViewBackward0"),
+        (fg.tensordot(a, b, dims=([1], [1])), a.detach().numpy() @ b.detach().numpy().T,
+         "ViewBackward0"),
+        (fg.einsum("ij,kj->ik", [a, b]), a.detach().numpy() @ b.detach().numpy().T,
+         "ViewBackward0"),
+        (a.tile(2), np.tile(a.detach().numpy(), 2), "RepeatBackward0"),
+        (fg.broadcast_to(a, (5, 2, 3)), np.broadcast_to(a.detach().numpy(), (5, 2, 3)),
+         "ExpandBackward0"),
+        (a.ravel(), a.detach().numpy().ravel(), "ViewBackward0"),
+        (fg.moveaxis(a, 0, -1), a.detach().numpy().T, "PermuteBackward0"),
+        (a.logaddexp(a), np.logaddexp(a.detach().numpy(), a.detach().numpy()),
+         "LogaddexpBackward0"),
+    ]
+    for out, want, name in cases:
+        np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-6)
+        assert type(out.grad_fn).__name__ == name
+    fg.einsum("ij,kj->ik", a, b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.tile([4.0, 0.0, -4.0], (2, 1)))
+    np.testing.assert_allclose(b.grad.numpy(), np.tile([5.0, 7.0, 9.0], (4, 1)))
+    assert fg.ones(2, 3, 4).movedim((0, 1), (2, 0)).shape == (3, 4, 2)

@@ -38,11 +38,37 @@ _METHODS = (
     "true_divide remainder fmod atan2 maximum minimum lerp eq ne lt le gt ge greater less "
     "greater_equal less_equal not_equal equal allclose isclose logical_and logical_or "
     "logical_xor logical_not isnan isinf isfinite matmul mm mv dot bmm outer masked_fill "
-    "max min softmax log_softmax clone detach numel gather index_select masked_select"
+    "max min softmax log_softmax clone detach numel gather index_select masked_select "
+    "inner logaddexp tile broadcast_to ravel movedim moveaxis"
 ).split()
 
 for _name in _METHODS:
     globals()[_name] = _forward(_name)
+
+
+def tensordot(a, b, dims=2):
+    """Contract ``dims`` (an int: the last dims of ``a`` with the first of ``b``; or two
+    lists of dims) as ``torch.tensordot``.
+
+    >>> import fgrad as fg
+    >>> tensordot(fg.ones(2, 3), fg.ones(3, 4), dims=1).shape
+    fgrad.Size([2, 4])
+    """
+    if not isinstance(dims, (int, np.integer)):
+        dims = tuple(tuple(int(d) for d in side) for side in dims)
+    return apply(ops.tensordot, (_tensor(a), _tensor(b)), (dims,))
+
+
+def einsum(equation, *operands):
+    """``torch.einsum``: the operands may also be given as one list.
+
+    >>> import fgrad as fg
+    >>> einsum("ij,kj->ik", fg.ones(2, 3), fg.ones(4, 3)).shape
+    fgrad.Size([2, 4])
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return apply(ops.einsum, tuple(_tensor(x) for x in operands), (str(equation),))
 
 
 def cat(tensors, dim=0):
@@ -85,5 +111,5 @@ def is_floating_point(t):
     return t.is_floating_point()
 
 
-__all__ = [*_METHODS, "cat", "concat", "concatenate", "stack", "where", "is_tensor",
-           "is_floating_point"]
+__all__ = [*_METHODS, "tensordot", "einsum", "cat", "concat", "concatenate", "stack",
+           "where", "is_tensor", "is_floating_point"]

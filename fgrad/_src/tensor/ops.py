@@ -554,6 +554,11 @@ mv = Op("MvBackward0", _matmul)
 dot = Op("DotBackward0", _matmul)
 bmm = Op("BmmBackward0", _matmul)
 outer = Op("MulBackward0", lambda x, y: linalg.outer(*promote(x, y)))
+# PyTorch computes these three through matrix products and reshapes: ViewBackward0.
+inner = Op("ViewBackward0", lambda x, y: linalg.inner(*promote(x, y)))
+tensordot = Op("ViewBackward0", lambda x, y, axes: linalg.tensordot(*promote(x, y), axes))
+einsum = Op("ViewBackward0", lambda *args: linalg.einsum(args[-1], *promote(*args[:-1])))
+logaddexp = Op("LogaddexpBackward0", lambda x, y: fnp.logaddexp(*promote(x, y, to_float=True)))
 
 # --------------------------------------------------------------------------- nn
 

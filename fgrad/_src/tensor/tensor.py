@@ -949,6 +949,39 @@ class Tensor:
     def repeat(self, *sizes):
         return apply(ops.repeat, (self,), (_dims(sizes),))
 
+    def tile(self, *dims):
+        """``repeat`` with ``dims`` padded with leading 1s to this tensor's rank.
+
+        >>> import fgrad as fg
+        >>> fg.ones(2, 3).tile(2).shape
+        fgrad.Size([2, 6])
+        """
+        dims = _dims(dims)
+        return self.repeat((1,) * (self._value.ndim - len(dims)) + dims)
+
+    def broadcast_to(self, *shape):
+        return self.expand(*shape)
+
+    def ravel(self):
+        return self.reshape(-1)
+
+    def movedim(self, source, destination):
+        """Move the dims ``source`` to the positions ``destination`` (ints or sequences),
+        keeping the others in order (``torch.movedim``, ``np.moveaxis``)."""
+        one = isinstance(source, (int, np.integer))
+        sources = [_wrap_dim(self, d) for d in ((source,) if one else source)]
+        one = isinstance(destination, (int, np.integer))
+        targets = [_wrap_dim(self, d) for d in ((destination,) if one else destination)]
+        if len(sources) != len(targets) or len(set(sources)) != len(sources) or len(
+                set(targets)) != len(targets):
+            raise RuntimeError(f"movedim: invalid source {source} or destination {destination}")
+        rest = iter(d for d in range(self._value.ndim) if d not in sources)
+        placed = dict(zip(targets, sources))
+        order = [placed[d] if d in placed else next(rest) for d in range(self._value.ndim)]
+        return self.permute(*order)
+
+    moveaxis = movedim
+
     def flip(self, *dims):
         return apply(ops.flip, (self,), (_dims(dims),))
 
@@ -1077,6 +1110,13 @@ class Tensor:
 
     def outer(self, other):
         return apply(ops.outer, (self, other))
+
+    def inner(self, other):
+        """The sum of products over the last dims (``torch.inner``, ``np.inner``)."""
+        return apply(ops.inner, (self, _operand(other)))
+
+    def logaddexp(self, other):
+        return apply(ops.logaddexp, (self, _operand(other)))
 
     # ------------------------------------------------------------------ nn-style methods
 
