@@ -1448,3 +1448,13 @@ def test_section_2_functions_on_tensors():
     np.testing.assert_allclose(a.grad.numpy(), np.tile([4.0, 0.0, -4.0], (2, 1)))
     np.testing.assert_allclose(b.grad.numpy(), np.tile([5.0, 7.0, 9.0], (4, 1)))
     assert fg.ones(2, 3, 4).movedim((0, 1), (2, 0)).shape == (3, 4, 2)
+
+
+def test_device_equality_with_non_tensors_and_arange_step_as_in_pytorch():
+    t = fg.tensor([1.0, 2.0])
+    assert t.device == "cpu" and t.device.type == "cpu" and repr(t.device) == "device(type='cpu')"
+    assert fg.ones(1).to(t.device).device.type == "cpu"
+    assert (t == None) is False and (t != None) is True and (t == "a") is False  # noqa: E711
+    assert (t == [1.0, 3.0]).tolist() == [True, False]
+    with pytest.raises(RuntimeError, match="step must be nonzero"):
+        fg.arange(0, 1, 0)

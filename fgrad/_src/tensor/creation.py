@@ -241,6 +241,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     args = [a.item() if isinstance(a, Tensor) else a for a in (start, end, step)]
+    if args[2] == 0:
+        raise RuntimeError("arange: step must be nonzero")
     is_int = all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args)
     default = np.int64 if is_int else DEFAULT_FLOAT
     if is_int:

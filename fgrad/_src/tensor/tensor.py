@@ -62,6 +62,24 @@ def _operand(x):
     return Tensor._wrap(_as_array(x))
 
 
+class Device(str):
+    """The one device, ``"cpu"``: a string (so ``t.device == "cpu"``) with PyTorch's
+    ``type`` and ``index`` attributes.
+
+    >>> CPU.type, CPU == "cpu", CPU
+    ('cpu', True, device(type='cpu'))
+    """
+
+    type = property(lambda self: "cpu")
+    index = None
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+
+CPU = Device("cpu")
+
+
 def check_device(device, what):
     """Refuse every device but the CPU: ``None``, ``"cpu"``, ``"cpu:0"`` or an object whose
     ``type`` is ``"cpu"`` pass; ``what`` names the action in the error.
@@ -98,6 +116,14 @@ def _wrap_dim(t, dim):
         raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, "
                          f"{ndim - 1}], but got {dim})")
     return dim % ndim
+
+
+def _comparable(other):
+    """Whether ``==``/``!=`` compare elementwise: tensors, arrays, numbers and (nested)
+    sequences do; None, strings and other objects are simply unequal."""
+    return other is not None and not isinstance(other, (str, bytes)) and (
+        isinstance(other, (Tensor, np.ndarray, np.generic, numbers.Number, list, tuple))
+        or isinstance(other, Tracer))
 
 
 def _clamp_bounds(x, low, high):
@@ -322,7 +348,8 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        """Always the CPU: ``str(t.device) == "cpu"`` and ``t.device.type == "cpu"``."""
+        return CPU
 
     is_cuda = False
     is_sparse = False
@@ -551,9 +578,13 @@ class Tensor:
     __rxor__ = __xor__
 
     def __eq__(self, other):
+        if not _comparable(other):
+            return False  # PyTorch's answer for None, strings and other objects
         return apply(ops.eq, (self, _operand(other)))
 
     def __ne__(self, other):
+        if not _comparable(other):
+            return True
         return apply(ops.ne, (self, _operand(other)))
 
     def __lt__(self, other):
