@@ -1458,3 +1458,21 @@ def test_device_equality_with_non_tensors_and_arange_step_as_in_pytorch():
     assert (t == [1.0, 3.0]).tolist() == [True, False]
     with pytest.raises(RuntimeError, match="step must be nonzero"):
         fg.arange(0, 1, 0)
+
+
+def test_maximum_and_minimum_split_ties_as_pytorch_whatever_requires_grad():
+    nan = float("nan")
+    a = fg.tensor([1.0, 2.0, 3.0, nan], requires_grad=True)
+    fg.maximum(a, fg.tensor([1.0, 0.0, 5.0, 1.0])).sum().backward()
+    assert a.grad.tolist() == [0.5, 1.0, 0.0, 1.0]
+    a.grad = None
+    b = fg.tensor([1.0, 0.0, 5.0, 1.0], requires_grad=True)
+    out = a.minimum(b)
+    out.sum().backward()
+    assert a.grad.tolist() == [0.5, 0.0, 1.0, 1.0] and b.grad.tolist() == [0.5, 1.0, 0.0, 1.0]
+    assert type(out.grad_fn).__name__ == "MinimumBackward0"
+    rows = fg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    col = fg.tensor([2.0, 2.0], requires_grad=True)  # broadcast: its gradient is summed
+    fg.maximum(rows, col).sum().backward()
+    assert rows.grad.tolist() == [[0.0, 0.5], [1.0, 1.0]] and col.grad.tolist() == [1.0, 0.5]
+    assert fg.maximum(fg.tensor([1, 5]), fg.tensor([3, 3])).tolist() == [3, 5]

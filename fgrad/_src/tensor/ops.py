@@ -78,8 +78,41 @@ mul = Op("MulBackward0", _binary(fnp.multiply))
 div = Op("DivBackward0", _binary(fnp.divide, to_float=True))
 # PyTorch computes ``2 / x`` as ``reciprocal(x) * 2``, hence MulBackward0.
 rdiv = Op("MulBackward0", lambda x, y: _binary(fnp.divide, to_float=True)(y, x))
-maximum = Op("MaximumBackward0", _binary(fnp.maximum))
-minimum = Op("MinimumBackward0", _binary(fnp.minimum))
+
+
+def _tie_split(pick, loses):
+    """PyTorch's maximum/minimum of two same-shape float operands: the gradient goes to the
+    winner and is halved on a tie, also against a constant (fgrad.numpy's minimum-norm rule
+    would give the differentiated side all or nothing, docs/kinks.md); where one is nan,
+    both sides get it, as in PyTorch."""
+
+    @custom_vjp
+    def split(x, y):
+        return pick(x, y)
+
+    def fwd(x, y):
+        return pick(x, y), (x, y)
+
+    def bwd(operands, ct):
+        x, y = operands
+        unless_lost = fnp.where(fnp.equal(x, y), fnp.multiply(ct, 0.5), ct)
+        return (fnp.where(loses(x, y), 0.0, unless_lost),
+                fnp.where(loses(y, x), 0.0, unless_lost))
+
+    split.defvjp(fwd, bwd)
+
+    def op(x, y):
+        x, y = promote(x, y)
+        if get_aval(x).dtype.kind != "f":
+            return pick(x, y)
+        shape = np.broadcast_shapes(get_aval(x).shape, get_aval(y).shape)
+        return split(fnp.broadcast_to(x, shape), fnp.broadcast_to(y, shape))
+
+    return op
+
+
+maximum = Op("MaximumBackward0", _tie_split(fnp.maximum, fnp.less))
+minimum = Op("MinimumBackward0", _tie_split(fnp.minimum, fnp.greater))
 atan2 = Op("Atan2Backward0", _binary(fnp.arctan2, to_float=True))
 fmod = Op("FmodBackward0", _binary(fnp.fmod))
 

@@ -132,13 +132,18 @@ def _clamp_bounds(x, low, high):
     return (x, *bounds), (low is not None, high is not None)
 
 
-def _dim_param(dim):
-    """A reduction's ``dim``: None, an int, or a tuple; an empty list or tuple means every
-    dim, as in PyTorch (``x.sum(dim=[])`` is the sum of all elements)."""
+def _dim_param(t, dim):
+    """A reduction's ``dim`` of ``t``: None, an int, or a tuple; an empty list or tuple
+    means every dim, as in PyTorch (``x.sum(dim=[])`` is the sum of all elements). A dim
+    out of range raises PyTorch's IndexError."""
     if dim is None:
         return None
     if isinstance(dim, (list, tuple)):
-        return tuple(int(d) for d in dim) or None
+        dims = tuple(int(d) for d in dim)
+        for d in dims:
+            _wrap_dim(t, d)
+        return dims or None
+    _wrap_dim(t, dim)
     return int(dim)
 
 
@@ -813,14 +818,14 @@ class Tensor:
 
     def sum(self, dim=None, keepdim=False, dtype=None):
         dtype = None if dtype is None else as_dtype(dtype).dtype
-        return apply(ops.sum_, (self,), (_dim_param(dim), keepdim, dtype))
+        return apply(ops.sum_, (self,), (_dim_param(self, dim), keepdim, dtype))
 
     def mean(self, dim=None, keepdim=False, dtype=None):
         dtype = None if dtype is None else as_dtype(dtype).dtype
-        return apply(ops.mean, (self,), (_dim_param(dim), keepdim, dtype))
+        return apply(ops.mean, (self,), (_dim_param(self, dim), keepdim, dtype))
 
     def prod(self, dim=None, keepdim=False):
-        return apply(ops.prod, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.prod, (self,), (_dim_param(self, dim), keepdim))
 
     def max(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
@@ -839,37 +844,37 @@ class Tensor:
         return _MinMax(values, indices, "min")
 
     def amax(self, dim=(), keepdim=False):
-        return apply(ops.amax, (self,), (_dim_param(dim) if dim != () else None, keepdim))
+        return apply(ops.amax, (self,), (_dim_param(self, dim) if dim != () else None, keepdim))
 
     def amin(self, dim=(), keepdim=False):
-        return apply(ops.amin, (self,), (_dim_param(dim) if dim != () else None, keepdim))
+        return apply(ops.amin, (self,), (_dim_param(self, dim) if dim != () else None, keepdim))
 
     def argmax(self, dim=None, keepdim=False):
-        return apply(ops.argmax, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.argmax, (self,), (_dim_param(self, dim), keepdim))
 
     def argmin(self, dim=None, keepdim=False):
-        return apply(ops.argmin, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.argmin, (self,), (_dim_param(self, dim), keepdim))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return apply(ops.var, (self,), (_dim_param(dim), _correction(unbiased, correction),
+        return apply(ops.var, (self,), (_dim_param(self, dim), _correction(unbiased, correction),
                                         keepdim))
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return apply(ops.std, (self,), (_dim_param(dim), _correction(unbiased, correction),
+        return apply(ops.std, (self,), (_dim_param(self, dim), _correction(unbiased, correction),
                                         keepdim))
 
     def all(self, dim=None, keepdim=False):
-        return apply(ops.all_, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.all_, (self,), (_dim_param(self, dim), keepdim))
 
     def any(self, dim=None, keepdim=False):
-        return apply(ops.any_, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.any_, (self,), (_dim_param(self, dim), keepdim))
 
     def norm(self, p="fro", dim=None, keepdim=False):
         p = 2 if p in ("fro", None) else p
-        return apply(ops.norm, (self,), (p, _dim_param(dim), keepdim))
+        return apply(ops.norm, (self,), (p, _dim_param(self, dim), keepdim))
 
     def logsumexp(self, dim, keepdim=False):
-        return apply(ops.logsumexp, (self,), (_dim_param(dim), keepdim))
+        return apply(ops.logsumexp, (self,), (_dim_param(self, dim), keepdim))
 
     def cumsum(self, dim):
         return apply(ops.cumsum, (self,), (_wrap_dim(self, dim),))
