@@ -1406,7 +1406,8 @@ def test_reduction_dims_norm_split_and_tensor_clamp_follow_pytorch():
     x.norm(p=float("-inf")).backward()  # the smallest |x|
     assert x.grad.tolist() == [[0.0, 0.0], [1.0, 0.0]]
     assert x.norm(p=float("-inf"), dim=1).tolist() == [1.0, 0.5]
-    for reduce in (lambda: x.max(dim=2), lambda: x.min(dim=-3)):
+    for reduce in (lambda: x.max(dim=2), lambda: x.min(dim=-3), lambda: x.sum(dim=2),
+                   lambda: x.std(dim=(0, -3)), lambda: x.norm(dim=2), lambda: x.amax(dim=5)):
         with pytest.raises(IndexError, match="Dimension out of range"):
             reduce()
     ones = fg.ones(2, 3)  # an empty dim list reduces every dim
