@@ -249,3 +249,12 @@ def test_a_python_int_beyond_int64_is_a_named_error_on_every_backend():
             assert f(2 ** 62, np.ones(2)).tolist() == [2.0 ** 62] * 2
         finally:
             fg.config.update("backend", "numba")
+
+
+def test_jit_captures_closed_over_arrays_when_it_traces():
+    weights = np.array([1.0, 2.0])
+    jf = fg.jit(lambda x: fnp.sum(x * weights))
+    assert jf(np.ones(2)) == 3.0
+    weights[:] = [5.0, 7.0]  # as in JAX: the traced program keeps the values it saw
+    assert jf(np.ones(2)) == 3.0
+    assert fg.jit(lambda x: fnp.sum(x * weights))(np.ones(2)) == 12.0

@@ -304,6 +304,8 @@ def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
     arguments: the program may write a result of the same shape and dtype into a
     donated array instead of a new one (``params = step(params, ...)`` then updates
     the parameters in place), so after the call a donated array holds undefined values.
+    NumPy arrays the function closes over are captured (copied) when it is traced, as in
+    JAX: pass values that change between calls as arguments.
 
     >>> import fgrad.numpy as fnp
     >>> f = jit(lambda x: fnp.sum(x * 2.0))
