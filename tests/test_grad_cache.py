@@ -252,3 +252,16 @@ def test_a_large_constant_is_read_only_while_grad_records_it():
     assert data.flags.writeable and data[0] == 1.0  # released after the call
     np.testing.assert_array_equal(fg.grad(lambda x: fnp.sum(x * data))(np.ones(100_000)), data)
     assert data.flags.writeable
+
+
+def test_a_large_view_written_through_its_base_keeps_the_value_it_was_used_with():
+    base = np.zeros(20_000)
+    view = base[:10_000]  # 80 kB: a view is copied, since its base could still be written
+
+    def f(x):
+        base[:] = 2.0
+        first = fnp.sum(x * view)
+        base[:] = 3.0
+        return first * fnp.sum(x * view)
+
+    np.testing.assert_allclose(fg.grad(f)(np.ones(10_000))[:3], [120_000.0] * 3)

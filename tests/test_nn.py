@@ -1184,3 +1184,15 @@ def test_load_state_dict_assign_takes_the_loaded_values_themselves():
         model.load_state_dict({"weight": fg.ones(1, 1, dtype=fg.int64), "bias": fg.ones(1)},
                               assign=True)
     assert model.weight.item() == 5.0  # a failed load changes nothing
+
+
+def test_tensors_built_from_lists_of_traced_values_and_jacobians_of_tensor_outputs():
+    x = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(fg.grad(lambda a: fg.tensor([a[0], a[1]]).sum())(x),
+                                  [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(fg.jit(fg.grad(lambda a: fg.FloatTensor([a[0], a[1]]).sum()))(
+        x), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(fg.hessian(lambda a: fg.tensor(a).pow(3).sum())(np.ones(2)),
+                               6 * np.eye(2))
+    np.testing.assert_allclose(fg.jacrev(lambda a: fg.tensor(a).tanh())(np.zeros(2)), np.eye(2))
+    np.testing.assert_allclose(fg.jacfwd(lambda a: fg.tensor(a) * 2)(np.zeros(2)), 2 * np.eye(2))

@@ -1266,3 +1266,20 @@ def test_remainder_and_floor_divide_gradients():
     dx, dy = fg.jit(fg.grad(lambda a, b: fnp.sum(a // b), argnums=(0, 1)))(x, y)
     np.testing.assert_array_equal(dx, np.zeros(3))
     np.testing.assert_array_equal(dy, np.zeros(3))
+
+
+def test_integer_division_at_int64_min_and_huge_python_exponents():
+    x = np.array([-2**63, -7, 7, 2**63 - 1, -2**63], dtype=I64)
+    y = np.array([3, 2, -2, -1, -1], dtype=I64)
+    want = np.array([-3074457345618258602, -3, -3, -(2**63 - 1), -2**63], dtype=I64)
+    for div in (lax.div, fg.jit(lax.div)):  # truncating; x / -1 negates (and wraps)
+        np.testing.assert_array_equal(div(x, y), want)
+    check_against_numpy(fnp.floor_divide, np.floor_divide, (x[:1], np.array([3])),
+                        what="INT64_MIN // 3")
+    v = np.array([0.5, 1.0, 2.0])
+    for e in (2**63, -2**100):
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(fg.jit(lambda a, e=e: a ** e)(v), v ** e)
+    # a rule's eq(2.0, 0) of two Python scalars (pow's JVP with a Python-float argument)
+    assert fg.jit(fg.grad(lambda s: s ** 2.0))(2.0) == 4.0
+    np.testing.assert_allclose(fg.jit(fg.grad(lambda s: 2.0 ** s))(2.0), 4 * np.log(2.0))

@@ -545,7 +545,7 @@ def _jacobian_setup(f, argnums, args, kwargs, name):
         full = list(args)
         for n, a in zip(nums, tree_unflatten(in_tree, leaves)):
             full[n] = a
-        out_leaves, store["tree"] = tree_flatten(f(*full, **kwargs))
+        out_leaves, store["tree"] = _flatten_output(f(*full, **kwargs))
         return out_leaves
 
     return single, diff_flat, in_tree, f_flat, store

@@ -489,11 +489,16 @@ def unary_i(code, r, a):
 
 @kernel(inline="always")
 def _idiv(u, v):
-    # Truncating division; x / 0 is 0 (the reference's convention).
+    # Truncating division; x / 0 is 0 (the reference's convention). NB: no abs(), which
+    # wraps at INT64_MIN; x / -1 negates without dividing (INT64_MIN // -1 traps).
     if v == 0:
         return u - u
-    q = abs(u) // abs(v)
-    return q if (u < 0) == (v < 0) else -q
+    if v == -1:
+        return -u
+    q = u // v  # Python's floor division: round toward zero instead
+    if q * v != u and (u < 0) != (v < 0):
+        q += 1
+    return q
 
 
 @kernel(inline="always")

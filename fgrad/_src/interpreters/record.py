@@ -180,11 +180,13 @@ class RecordTrace(core.Trace):
 
     def _pin(self, array):
         """A writeable array used as a constant must keep its value until the gradient
-        program has run: a small one is copied; a large one (copying it on every call
-        costs more than the rest of a small gradient) is made read-only until ``record``
-        returns, so ``f`` writing into it after using it raises instead of changing the
-        gradient silently."""
-        if array.nbytes <= PIN_COPY_MAX:
+        program has run: a small one or a view is copied; a large one that owns its memory
+        (copying it on every call costs more than the rest of a small gradient) is made
+        read-only until ``record`` returns, so ``f`` writing into it after using it raises
+        instead of changing the gradient silently."""
+        if array.nbytes <= PIN_COPY_MAX or array.base is not None:
+            # NB: a view is copied: making it read-only would not stop writes through its
+            # base. (A view made earlier of a pinned array can still write into it.)
             return array.copy()
         array.flags.writeable = False
         self.recording.pinned.append(array)

@@ -38,6 +38,9 @@ def _match(x, y):
         y = _scalar_like(y, x)
     elif x_scalar and y_scalar:
         x, y = core.to_numpy(x), core.to_numpy(y)
+        if x.dtype != y.dtype:  # e.g. a rule's eq(2.0, 0): both in their common dtype
+            dtype = np.result_type(x, y)
+            x, y = np.asarray(x, dtype), np.asarray(y, dtype)
     x_shape, y_shape = core.get_aval(x).shape, core.get_aval(y).shape
     if x_shape != y_shape:
         if x_shape == ():
@@ -84,8 +87,12 @@ batching.defbatch_elementwise(mul_p)
 
 def _div_impl(x, y):
     if np.asarray(x).dtype.kind in "iu":
-        q = np.abs(x) // np.where(y == 0, 1, np.abs(y))
-        return np.where(y == 0, 0, np.sign(x) * np.sign(y) * q)
+        # Truncating division, x / 0 = 0. NB: no abs(), which wraps at INT64_MIN: floor
+        # division rounded toward zero; x / -1 negates (INT64_MIN // -1 would overflow).
+        safe = np.where((y == 0) | (y == -1), 1, y)
+        q = x // safe
+        q = q + ((q * safe != x) & ((x < 0) != (safe < 0)))
+        return np.where(y == 0, 0, np.where(y == -1, np.negative(x), q)).astype(q.dtype)
     return np.divide(x, y)
 
 

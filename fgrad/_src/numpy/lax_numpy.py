@@ -479,6 +479,9 @@ def reciprocal(x):
     return lax.div(lax.full_like(x, 1), x)
 
 
+_INT_POW_MAX = 2 ** 31  # integer_pow's exponent is a static int64 of the program
+
+
 def power(x, y):
     """``x ** y`` with NumPy promotion; integer powers of arrays use ``integer_pow``.
 
@@ -487,7 +490,8 @@ def power(x, y):
     """
     if y.__class__ is int and y == 2 and isinstance(x, Tracer) and x.aval.dtype.kind == "f":
         return lax.square(x)  # NB: the common `x ** 2` of a float tracer, checked first
-    if isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float)):
+    if (isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float))
+            and -_INT_POW_MAX <= y <= _INT_POW_MAX):  # NB: larger ones go the general way
         x = _operand(x)
         kind = get_aval(x).dtype.kind
         if kind == "b":

@@ -63,6 +63,16 @@ def _infer(data, dtype=None):
     return arr
 
 
+def _holds_tracer(data):
+    """Whether nested lists/tuples hold a tracer, bare or in a Tensor."""
+    for item in data:
+        value = item._value if isinstance(item, Tensor) else item
+        if isinstance(value, Tracer) or (isinstance(value, (list, tuple))
+                                         and _holds_tracer(value)):
+            return True
+    return False
+
+
 def _unwrap(item):
     if isinstance(item, Tensor):
         return item._value
@@ -99,6 +109,10 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """
     if isinstance(data, Tracer):  # under fg.grad / fg.jit: a Tensor holding the tracer
         return _traced_tensor(data, dtype, requires_grad)
+    if isinstance(data, (list, tuple)) and _holds_tracer(data):  # [a[0], a[1]] of a tracer
+        from fgrad._src.numpy import lax_numpy as fnp
+
+        return _traced_tensor(fnp.array(_unwrap(data)), dtype, requires_grad)
     return _finish(_infer(data, dtype), dtype, requires_grad, device)
 
 

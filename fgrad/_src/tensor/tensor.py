@@ -168,6 +168,15 @@ class Tensor:
         # fg.Tensor(data) -> float32 copy of data; fg.Tensor(2, 3) -> zeros of that shape.
         if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
             data = args[0]
+            from fgrad._src.tensor import creation
+
+            if isinstance(data, Tracer) or (isinstance(data, (list, tuple))
+                                            and creation._holds_tracer(data)):
+                # NB: under a transform: the values stay traced (see creation.tensor)
+                traced = creation.tensor(data, dtype=dtype or np.float32,
+                                         requires_grad=requires_grad)
+                self._init(traced._value, None, False, 0)
+                return
             value = np.array(data._value if isinstance(data, Tensor) else data)
         else:
             value = np.zeros(_dims(args), np.float32)
