@@ -1283,3 +1283,13 @@ def test_integer_division_at_int64_min_and_huge_python_exponents():
     # a rule's eq(2.0, 0) of two Python scalars (pow's JVP with a Python-float argument)
     assert fg.jit(fg.grad(lambda s: s ** 2.0))(2.0) == 4.0
     np.testing.assert_allclose(fg.jit(fg.grad(lambda s: 2.0 ** s))(2.0), 4 * np.log(2.0))
+
+
+def test_a_half_exponent_is_a_square_root_as_in_numpy():
+    x = np.array([-0.0, -np.inf, 4.0, -1.0, np.inf])
+    with np.errstate(all="ignore"):
+        want = x ** 0.5  # NumPy: sqrt, so -0.0 stays -0.0 and -inf gives nan
+        for got in (fnp.power(x, 0.5), fg.jit(lambda a: a ** 0.5)(x),
+                    fg.vmap(lambda a: a ** 0.5)(x)):
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
