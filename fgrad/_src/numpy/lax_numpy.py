@@ -490,10 +490,12 @@ def power(x, y):
     """
     if y.__class__ is int and y == 2 and isinstance(x, Tracer) and x.aval.dtype.kind == "f":
         return lax.square(x)  # NB: the common `x ** 2` of a float tracer, checked first
-    if y.__class__ is float and y == 0.5 and get_aval(_operand(x)).dtype.kind == "f":
-        # NB: NumPy computes a scalar 0.5 exponent as sqrt: (-0.0) ** 0.5 is -0.0 and
-        # (-inf) ** 0.5 is nan there, where pow() gives 0.0 and inf.
-        return lax.sqrt(_operand(x))
+    if y.__class__ is float and y == 0.5:
+        x = _operand(x)
+        if get_aval(x).dtype.kind == "f":
+            # NB: NumPy computes a scalar 0.5 exponent as sqrt: (-0.0) ** 0.5 is -0.0 and
+            # (-inf) ** 0.5 is nan there, where pow() gives 0.0 and inf.
+            return lax.sqrt(x)
     if (isinstance(y, int) and not isinstance(y, bool) and not isinstance(x, (int, float))
             and -_INT_POW_MAX <= y <= _INT_POW_MAX):  # NB: larger ones go the general way
         x = _operand(x)

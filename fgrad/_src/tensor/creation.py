@@ -63,14 +63,14 @@ def _infer(data, dtype=None):
     return arr
 
 
-def _holds_tracer(data):
-    """Whether nested lists/tuples hold a tracer, bare or in a Tensor."""
-    for item in data:
-        value = item._value if isinstance(item, Tensor) else item
-        if isinstance(value, Tracer) or (isinstance(value, (list, tuple))
-                                         and _holds_tracer(value)):
-            return True
-    return False
+def is_traced(data):
+    """Whether tensor data is a tracer, or nested lists/tuples holding one (bare or in a
+    Tensor)."""
+    if isinstance(data, Tensor):
+        data = data._value
+    if isinstance(data, Tracer):
+        return True
+    return isinstance(data, (list, tuple)) and any(is_traced(item) for item in data)
 
 
 def _unwrap(item):
@@ -107,12 +107,12 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     tensor([[1., 2.],
             [3., 4.]], requires_grad=True)
     """
-    if isinstance(data, Tracer):  # under fg.grad / fg.jit: a Tensor holding the tracer
-        return _traced_tensor(data, dtype, requires_grad)
-    if isinstance(data, (list, tuple)) and _holds_tracer(data):  # [a[0], a[1]] of a tracer
-        from fgrad._src.numpy import lax_numpy as fnp
+    if is_traced(data):  # under fg.grad / fg.jit: a Tensor holding the traced values
+        if not isinstance(data, Tracer):  # [a[0], a[1]] of a tracer
+            from fgrad._src.numpy import lax_numpy as fnp
 
-        return _traced_tensor(fnp.array(_unwrap(data)), dtype, requires_grad)
+            data = fnp.array(_unwrap(data))
+        return _traced_tensor(data, dtype, requires_grad)
     return _finish(_infer(data, dtype), dtype, requires_grad, device)
 
 

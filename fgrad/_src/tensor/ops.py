@@ -248,11 +248,17 @@ relu = Op("ReluBackward0", lambda x: fnp.maximum(x, fnp.zeros_like(x)) if get_av
 
 
 def _clamp(x, low, high):
+    return _clamp_between(x, None if low is None else _bound(low, x),
+                          None if high is None else _bound(high, x))
+
+
+def _clamp_between(x, low, high):
+    """``x`` clamped to bounds of its dtype (or None): the gradient reaches ``x`` where
+    ``low <= x <= high`` (PyTorch's clamp includes the bounds) and a bound where ``x``
+    passes it."""
     if low is not None:
-        low = _bound(low, x)
         x = fnp.where(fnp.less(x, low), low, x)
     if high is not None:
-        high = _bound(high, x)
         x = fnp.where(fnp.greater(x, high), high, x)
     return x
 
@@ -267,19 +273,13 @@ clamp = Op("ClampBackward1", _clamp)
 
 
 def _clamp_tensors(x, *rest):
-    """Clamp between tensor bounds (``has_low``/``has_high`` say which are given): the
-    gradient reaches ``x`` where ``low <= x <= high`` and a bound where ``x`` passes it, as
+    """Clamp between tensor bounds (``has_low``/``has_high`` say which are given), as
     PyTorch's (maximum/minimum would split a tie)."""
     *bounds, has_low, has_high = rest
     x, *bounds = promote(x, *bounds)
     bounds = iter(bounds)
-    if has_low:
-        low = next(bounds)
-        x = fnp.where(fnp.less(x, low), low, x)
-    if has_high:
-        high = next(bounds)
-        x = fnp.where(fnp.greater(x, high), high, x)
-    return x
+    return _clamp_between(x, next(bounds) if has_low else None,
+                          next(bounds) if has_high else None)
 
 
 clamp_tensors = Op("ClampBackward0", _clamp_tensors)

@@ -121,9 +121,8 @@ def _wrap_dim(t, dim):
 def _comparable(other):
     """Whether ``==``/``!=`` compare elementwise: tensors, arrays, numbers and (nested)
     sequences do; None, strings and other objects are simply unequal."""
-    return other is not None and not isinstance(other, (str, bytes)) and (
-        isinstance(other, (Tensor, np.ndarray, np.generic, numbers.Number, list, tuple))
-        or isinstance(other, Tracer))
+    return isinstance(other, (Tensor, Tracer, np.ndarray, np.generic, numbers.Number, list,
+                              tuple))
 
 
 def _clamp_bounds(x, low, high):
@@ -170,8 +169,7 @@ class Tensor:
             data = args[0]
             from fgrad._src.tensor import creation
 
-            if isinstance(data, Tracer) or (isinstance(data, (list, tuple))
-                                            and creation._holds_tracer(data)):
+            if creation.is_traced(data):
                 # NB: under a transform: the values stay traced (see creation.tensor)
                 traced = creation.tensor(data, dtype=dtype or np.float32,
                                          requires_grad=requires_grad)
@@ -853,10 +851,10 @@ class Tensor:
         return _MinMax(values, indices, "min")
 
     def amax(self, dim=(), keepdim=False):
-        return apply(ops.amax, (self,), (_dim_param(self, dim) if dim != () else None, keepdim))
+        return apply(ops.amax, (self,), (_dim_param(self, dim), keepdim))  # () is every dim
 
     def amin(self, dim=(), keepdim=False):
-        return apply(ops.amin, (self,), (_dim_param(self, dim) if dim != () else None, keepdim))
+        return apply(ops.amin, (self,), (_dim_param(self, dim), keepdim))  # () is every dim
 
     def argmax(self, dim=None, keepdim=False):
         return apply(ops.argmax, (self,), (_dim_param(self, dim), keepdim))
