@@ -1124,6 +1124,23 @@ def test_grad_mode_decorators_on_generators_hold_at_each_step():
     assert stop.value.value == "done"
 
 
+def test_relu_and_clamp_of_large_tensors_keep_nan_inf_and_signed_zeros():
+    # Their programs run NumPy's maximum/minimum against a dense zero made once (faster
+    # than a broadcast scalar): the values must be NumPy's, and no call may see another's.
+    x = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
+    x.flat[:5] = [np.nan, -np.inf, np.inf, -0.0, 0.0]
+    for _ in range(2):
+        t = fg.tensor(x, requires_grad=True)
+        relu = F.relu(t)
+        np.testing.assert_array_equal(relu.numpy(force=True), np.maximum(x, np.float32(0)))
+        clamped = t.clamp(max=0.0)
+        np.testing.assert_array_equal(clamped.numpy(force=True),
+                                      np.minimum(x, np.float32(0)))
+        (relu.sum() + clamped.sum()).backward()
+        assert t.grad.numpy()[1:, :].min() == 1.0  # one side takes every other element
+        relu.detach()[...] = 7.0  # a written output must not change the next call's zero
+
+
 def test_clamp_of_an_int_tensor_with_float_bounds_gives_floats():
     out = fg.tensor([1, 2]).clamp(0.5, 1.5)
     assert out.dtype == fg.float32 and out.tolist() == [1.0, 1.5]

@@ -256,6 +256,8 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
                 env[names[var]] = constants[var] = val
                 borrowed.add(var)
             continue
+        if eqn.primitive.name in _DENSE_OPERAND_PRIMITIVES:
+            _densify_constant_operands(eqn, constants, env, names)
         fn = f"f{k}"
         if view and eqn.primitive.name == "broadcast_in_dim":
             env[fn] = fast = impl  # np.broadcast_to: a view, never a copy
@@ -293,6 +295,31 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     fn = env[fname]
     fn.fresh_outputs = _fresh_outputs(jaxpr.outs, borrowed, root)
     return fn
+
+
+# NB: NumPy's maximum/minimum run ~3x slower when an operand is a broadcast scalar
+# (stride 0, as relu's zero is) than against a dense array of the output's shape.
+_DENSE_OPERAND_PRIMITIVES = frozenset({"max", "min"})
+_DENSE_CONSTANT_LIMIT = 1 << 22  # bytes: a larger zero stays a broadcast view
+
+
+def _densify_constant_operands(eqn, constants, env, names):
+    """Give ``eqn`` its constant operands (a broadcast view or a 0-d scalar) as dense,
+    read-only arrays of the output's shape, made once, when that is what NumPy runs
+    fastest: the same values, so the same results."""
+    aval = eqn.out_binders[0].aval
+    if aval.ndim == 0 or aval.size * aval.dtype.itemsize > _DENSE_CONSTANT_LIMIT:
+        return
+    for x in eqn.inputs:
+        if isinstance(x, core.Literal) or x not in constants:
+            continue
+        val = constants[x]
+        if not isinstance(val, np.ndarray) or val.dtype != aval.dtype or (
+                val.shape == aval.shape and 0 not in val.strides):
+            continue
+        dense = np.array(np.broadcast_to(val, aval.shape), copy=True)
+        dense.flags.writeable = False
+        constants[x] = env[names[x]] = dense
 
 
 def _fresh_outputs(outs, borrowed, root):
