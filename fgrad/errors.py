@@ -1,6 +1,13 @@
 """Exceptions raised by fgrad."""
 
 from fgrad._src.core import JaxprTypeError
-from fgrad._src.errors import ConcretizationError, UnexpectedTracerError
+from fgrad._src.errors import (
+    ConcretizationError,
+    TracerArrayConversionError,
+    UnexpectedTracerError,
+)
 
-__all__ = ["ConcretizationError", "JaxprTypeError", "UnexpectedTracerError"]
+__all__ = [
+    "ConcretizationError", "JaxprTypeError", "TracerArrayConversionError",
+    "UnexpectedTracerError",
+]

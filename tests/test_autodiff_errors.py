@@ -299,11 +299,11 @@ def test_docstring_examples_of_the_autodiff_modules():
     import doctest
 
     from fgrad import test_util
-    from fgrad._src import api, custom_derivatives
+    from fgrad._src import api, custom_derivatives, errors
     from fgrad._src import test_util as test_util_impl
     from fgrad._src.interpreters import ad
 
-    for module in (test_util, test_util_impl, api, custom_derivatives, ad):
+    for module in (test_util, test_util_impl, api, custom_derivatives, ad, errors):
         failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert tried > 0 and failures == 0, module.__name__
 

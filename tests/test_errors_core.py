@@ -181,6 +181,40 @@ def test_concretization_under_grad_of_jit():
         fg.grad(fg.jit(_branchy))(1.0)
 
 
+def _numpy_copy(x):
+    return fnp.sum(np.asarray(x) * x)  # the offending line
+
+
+@pytest.mark.parametrize("transform", [
+    lambda f: fg.grad(f),
+    lambda f: fg.value_and_grad(f),
+    lambda f: lambda x: fg.vjp(f, x),
+    lambda f: lambda x: fg.jvp(f, (x,), (np.ones_like(x),)),
+    lambda f: fg.jacrev(f),
+    lambda f: fg.hessian(f),
+], ids=["grad", "value_and_grad", "vjp", "jvp", "jacrev", "hessian"])
+def test_numpy_copy_of_a_differentiated_value_is_an_error_not_a_lost_gradient(transform):
+    # NumPy would get a constant copy: the gradient through it would be lost silently.
+    with pytest.raises(fg.errors.TracerArrayConversionError) as info:
+        transform(_numpy_copy)(np.array([0.5, 1.0, 2.0]))
+    assert isinstance(info.value, TypeError)
+    msg = str(info.value)
+    assert "np.asarray(x) * x" in msg and "fnp" in msg and "fg.stop_gradient" in msg, msg
+    with pytest.raises(fg.errors.TracerArrayConversionError):
+        fg.grad(lambda x: fnp.sum(np.array(x) ** 2))(np.ones(3, np.float32))
+
+
+def test_numpy_functions_and_integer_copies_still_work_under_grad():
+    x = np.array([0.5, 1.0, 2.0])
+    # NumPy functions dispatch to fgrad, so they differentiate.
+    np.testing.assert_allclose(fg.grad(lambda x: np.sum(np.sin(x)))(x), np.cos(x))
+    # Integer values carry no gradient: NumPy may copy them (indices, sizes).
+    index = fg.grad(lambda x: fnp.sum(x[np.asarray(fnp.argmax(x))]))(x)
+    np.testing.assert_array_equal(index, [0.0, 0.0, 1.0])
+    # float(x) is a constant, as PyTorch's .item() (docs/kinks.md).
+    assert float(fg.grad(lambda x: x * float(x))(3.0)) == 3.0
+
+
 # --------------------------------------------------------------------------- non-array leaves
 
 BAD_LEAVES = [("abc", "str"), (object(), "object"), ({"a": [1.0, "x"]}, "str"),

@@ -16,7 +16,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fgrad._src import config, dtypes
-from fgrad._src.errors import ConcretizationError, UnexpectedTracerError, user_frame_summary
+from fgrad._src.errors import (
+    ConcretizationError,
+    TracerArrayConversionError,
+    UnexpectedTracerError,
+    user_frame_summary,
+)
 
 # --------------------------------------------------------------------------- avals
 
@@ -533,6 +538,11 @@ class Tracer:
 
     def __array__(self, dtype=None, copy=None):
         val = np.asarray(self._concretize("np.asarray()"))
+        if val.dtype.kind == "f":
+            # NB: a concrete float tracer is being differentiated (eager grad/vjp/jvp): a
+            # NumPy copy would be a constant. float(x) and x.item() stay allowed, as
+            # PyTorch's .item() (docs/kinks.md); integer values index and branch freely.
+            raise TracerArrayConversionError(self.aval, user_frame_summary())
         return val if dtype is None else val.astype(dtype)
 
     def item(self):

@@ -28,6 +28,28 @@ class ConcretizationError(TypeError):
         )
 
 
+class TracerArrayConversionError(TypeError):
+    """``np.asarray``/``np.array`` of a float value being differentiated: NumPy would
+    get a constant copy and the gradient through it would silently be lost.
+
+    >>> import numpy as np, fgrad as fg
+    >>> try:
+    ...     fg.grad(lambda x: (np.asarray(x) * x).sum())(np.ones(2))
+    ... except fg.errors.TracerArrayConversionError as e:
+    ...     print("fg.stop_gradient" in str(e))
+    True
+    """
+
+    def __init__(self, aval, frame=None):
+        where = f"\n  at {frame.filename}:{frame.lineno}: {frame.line}" if frame else ""
+        super().__init__(
+            f"np.asarray()/np.array() of a value being differentiated ({aval.str_short()})"
+            f" would make a NumPy constant of it and drop its gradient.{where}\n"
+            "Use fgrad.numpy (import fgrad.numpy as fnp) for the computation, or "
+            "fg.stop_gradient(x) if a constant is what you want."
+        )
+
+
 class UnexpectedTracerError(Exception):
     """A tracer escaped the transform that created it."""
 
