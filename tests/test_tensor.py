@@ -518,6 +518,18 @@ def test_setitem_with_gradients():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 0.0])
 
 
+@pytest.mark.parametrize("other", [None, "1.5", 1j, np.complex128(1), object(),
+                                   np.array(["a"]), np.array([1 + 2j])],
+                         ids=["None", "str", "complex", "np.complex", "object", "str array",
+                              "complex array"])
+def test_operands_that_are_not_real_numbers_are_type_errors(other):
+    # They used to become nan (None, object), a parsed number ("1.5") or an internal error.
+    for op in (lambda t: t + other, lambda t: other * t, lambda t: fg.maximum(t, other),
+               lambda t: t @ other, lambda t: fg.tensor([1, 2]) - other):
+        with pytest.raises(TypeError, match="unsupported operand.*real numbers"):
+            op(fg.ones(2))
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

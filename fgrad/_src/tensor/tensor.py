@@ -55,11 +55,25 @@ def _scalar(x):
 
 
 def _operand(x):
+    """``x`` as an operand of a Tensor op: a Tensor, a real Python number, or a Tensor
+    made from a NumPy array (or nested lists) of numbers; anything else is a TypeError."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (builtins.bool, numbers.Number)) and not isinstance(x, np.ndarray):
+    if isinstance(x, numbers.Real) and not isinstance(x, np.ndarray):
         return _scalar(x)
-    return Tensor._wrap(_as_array(x))
+    if x is None or isinstance(x, (str, bytes, numbers.Number)):
+        raise TypeError(f"unsupported operand for a Tensor op: {_describe(x)}; fgrad Tensors "
+                        "combine with Tensors, real numbers and arrays of them")
+    arr = _as_array(x)
+    if not isinstance(arr, Tracer) and arr.dtype.kind not in "biuf":
+        raise TypeError(f"unsupported operand for a Tensor op: {_describe(x)} (NumPy dtype "
+                        f"{arr.dtype}); fgrad Tensors combine with Tensors, real numbers and "
+                        "arrays of them")
+    return Tensor._wrap(arr)
+
+
+def _describe(x):
+    return "None" if x is None else f"{type(x).__name__} {x!r:.40}"
 
 
 class Device(str):
