@@ -114,6 +114,42 @@ def test_debug_nans_names_the_primitive_eagerly_and_under_jit():
         fg.config.update("debug_nans", False)
 
 
+def test_debug_nans_covers_the_tensor_facade_forward_and_backward():
+    import pytest
+
+    x = fg.tensor([4.0, -1.0], requires_grad=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fg.log(x)  # a program cached before the flag is set must not skip the check
+        fg.config.update("debug_nans", True)
+        try:
+            with pytest.raises(FloatingPointError, match="'log' produced a NaN"):
+                fg.log(x)
+            with pytest.raises(FloatingPointError, match="'div' produced a NaN"):
+                fg.tensor([0.0]) / fg.tensor([0.0])
+            y = fg.tensor([0.0, 4.0], requires_grad=True)
+            with pytest.raises(FloatingPointError, match="produced a NaN"):
+                (fg.sqrt(y) * 0.0).sum().backward()  # 0 * inf in the backward
+        finally:
+            fg.config.update("debug_nans", False)
+        assert np.isnan(fg.log(x).detach().numpy()[1])  # off again: NaN, no error
+
+
+def test_config_flags_refuse_bad_values_when_set():
+    import pytest
+
+    for name, value in [("debug_nans", "no"), ("log_compiles", 1), ("jit_cache_size", -1),
+                        ("jit_cache_size", 0), ("jit_cache_size", "big"),
+                        ("jit_cache_size", True), ("backend", "gpu")]:
+        with pytest.raises(ValueError, match=name):
+            fg.config.update(name, value)
+    assert fg.config.read("jit_cache_size") == 256 and fg.config.read("debug_nans") is False
+    for name in (3, "foo", "interpreter"):
+        with pytest.raises(ValueError, match="unknown config flag.*known flags"):
+            fg.config.update(name, 1)
+        with pytest.raises(ValueError, match="unknown config flag.*known flags"):
+            fg.config.read(name)
+
+
 def test_repeated_structure_reuses_the_functions_program_without_a_lookup():
     fresh_cache()
     g = fg.grad(lambda x: fnp.sum(fnp.tanh(x) * x + fnp.sin(x) ** 2))

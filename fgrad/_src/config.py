@@ -36,6 +36,8 @@ class Flags:
 flags = Flags()
 
 _CHOICES = {"backend": ("numba", "reference")}
+_BOOLEANS = ("debug_nans", "log_compiles")
+_listeners: dict = {}  # flag name -> callbacks run after it changes
 
 
 def update(name: str, value):
@@ -43,12 +45,27 @@ def update(name: str, value):
 
     >>> update("log_compiles", False)
     """
-    if not hasattr(flags, name) or name == "interpreter":
-        known = ", ".join(sorted(set(vars(flags)) - {"interpreter"}))
-        raise ValueError(f"unknown config flag {name!r}; known flags: {known}")
+    _check_name(name)
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ValueError(f"config flag {name!r} must be one of {_CHOICES[name]}, got {value!r}")
+    if name in _BOOLEANS and not isinstance(value, bool):
+        raise ValueError(f"config flag {name!r} must be True or False, got {value!r}")
+    if name == "jit_cache_size" and (isinstance(value, bool) or not isinstance(value, int)
+                                     or value < 1):
+        raise ValueError(f"config flag 'jit_cache_size' must be a positive int (programs kept "
+                         f"per cache), got {value!r}")
     setattr(flags, name, value)
+    for callback in _listeners.get(name, ()):
+        callback()
+
+
+def on_update(name: str, callback):
+    """Call ``callback()`` after every ``update(name, ...)`` (caches that depend on a flag).
+
+    >>> on_update("log_compiles", lambda: None)
+    """
+    _check_name(name)
+    _listeners.setdefault(name, []).append(callback)
 
 
 def read(name: str):
@@ -57,4 +74,11 @@ def read(name: str):
     >>> read("debug_nans")
     False
     """
+    _check_name(name)
     return getattr(flags, name)
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not hasattr(flags, name) or name == "interpreter":
+        known = ", ".join(sorted(set(vars(flags)) - {"interpreter"}))
+        raise ValueError(f"unknown config flag {name!r}; known flags: {known}")

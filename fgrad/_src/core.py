@@ -469,11 +469,12 @@ class EvalTrace(Trace):
     def process_primitive(self, primitive, tracers, params):
         outs = apply_impl(primitive, tracers, params)
         if config.flags.debug_nans:
-            _check_nans(primitive, outs)
+            check_nans(primitive, outs)
         return outs
 
 
-def _check_nans(primitive, outs):
+def check_nans(primitive, outs):
+    """Raise ``FloatingPointError`` naming ``primitive`` if an output holds a NaN."""
     for out in outs:
         arr = np.asarray(out)
         if arr.dtype.kind == "f" and np.isnan(arr).any():

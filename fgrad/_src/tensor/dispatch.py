@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from fgrad._src import config
 from fgrad._src.core import Tracer as _Tracer
 from fgrad._src.nn.tracing import apply_traced as _apply_traced  # fg.nn.functional_call
 from fgrad._src.nn.tracing import state as _traced
@@ -20,6 +21,8 @@ from fgrad._src.tensor import grad_mode, graph, names, program
 
 Tensor = None  # set by fgrad._src.tensor.tensor once the class exists
 _cache: dict = {}
+# NB: programs are compiled with or without NaN checks (program.compile_jaxpr).
+config.on_update("debug_nans", _cache.clear)
 _state = grad_mode.state
 _ndarray = np.ndarray
 _asarray = np.asarray

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from fgrad._src import core, dtypes
+from fgrad._src import config, core, dtypes
 from fgrad._src.core import ShapedArray, get_aval
 from fgrad._src.interpreters import ad
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
@@ -206,7 +206,8 @@ _SPECIAL = {
 
 
 def compile_jaxpr(closed, name, copy_outputs=0, view=False):
-    """A Python function running ``closed`` with the NumPy implementations.
+    """A Python function running ``closed`` with the NumPy implementations (each checked
+    for NaNs, as eager code is, when ``debug_nans`` is on as it is made).
 
     With ``view`` (a view op's forward, like ``expand``) broadcasts stay NumPy views, so
     the result shares memory with its input as PyTorch's does.
@@ -221,6 +222,7 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     the backward walk hands such a gradient to a leaf's ``.grad`` without a copy.
     """
     jaxpr = closed.jaxpr
+    check_nans = config.flags.debug_nans
     env: dict = {"_np_array": np.array}
     names: dict = {}
     constants: dict = dict(zip(jaxpr.constvars, closed.consts))
@@ -263,6 +265,8 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
             env[fn] = fast = impl  # np.broadcast_to: a view, never a copy
         else:
             env[fn] = fast = _fast_impl(eqn, impl)
+        if check_nans:
+            env[fn] = _nan_checked(fast, eqn.primitive)
         call = [atom(x) for x in eqn.inputs]
         for pname, pval in eqn.params.items():
             env[f"p{k}_{pname}"] = pval
@@ -295,6 +299,16 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     fn = env[fname]
     fn.fresh_outputs = _fresh_outputs(jaxpr.outs, borrowed, root)
     return fn
+
+
+def _nan_checked(fn, primitive):
+    """``fn`` raising as eager fgrad.numpy does under ``debug_nans`` when it makes a NaN."""
+    def checked(*args, **params):
+        out = fn(*args, **params)
+        core.check_nans(primitive, out if primitive.multiple_results else [out])
+        return out
+
+    return checked
 
 
 # NB: NumPy's maximum/minimum run ~3x slower when an operand is a broadcast scalar
