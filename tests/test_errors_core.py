@@ -252,3 +252,46 @@ def test_unsupported_dtypes_are_a_clear_type_error():
             fnp.sin(bad)
         with pytest.raises(TypeError, match=str(bad.dtype)):
             fg.jit(lambda x: x)(bad)
+
+
+@pytest.mark.parametrize("make", [
+    fg.grad, fg.value_and_grad, fg.jit, fg.vmap, fg.make_jaxpr, fg.jacfwd, fg.jacrev,
+    fg.hessian, fg.custom_vjp, lambda f: fg.vjp(f, 1.0), lambda f: fg.jvp(f, (1.0,), (1.0,)),
+    lambda f: fg.custom_vjp(lambda x: x).defvjp(f, f),
+], ids=["grad", "value_and_grad", "jit", "vmap", "make_jaxpr", "jacfwd", "jacrev", "hessian",
+        "custom_vjp", "vjp", "jvp", "defvjp"])
+def test_a_transform_of_a_non_callable_is_an_error_when_made(make):
+    with pytest.raises(TypeError, match="expected a callable.*got int 3"):
+        make(3)
+
+
+def test_negative_repetitions_and_bad_axes_are_clear_errors():
+    a = np.arange(6.0).reshape(2, 3)
+    for call in (lambda: fnp.tile(a, -1), lambda: fg.jit(lambda a: fnp.tile(a, (2, -1)))(a)):
+        with pytest.raises(ValueError, match="tile: negative dimensions are not allowed"):
+            call()  # under jit it used to give an empty array
+    for call in (lambda: fnp.repeat(a, -1), lambda: fg.jit(lambda a: fnp.repeat(a, -2))(a)):
+        with pytest.raises(ValueError, match="repeat: negative dimensions are not allowed"):
+            call()
+    with pytest.raises(ValueError, match="negative dimensions are not allowed"):
+        fg.jit(lambda a: a.sum() + fnp.ones((2, -1)))(a)
+    with pytest.raises(TypeError, match="tile: reps must be an int or a tuple of ints"):
+        fnp.tile(a, 1.5)
+    assert fnp.tile(a, np.array([2, 1])).shape == (4, 3)  # an array of reps, as NumPy takes
+    with pytest.raises(TypeError, match="argmax: axis must be an int or None"):
+        fnp.argmax(a, axis=(0, 1))
+    with pytest.raises(TypeError, match="axis must be an int, a tuple of ints or None"):
+        fnp.sum(a, axis=1.0)
+    with pytest.raises(ValueError, match="'fro' for vectors"):
+        fnp.linalg.norm(np.ones(3), ord="fro")
+    with pytest.raises(ValueError, match="improper number of dimensions"):
+        fnp.linalg.norm(np.ones((2, 2, 2)), axis=(0, 1, 2))
+
+
+def test_index_errors_name_the_index_as_written():
+    a = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(IndexError, match="index -3 is out of bounds for axis of size 2"):
+        fnp.getitem(a, np.array([0, -3]))  # reported -1 (wrapped) before
+    with pytest.raises(IndexError, match="got a traced f64\\[\\] value"):
+        fg.jit(lambda a, i: a[i])(a, 1.0)  # named an internal tracer class before
+

@@ -247,6 +247,11 @@ def test_bad_argnums_are_clear_errors():
     with pytest.raises(ValueError, match="donate_argnums"):
         fg.jit(lambda x, y=1: x, donate_argnums=(0, 2))
     fg.jit(lambda *xs: xs[0], static_argnums=3)  # any position may exist
+    with pytest.raises(ValueError, match=r"static_argnames \['y'\] are not parameters"):
+        fg.jit(lambda x: x, static_argnames="y")
+    with pytest.raises(TypeError, match="static_argnames must be a str or a tuple of str"):
+        fg.jit(lambda x: x, static_argnames=0)
+    fg.jit(lambda x, **options: x, static_argnames="y")  # any keyword may exist
 
 
 def test_negative_static_and_donated_argnums_count_from_the_end():

@@ -11,7 +11,7 @@ import numpy as np
 
 from fgrad._src import core, dtypes, grad_cache
 from fgrad._src.core import Tracer, get_aval
-from fgrad._src.errors import ConcretizationError
+from fgrad._src.errors import ConcretizationError, check_callable
 from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import LEAF, tree_flatten, tree_unflatten
@@ -101,6 +101,7 @@ def vjp(f, *primals, has_aux=False):
     >>> [float(g) for g in f_vjp(np.float64(1.0))]
     [1.0]
     """
+    check_callable(f, "vjp")
     primals_flat, in_tree = tree_flatten(primals)
     _check_leaves(primals_flat, "vjp primals")
     f_aux = _split_aux(f, has_aux, "vjp")
@@ -265,6 +266,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
     >>> float(value), g
     (5.0, array([2., 4.]))
     """
+    check_callable(f, "value_and_grad")
     normalize = _argnums_normalizer(argnums)
     site = grad_cache.Site()  # this function's last recording and program
 
@@ -391,6 +393,7 @@ def grad(f, argnums=0, has_aux=False):
     >>> float(grad(lambda x: x ** 2)(4.0))
     8.0
     """
+    check_callable(f, "grad")
     value_and_grad_f = value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
@@ -411,6 +414,7 @@ def jvp(f, primals, tangents):
     >>> [float(v) for v in jvp(fnp.sin, (0.0,), (1.0,))]
     [0.0, 1.0]
     """
+    check_callable(f, "jvp")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples (one entry per argument)")
     primals_flat, in_tree = tree_flatten(tuple(primals))
@@ -569,6 +573,7 @@ def jacfwd(f, argnums=0):
     array([[2., 0.],
            [0., 2.]])
     """
+    check_callable(f, "jacfwd")
 
     @functools.wraps(f)
     def jacfun(*args, **kwargs):
@@ -604,6 +609,7 @@ def jacrev(f, argnums=0):
     >>> jacrev(lambda x: fnp.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
     """
+    check_callable(f, "jacrev")
 
     @functools.wraps(f)
     def jacfun(*args, **kwargs):
@@ -645,6 +651,7 @@ def hessian(f, argnums=0):
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
+    check_callable(f, "hessian")
     return jacfwd(jacrev(f, argnums), argnums)
 
 
@@ -662,6 +669,7 @@ def make_jaxpr(f, static_argnums=()):
         d:f64[] = reduce_sum[axes=(0,)] c
       in (d,) }
     """
+    check_callable(f, "make_jaxpr")
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     @functools.wraps(f)

@@ -15,6 +15,7 @@ import numpy as np
 
 from fgrad._src import core
 from fgrad._src.core import Tracer, get_aval
+from fgrad._src.errors import check_callable
 from fgrad._src.interpreters import ad, batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.lax.utils import primitive
@@ -138,6 +139,7 @@ class custom_vjp:
     """
 
     def __init__(self, fun):
+        check_callable(fun, "custom_vjp")
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.fwd = None
@@ -145,6 +147,8 @@ class custom_vjp:
 
     def defvjp(self, fwd, bwd):
         """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, ct) -> tuple``."""
+        check_callable(fwd, "custom_vjp.defvjp fwd")
+        check_callable(bwd, "custom_vjp.defvjp bwd")
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args, **kwargs):

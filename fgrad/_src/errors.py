@@ -60,3 +60,14 @@ def user_frame_summary():
         if not os.path.abspath(frame.filename).startswith(_FGRAD_DIR):
             return frame
     return None
+
+
+def check_callable(fun, what):
+    """Raise a ``TypeError`` naming ``what`` (``"grad"``, ``"jit"``, ...) unless ``fun`` is
+    callable, when the transform is made rather than at its first call.
+
+    >>> check_callable(len, "grad")
+    """
+    if not callable(fun):
+        raise TypeError(f"{what}: expected a callable (the function to transform), got "
+                        f"{type(fun).__name__} {fun!r:.60}")

@@ -20,6 +20,7 @@ from fgrad._src import config, core
 from fgrad._src.api import _check_leaves, flatten_fun
 from fgrad._src.backend import execute
 from fgrad._src.core import Tracer, get_aval
+from fgrad._src.errors import check_callable
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
 
@@ -285,6 +286,11 @@ def _static_both_ways(fun, static_argnums, static_argnames, donate_argnums):
                     f"jit: {what}={nums} names argument {max(nums)}, but "
                     f"{getattr(fun, '__name__', 'the function')} takes "
                     f"{len(positional)} positional argument(s); positions count from 0")
+    takes_any_keyword = params is None or any(p.kind == p.VAR_KEYWORD for p in params)
+    unknown = [n for n in static_argnames if n not in {p.name for p in params or ()}]
+    if unknown and not takes_any_keyword:
+        raise ValueError(f"jit: static_argnames {unknown} are not parameters of "
+                         f"{getattr(fun, '__name__', 'the function')}")
     nums, names = list(static_argnums), list(static_argnames)
     for i in static_argnums:
         if i < len(positional) and positional[i] not in names:
@@ -316,10 +322,15 @@ def jit(fun, static_argnums=(), static_argnames=(), donate_argnums=()):
     >>> p.tolist()
     [0.5, 0.5, 0.5]
     """
+    check_callable(fun, "jit")
     static_argnums = _argnums(static_argnums, "static_argnums")
     donate_argnums = _argnums(donate_argnums, "donate_argnums")
     if isinstance(static_argnames, str):
         static_argnames = (static_argnames,)
+    if not isinstance(static_argnames, (tuple, list)) or not all(
+            isinstance(name, str) for name in static_argnames):
+        raise TypeError(f"jit: static_argnames must be a str or a tuple of str (parameter "
+                        f"names), got {static_argnames!r}")
     static_argnums, static_argnames, donate_argnums = _static_both_ways(
         fun, static_argnums, tuple(static_argnames), donate_argnums)
     both = set(static_argnums) & set(donate_argnums)

@@ -15,6 +15,7 @@ import functools
 
 from fgrad._src.api import _check_leaves, flatten_fun
 from fgrad._src.core import Tracer, get_aval
+from fgrad._src.errors import check_callable
 from fgrad._src.interpreters import batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
@@ -38,6 +39,7 @@ def vmap(f, in_axes=0, out_axes=0):
     array([[2., 2., 2.],
            [2., 2., 2.]])
     """
+    check_callable(f, "vmap")
     _check_spec(in_axes, "in_axes")
     _check_spec(out_axes, "out_axes")
     if isinstance(in_axes, list):

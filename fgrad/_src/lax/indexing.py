@@ -135,11 +135,13 @@ def _gather_abstract(x, indices, *, axis):
     return ShapedArray(shape, x.dtype, x.weak_type)
 
 
-def check_indices_in_range(indices, size, what="index"):
-    """Raise ``IndexError`` unless every index lies in ``[0, size)``."""
+def check_indices_in_range(indices, size, what="index", negative=False):
+    """Raise ``IndexError`` unless every index lies in ``[0, size)`` (``[-size, size)``
+    with ``negative``: indices as the user wrote them, reported unwrapped)."""
     indices = np.asarray(indices)
-    if indices.size and (indices.min() < 0 or indices.max() >= size):
-        bad = indices[(indices < 0) | (indices >= size)].flat[0]
+    low = -size if negative else 0
+    if indices.size and (indices.min() < low or indices.max() >= size):
+        bad = indices[(indices < low) | (indices >= size)].flat[0]
         raise IndexError(f"{what} {bad} is out of bounds for axis of size {size}")
 
 

@@ -35,6 +35,9 @@ def full_like(x, fill_value, dtype=None):
 def _broadcast_in_dim_abstract(x, *, shape, broadcast_dimensions):
     if len(broadcast_dimensions) != x.ndim:
         raise ValueError(f"broadcast_in_dim: {x} needs {x.ndim} broadcast dimensions")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"negative dimensions are not allowed (broadcast_in_dim to shape "
+                         f"{tuple(shape)})")
     for i, d in enumerate(broadcast_dimensions):
         if not 0 <= d < len(shape) or x.shape[i] not in (1, shape[d]):
             raise ValueError(f"broadcast_in_dim: cannot broadcast {x} to shape {shape}")

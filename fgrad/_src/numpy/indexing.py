@@ -161,7 +161,7 @@ def getitem(x, idx):
         else:
             raise IndexError(
                 f"only integers, slices (`:`), ellipsis (`...`), None and integer or boolean "
-                f"arrays are valid indices, got {type(item).__name__}"
+                f"arrays are valid indices, got {_index_kind(item)}"
             )
     if flips:
         x = lax.rev(x, flips)
@@ -170,6 +170,14 @@ def getitem(x, idx):
     if advanced:
         return _advanced(x, advanced, separated)
     return lax.squeeze(x, squeeze_dims)
+
+
+def _index_kind(item) -> str:
+    """What an invalid index is, for the error: a traced value by its type, e.g. 'a traced
+    f64[] value'."""
+    if isinstance(item, Tracer):
+        return f"a traced {get_aval(item).str_short()} value"
+    return type(item).__name__
 
 
 def _is_integer(item) -> bool:
@@ -185,7 +193,7 @@ def _normalize_index_array(index, n):
         negative = lax.lt(index, 0)
         return lax.select_n(negative, index, lax.add(index, n))
     index = np.asarray(index, dtype=np.int64)
-    check_indices_in_range(np.where(index < 0, index + n, index), n, what="index")
+    check_indices_in_range(index, n, negative=True)
     return np.where(index < 0, index + n, index)
 
 

@@ -780,7 +780,12 @@ def _canonical_axis(axis, ndim, name="axis"):
     """Normalize ``axis`` (None, int, negative, tuple) to a sorted tuple of dims."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
     out = []
     for a in axes:
         if ndim:
@@ -978,6 +983,8 @@ def argmin(x, axis=None, keepdims=False):
 def _arg_reduce(x, axis, keepdims, lax_fn, name):
     x = _operand(x)
     aval = get_aval(x)
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int or None (one axis), got {axis!r}")
     axes = _canonical_axis(axis, aval.ndim) if axis is not None else None
     if aval.size == 0 and (axis is None or aval.shape[axes[0]] == 0):
         raise ValueError(f"attempt to get {name} of an empty sequence")
@@ -1260,7 +1267,15 @@ def tile(x, reps):
     array([1, 2, 1, 2])
     """
     x = _operand(x)
-    reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
+    if isinstance(reps, (int, np.integer)):
+        reps = (reps,)
+    elif isinstance(reps, (tuple, list, np.ndarray)):
+        reps = tuple(np.ravel(reps)) if isinstance(reps, np.ndarray) else tuple(reps)
+    if not isinstance(reps, tuple) or not builtins.all(
+            isinstance(r, (int, np.integer)) for r in reps):
+        raise TypeError(f"tile: reps must be an int or a tuple of ints, got {reps!r}")
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tile: negative dimensions are not allowed (reps {reps})")
     aval = get_aval(x)
     ndim = builtins.max(aval.ndim, len(reps))
     reps = (1,) * (ndim - len(reps)) + reps
@@ -1291,6 +1306,8 @@ def repeat(x, repeats, axis=None):
         index = np.repeat(np.arange(aval.shape[a]), counts)
         return lax.gather(x, index, a)
     repeats = int(repeats)
+    if repeats < 0:
+        raise ValueError(f"repeat: negative dimensions are not allowed (repeats {repeats})")
     shape = aval.shape[: a + 1] + (repeats,) + aval.shape[a + 1:]
     dims = tuple(range(a + 1)) + tuple(range(a + 2, aval.ndim + 1))
     out = lax.broadcast_in_dim(x, shape, dims)

@@ -145,6 +145,12 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if axis is None and ord not in (None, "fro") and aval.ndim > 1:
         raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
     axes = fnp._canonical_axis(axis, aval.ndim)
+    if (axis is not None and len(axes) > 2) or (ord == "fro" and len(axes) > 2):
+        raise ValueError(f"norm: improper number of dimensions to norm ({len(axes)}: a "
+                         "vector norm takes one axis, a matrix norm two)")
+    if ord == "fro" and len(axes) < 2:
+        raise ValueError("norm: invalid norm order 'fro' for vectors (it is a matrix norm: "
+                         "give a 2-D x or two axes)")
     if len(axes) == 2 and ord not in (None, "fro"):
         raise NotImplementedError(f"norm: the matrix norm ord={ord!r} (only 'fro' for 2 axes)")
     if ord is None or ord == 2 or ord == "fro":
