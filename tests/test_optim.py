@@ -377,6 +377,19 @@ def test_constructor_errors():
         optim.SGD([w * 2], lr=0.1)
     with pytest.raises(TypeError, match="floating point"):
         optim.SGD([fg.tensor([1, 2])], lr=0.1)
+    # Values that used to fail later, inside step(), or with an unrelated message:
+    with pytest.raises(ValueError, match="needs a 'params' entry.*'foo'"):
+        optim.SGD([{"foo": 1}], lr=0.1)
+    with pytest.raises(TypeError, match="lr must be a number, got str '0.1'"):
+        optim.SGD([w], lr="0.1")
+    with pytest.raises(TypeError, match="momentum must be a number"):
+        optim.SGD([{"params": [w], "momentum": None}], lr=0.1)
+    with pytest.raises(TypeError, match="betas must be a pair of numbers, got 0.9"):
+        optim.Adam([w], betas=0.9)
+    with pytest.raises(TypeError, match="weight_decay must be a number"):
+        optim.AdamW([w], weight_decay="0.01")
+    assert optim.Adam([w], betas=[0.8, 0.9]).param_groups[0]["betas"] == (0.8, 0.9)
+    assert float(optim.SGD([w], lr=fg.tensor(0.5)).param_groups[0]["lr"]) == 0.5
 
 
 def test_repr():

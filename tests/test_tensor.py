@@ -530,6 +530,25 @@ def test_operands_that_are_not_real_numbers_are_type_errors(other):
             op(fg.ones(2))
 
 
+def test_backward_and_autograd_grad_argument_errors():
+    x = fg.ones(3, requires_grad=True)
+    # A list of numbers as one output's gradient used to take its first number silently.
+    for call in (lambda: x.sum().backward([1.0, 1.0, 1.0]),
+                 lambda: (x * 2).backward([1.0, 1.0, 1.0])):
+        with pytest.raises(TypeError, match="gradients can be either Tensors or None, but "
+                                            "got list.*fg.tensor"):
+            call()
+    with pytest.raises(RuntimeError, match="got 1 gradients for 2 outputs"):
+        fg.autograd.grad([(x * 2).sum(), x.sum()], [x], grad_outputs=[None])
+    with pytest.raises(TypeError, match="outputs must be a Tensor or a sequence of Tensors, "
+                                        "got float"):
+        fg.autograd.grad(1.0, [x])
+    with pytest.raises(RuntimeError, match="grad requires non-empty inputs"):
+        fg.autograd.grad((x * 2).sum(), [])
+    (x * 2).backward(np.ones(3, np.float32))  # one array as the gradient: unambiguous
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

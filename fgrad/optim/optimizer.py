@@ -9,6 +9,7 @@ whose ``grad`` is None or that do not require grad (frozen) are skipped.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections import defaultdict
 
 import numpy as np
@@ -29,6 +30,18 @@ required = _Required()
 
 def _as_value(x):
     return x.item() if isinstance(x, Tensor) else x
+
+
+def _check_number(name, value):
+    """A numeric hyperparameter must be a real number (or a 0-d float Tensor, as PyTorch
+    allows for ``lr``), not a string or None that fails later inside ``step()``."""
+    if isinstance(value, Tensor):
+        if value.ndim == 0 and value.dtype.is_floating_point:
+            return
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return
+    raise TypeError(f"optimizer hyperparameter {name} must be a number, got "
+                    f"{type(value).__name__} {value!r:.40}")
 
 
 class Optimizer:
@@ -69,6 +82,9 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
         group = dict(param_group)
+        if "params" not in group:
+            raise ValueError(f"a parameter group needs a 'params' entry (the tensors to "
+                             f"optimize); got the keys {sorted(map(str, group))}")
         params = group.get("params")
         if isinstance(params, Tensor):
             params = [params]
@@ -95,11 +111,25 @@ class Optimizer:
                 raise ValueError(f"parameter group didn't specify a value of required "
                                  f"optimization parameter {name}")
             group.setdefault(name, default)
+        for name in self._numbers:
+            _check_number(name, group[name])
+        for name in self._pairs:
+            value = group[name]
+            if not (isinstance(value, (tuple, list)) and len(value) == 2):
+                raise TypeError(f"optimizer hyperparameter {name} must be a pair of numbers, "
+                                f"got {value!r:.40}")
+            for v in value:
+                _check_number(name, v)
+            group[name] = tuple(value)
         self._check_hyperparameters(group)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
+
+    # Hyperparameters that must be numbers, and pairs of numbers (per subclass).
+    _numbers: tuple = ()
+    _pairs: tuple = ()
 
     def _check_hyperparameters(self, group):
         pass

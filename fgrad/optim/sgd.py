@@ -32,6 +32,8 @@ class SGD(Optimizer):
     tensor([0.4600, 0.9200], requires_grad=True)
     """
 
+    _numbers = ("lr", "momentum", "dampening", "weight_decay")
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,

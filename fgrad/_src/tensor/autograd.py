@@ -13,6 +13,9 @@ def _as_tuple(x, what):
         return (x,)
     if x is None:
         return ()
+    if not isinstance(x, (tuple, list)):
+        raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got "
+                        f"{type(x).__name__}")
     items = tuple(x)
     for item in items:
         if not isinstance(item, Tensor):
@@ -20,12 +23,25 @@ def _as_tuple(x, what):
     return items
 
 
-def _per_output(grads, n):
+def _per_output(grads, n, what):
+    """One gradient (a Tensor, an array or None) per output; a sequence must hold Tensors
+    or None, one per output, as in PyTorch: ``y.backward([1.0, 2.0])`` is ambiguous."""
     if grads is None:
         return (None,) * n
-    if isinstance(grads, (list, tuple)):
-        return tuple(grads)
-    return (grads,)
+    if not isinstance(grads, (list, tuple)):
+        grads = (grads,)
+    elif n == 1 and not all(isinstance(g, Tensor) or g is None for g in grads):
+        raise TypeError(f"{what}: gradients can be either Tensors or None, but got "
+                        f"{type(grads).__name__} (write fg.tensor({list(grads)!r:.40}) for "
+                        "one gradient)")
+    if len(grads) != n:
+        raise RuntimeError(f"{what}: got {len(grads)} gradients for {n} outputs (one per "
+                           "output)")
+    for g in grads:
+        if isinstance(g, (list, tuple, str)):
+            raise TypeError(f"{what}: gradients can be either Tensors or None, but got "
+                            f"{type(g).__name__}")
+    return tuple(grads)
 
 
 def _root_edge(t):
@@ -75,7 +91,7 @@ def _check_requires_grad(outputs):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``."""
     outputs = _as_tuple(tensors, "tensors")
-    grads = _per_output(grad_tensors, len(outputs))
+    grads = _per_output(grad_tensors, len(outputs), "backward")
     _check_requires_grad(outputs)
     if retain_graph is None:
         retain_graph = create_graph
@@ -104,11 +120,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """
     outputs = _as_tuple(outputs, "outputs")
     inputs = _as_tuple(inputs, "inputs")
-    grad_outputs = _per_output(grad_outputs, len(outputs))
-    if len(grad_outputs) != len(outputs):
-        raise RuntimeError(
-            f"grad requires one grad_output per output: got {len(grad_outputs)} grad_outputs "
-            f"and {len(outputs)} outputs")
+    if not inputs:
+        raise RuntimeError("grad requires non-empty inputs (the tensors to differentiate "
+                           "with respect to)")
+    grad_outputs = _per_output(grad_outputs, len(outputs), "grad")
     for t in inputs:
         if not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
