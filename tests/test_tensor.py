@@ -549,6 +549,36 @@ def test_backward_and_autograd_grad_argument_errors():
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
 
 
+def test_sizes_flags_and_conditions_are_checked_as_pytorch_checks_them():
+    # Each used to be accepted: int(2.5) made 2, bool("yes") True, a float condition a mask.
+    for call in (lambda: fg.ones(2.5), lambda: fg.ones(3).reshape("3"), lambda: fg.randn("a"),
+                 lambda: fg.ones(6).view((2, 3), 1)):
+        with pytest.raises(TypeError, match="sizes and dims must be ints"):
+            call()
+    assert fg.zeros(np.int64(2), 3).shape == (2, 3)
+    for call in (lambda: fg.nn.Linear(2.5, 2), lambda: fg.nn.Embedding("3", 2)):
+        with pytest.raises(TypeError, match="must be an int, got"):
+            call()
+    with pytest.raises(ValueError, match="out_features must be non-negative"):
+        fg.nn.Linear(2, -1)
+    for call in (lambda: fg.tensor([1.0], requires_grad="yes"),
+                 lambda: fg.ones(2).requires_grad_(1)):
+        with pytest.raises(TypeError, match="requires_grad must be a bool"):
+            call()
+    x = fg.ones(3, requires_grad=True)
+    for call in (lambda: fg.where(fg.tensor([0.5, 0.0, 1.0]), x, x),
+                 lambda: x.where(fg.tensor([1.0, 0.0, 1.0]), 0.0)):
+        with pytest.raises(RuntimeError, match="where expected condition to be a boolean"):
+            call()
+    assert fg.where(fg.tensor([0.5, 0.0]))[0].tolist() == [0]  # nonzero takes any dtype
+    with pytest.raises(ValueError, match="norm: p must be a number"):
+        x.norm(p="xyz")
+    with pytest.raises(OverflowError, match="does not fit in int64"):
+        fg.tensor([2 ** 70])
+    with pytest.raises(RuntimeError, match="Tensor with no values is ambiguous"):
+        bool(fg.ones(0))
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

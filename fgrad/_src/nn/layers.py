@@ -8,6 +8,7 @@ same layer records a graph in eager mode and runs on tracers inside
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -24,6 +25,18 @@ def _empty(shape, dtype):
     if np.dtype(dtype).kind != "f":
         raise TypeError(f"parameters must have a floating point dtype, got {dtype}")
     return np.zeros(shape, dtype)
+
+
+def _size(value, name):
+    """A layer size: a non-negative int (``int(2.5)`` would silently make it 2)."""
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r:.40}"
+                        ) from None
+    if size < 0:
+        raise ValueError(f"{name} must be non-negative, got {size}")
+    return size
 
 
 def _factory(device, dtype):
@@ -61,8 +74,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         dtype = _factory(device, dtype)
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = _size(in_features, "in_features")
+        self.out_features = _size(out_features, "out_features")
         self.weight = Parameter(_empty((self.out_features, self.in_features), dtype))
         if bias:
             self.bias = Parameter(_empty((self.out_features,), dtype))
@@ -225,8 +238,8 @@ class Embedding(Module):
                  _freeze=False, device=None, dtype=None):
         super().__init__()
         dtype = _factory(device, dtype)
-        self.num_embeddings = int(num_embeddings)
-        self.embedding_dim = int(embedding_dim)
+        self.num_embeddings = _size(num_embeddings, "num_embeddings")
+        self.embedding_dim = _size(embedding_dim, "embedding_dim")
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise AssertionError("Padding_idx must be within num_embeddings")

@@ -37,8 +37,8 @@ def _finish(value, dtype, requires_grad, device=None):
         value = value.astype(as_dtype(dtype).dtype, copy=False)
     as_dtype(value.dtype)  # rejects dtypes Tensors do not support
     t = Tensor._wrap(value)
-    if requires_grad:
-        t.requires_grad_(True)
+    if requires_grad is not False:
+        t.requires_grad_(requires_grad)  # NB: checks that it is a bool
     return t
 
 
@@ -58,6 +58,10 @@ def _infer(data, dtype=None):
     elif arr.dtype.kind in "iu" and arr.dtype != np.int64 and not _has_numpy_scalar(data):
         arr = arr.astype(np.int64)
     elif arr.dtype == object or arr.dtype.kind not in "biuf":
+        for item in arr.flat if arr.dtype == object else ():
+            if isinstance(item, int) and not -2**63 <= item < 2**63:
+                raise OverflowError(f"fgrad.tensor: the integer {item} does not fit in int64 "
+                                    "(give it as a float to keep it approximately)")
         raise TypeError(f"fgrad.tensor cannot build a tensor from {type(data).__name__} data "
                         f"(NumPy dtype {arr.dtype})")
     return arr

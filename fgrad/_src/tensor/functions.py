@@ -10,7 +10,7 @@ import numpy as np
 
 from fgrad._src.tensor import ops
 from fgrad._src.tensor.dispatch import apply
-from fgrad._src.tensor.tensor import Tensor, _operand
+from fgrad._src.tensor.tensor import Tensor, _operand, check_bool_condition
 
 
 def _tensor(x):
@@ -95,6 +95,7 @@ def where(condition, input=None, other=None):  # noqa: A002
     condition = _tensor(condition)
     if input is None and other is None:
         return tuple(Tensor._wrap(i) for i in np.nonzero(condition._value))
+    check_bool_condition(condition)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # NB: two Python numbers take PyTorch's default dtypes (a float is float32)
         from fgrad._src.tensor import creation

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -72,6 +73,14 @@ def _operand(x):
     return Tensor._wrap(arr)
 
 
+def check_bool_condition(condition):
+    """``where``'s condition must be a bool Tensor, as PyTorch requires."""
+    if not isinstance(condition, Tensor) or condition._value.dtype != np.bool_:
+        kind = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got {kind} "
+                           "(compare first, e.g. x > 0)")
+
+
 def _describe(x):
     return "None" if x is None else f"{type(x).__name__} {x!r:.40}"
 
@@ -117,10 +126,18 @@ def _as_array(data):
 
 
 def _dims(args):
-    """``f(2, 3)`` or ``f((2, 3))`` or ``f([2, 3])`` -> ``(2, 3)``."""
+    """``f(2, 3)`` or ``f((2, 3))`` or ``f([2, 3])`` -> ``(2, 3)``; each an int (PyTorch
+    refuses ``2.5`` and ``"3"``, which ``int()`` would take)."""
     if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
-        return tuple(int(d) for d in args[0])
-    return tuple(int(d) for d in args)
+        args = args[0]
+    dims = []
+    for d in args:
+        try:
+            dims.append(operator.index(d))
+        except TypeError:
+            raise TypeError(f"sizes and dims must be ints, got {type(d).__name__} {d!r:.40} "
+                            f"in {tuple(args)!r:.60}") from None
+    return tuple(dims)
 
 
 def _wrap_dim(t, dim):
@@ -224,6 +241,9 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if not isinstance(value, (builtins.bool, np.bool_)):
+            raise TypeError(f"requires_grad must be a bool, got {type(value).__name__} "
+                            f"{value!r:.40}")
         value = builtins.bool(value)
         if self._grad_fn is not None:
             if not value:
@@ -412,8 +432,9 @@ class Tensor:
 
     def __bool__(self):
         if self._value.size != 1:
+            many = "no values" if self._value.size == 0 else "more than one value"
             raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous "
+                f"Boolean value of Tensor with {many} is ambiguous "
                 f"(shape {tuple(self._value.shape)}); use .any() or .all()")
         return builtins.bool(self._value.reshape(()))
 
@@ -830,7 +851,9 @@ class Tensor:
         return apply(ops.isfinite, (self,))
 
     def where(self, condition, other):
-        return apply(ops.where, (_operand(condition), self, _operand(other)))
+        condition = _operand(condition)
+        check_bool_condition(condition)
+        return apply(ops.where, (condition, self, _operand(other)))
 
     def masked_fill(self, mask, value):
         return apply(ops.masked_fill, (self, _operand(mask), _operand(value)))
@@ -892,6 +915,9 @@ class Tensor:
 
     def norm(self, p="fro", dim=None, keepdim=False):
         p = 2 if p in ("fro", None) else p
+        if not isinstance(p, numbers.Real) or isinstance(p, builtins.bool):
+            raise ValueError(f"norm: p must be a number (inf and -inf included) or 'fro', got "
+                             f"{p!r:.40}")
         return apply(ops.norm, (self,), (p, _dim_param(self, dim), keepdim))
 
     def logsumexp(self, dim, keepdim=False):
