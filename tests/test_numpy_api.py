@@ -1293,3 +1293,48 @@ def test_a_half_exponent_is_a_square_root_as_in_numpy():
                     fg.vmap(lambda a: a ** 0.5)(x)):
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# --------------------------------------------------------------------------- fuzzing finds
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_logaddexp_keeps_float32_with_bool_and_small_int_operands(mode):
+    a = np.float32([0.5, 1.0])
+    f = fnp.logaddexp if mode == "eager" else fg.jit(fnp.logaddexp)
+    for other in (np.array([True, False]), np.int8([1, 2]), np.True_, 2, 2.0):
+        want = np.logaddexp(a, other)
+        got = f(a, other)
+        assert got.dtype == want.dtype == np.float32, other
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["equal", "not_equal", "less", "less_equal", "greater",
+                                  "greater_equal"])
+def test_comparisons_with_python_ints_beyond_the_integer_dtype(name):
+    # NumPy 2 compares exactly; converting the int to the array's dtype overflowed.
+    for arr in (np.arange(3, dtype=np.int32), np.array([-5, 0, 100], np.int8),
+                np.arange(3, dtype=np.uint64), np.arange(3)):
+        for big in (2 ** 62, -(2 ** 62), 2 ** 70, -(2 ** 70), 300):
+            want, want_reflected = getattr(np, name)(arr, big), getattr(np, name)(big, arr)
+            np.testing.assert_array_equal(getattr(fnp, name)(arr, big), want)
+            np.testing.assert_array_equal(getattr(fnp, name)(big, arr), want_reflected)
+            jitted = fg.jit(lambda a, big=big: getattr(fnp, name)(a, big))(arr)
+            np.testing.assert_array_equal(jitted, want)
+
+
+def test_norm_of_empty_and_zero_dimensional_inputs_as_numpy():
+    assert float(fnp.linalg.norm(np.zeros(0), np.inf)) == 0.0
+    np.testing.assert_array_equal(fnp.linalg.norm(np.zeros((2, 0)), np.inf, axis=1), [0, 0])
+    assert float(fnp.linalg.norm(np.array(-2.0))) == 2.0
+    for kwargs in ({"axis": 0}, {"ord": 1}, {"ord": np.inf}):
+        with pytest.raises(ValueError, match="improper number of dimensions"):
+            fnp.linalg.norm(np.array(-2.0), **kwargs)
+
+
+def test_clip_takes_numpy_21_min_and_max_keywords():
+    x = np.array([-2.0, 0.5, 3.0])
+    np.testing.assert_array_equal(fnp.clip(x, min=0.0, max=1.0), np.clip(x, 0.0, 1.0))
+    np.testing.assert_array_equal(fg.jit(lambda x: fnp.clip(x, max=1.0))(x), [-2.0, 0.5, 1.0])
+    with pytest.raises(TypeError, match="not both"):
+        fnp.clip(x, 0.0, max=1.0)

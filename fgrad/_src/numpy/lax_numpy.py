@@ -372,12 +372,44 @@ def floor_divide(x, y):
     return lax.select_n(lax.eq(y, zero), floored, lax.div(x, y))
 
 
-equal = _binary("equal", lax.eq)
-not_equal = _binary("not_equal", lax.ne)
-less = _binary("less", lax.lt)
-less_equal = _binary("less_equal", lax.le)
-greater = _binary("greater", lax.gt)
-greater_equal = _binary("greater_equal", lax.ge)
+def _comparison(name, lax_fn, python_op):
+    """A comparison; as NumPy 2 does, an integer array against a Python int outside its
+    dtype's range compares exactly instead of overflowing (int32 == 2**62 is False)."""
+    compare = _binary(name, lax_fn)
+
+    def fn(x, y):
+        for array, number in ((x, y), (y, x)):
+            if type(number) is int and _is_integer_operand(array):
+                info = np.iinfo(get_aval(_operand(array)).dtype)
+                if not info.min <= number <= info.max:
+                    return _compare_out_of_range(x, y, array, number, compare, python_op)
+        return compare(x, y)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = compare.__doc__
+    return fn
+
+
+def _is_integer_operand(x):
+    return not isinstance(x, (bool, int, float)) and get_aval(_operand(x)).dtype.kind in "iu"
+
+
+def _compare_out_of_range(x, y, array, number, compare, python_op):
+    if -2**63 <= number < 2**63 and get_aval(_operand(array)).dtype != np.uint64:
+        wide = astype(array, np.int64)  # exact: every int dtype but uint64 fits int64
+        return compare(wide, y) if array is x else compare(x, wide)
+    # Beyond every value of the array's dtype: the same answer for each element.
+    inside = 0 if number > 0 else -1
+    answer = python_op(inside, number) if array is x else python_op(number, inside)
+    return full(get_aval(_operand(array)).shape, answer, np.bool_)
+
+
+equal = _comparison("equal", lax.eq, operator.eq)
+not_equal = _comparison("not_equal", lax.ne, operator.ne)
+less = _comparison("less", lax.lt, operator.lt)
+less_equal = _comparison("less_equal", lax.le, operator.le)
+greater = _comparison("greater", lax.gt, operator.gt)
+greater_equal = _comparison("greater_equal", lax.ge, operator.ge)
 
 exp = _unary("exp", lax.exp)
 log = _unary("log", lax.log)
@@ -552,12 +584,19 @@ def nonzero(x):
     return np.nonzero(np.asarray(core.concrete_or_error(_operand(x), "nonzero()")))
 
 
-def clip(x, a_min=None, a_max=None):
-    """Clip to ``[a_min, a_max]``; gradient 0 outside and at the bounds (docs/kinks.md).
+def clip(x, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
+    """Clip to ``[a_min, a_max]`` (or NumPy 2.1's ``min=``/``max=``); gradient 0 outside
+    and at the bounds (docs/kinks.md).
 
     >>> clip(np.array([-2.0, 0.5, 3.0]), 0.0, 1.0)
     array([0. , 0.5, 1. ])
+    >>> clip(np.array([-2.0, 3.0]), max=1.0)
+    array([-2.,  1.])
     """
+    if min is not None or max is not None:
+        if a_min is not None or a_max is not None:
+            raise TypeError("clip: give the bounds as a_min/a_max or as min/max, not both")
+        a_min, a_max = min, max
     if a_min is not None:
         x = maximum(x, a_min)
     if a_max is not None:
@@ -571,6 +610,7 @@ def logaddexp(x, y):
     >>> float(logaddexp(1000.0, 1000.0))
     1000.6931471805599
     """
+    x, y = _promote(x, y)  # NB: first, so float32 with a bool or int8 stays float32
     x, y = _promote_broadcast("logaddexp", _to_float(x), _to_float(y))
     x_wins = lax.ge(x, y)
     high = lax.select_n(x_wins, y, x)

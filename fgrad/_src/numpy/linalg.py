@@ -142,6 +142,9 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """
     x = fnp._to_float(x)
     aval = get_aval(x)
+    if aval.ndim == 0 and (axis is not None or ord is not None):
+        raise ValueError("norm: improper number of dimensions to norm (a 0-d array has no "
+                         "axis; NumPy takes it only without ord and axis)")
     if axis is None and ord not in (None, "fro") and aval.ndim > 1:
         raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
     axes = fnp._canonical_axis(axis, aval.ndim)
@@ -164,6 +167,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if ord == 1:
         return fnp.sum(fnp.abs(x), axis=axes, keepdims=keepdims)
     if ord == np.inf:
+        if any(aval.shape[a] == 0 for a in axes):  # NumPy's max of no |x| is 0 here
+            return fnp.sum(fnp.abs(x), axis=axes, keepdims=keepdims)
         return fnp.max(fnp.abs(x), axis=axes, keepdims=keepdims)
     if ord == -np.inf:
         return fnp.min(fnp.abs(x), axis=axes, keepdims=keepdims)
