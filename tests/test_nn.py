@@ -1196,3 +1196,15 @@ def test_tensors_built_from_lists_of_traced_values_and_jacobians_of_tensor_outpu
                                6 * np.eye(2))
     np.testing.assert_allclose(fg.jacrev(lambda a: fg.tensor(a).tanh())(np.zeros(2)), np.eye(2))
     np.testing.assert_allclose(fg.jacfwd(lambda a: fg.tensor(a) * 2)(np.zeros(2)), 2 * np.eye(2))
+
+
+def test_fgrad_numpy_takes_tensors_that_hold_traced_values():
+    # fnp used to turn such a Tensor into a NumPy array of its tracer and fail.
+    x = np.ones(2)
+    np.testing.assert_array_equal(fg.grad(lambda a: fnp.sum(fg.tensor([2.0]) * a))(x),
+                                  [2.0, 2.0])
+    np.testing.assert_array_equal(fg.grad(lambda a: fnp.sum(fnp.array(fg.tensor(a)) ** 2))(x),
+                                  [2.0, 2.0])
+    assert float(fg.jit(lambda a: fnp.sum(fg.tensor(a) * 3.0))(x)) == 6.0
+    with pytest.raises(RuntimeError, match="requires grad"):  # eager Tensors: as before
+        fnp.sum(fg.ones(2, requires_grad=True))

@@ -43,6 +43,9 @@ def asarray(x, dtype=None):
         return x if dtype is None else lax.convert_element_type(x, np.dtype(dtype))
     if isinstance(x, (list, tuple)) and _contains_tracer(x):
         return stack([asarray(item, dtype) for item in x])
+    traced = _traced_value(x)
+    if traced is not None:
+        return asarray(traced, dtype)
     out = np.asarray(x, dtype=dtype)
     dtypes.check_supported(out.dtype)
     return out
@@ -54,11 +57,22 @@ def array(x, dtype=None, copy=True):
     >>> array([[1, 2], [3, 4]]).shape
     (2, 2)
     """
-    if isinstance(x, Tracer) or (isinstance(x, (list, tuple)) and _contains_tracer(x)):
+    if isinstance(x, Tracer) or (isinstance(x, (list, tuple)) and _contains_tracer(x)) or (
+            _traced_value(x) is not None):
         return asarray(x, dtype)
     out = np.array(x, dtype=dtype, copy=copy)
     dtypes.check_supported(out.dtype)
     return out
+
+
+def _traced_value(x):
+    """The tracer inside a Tensor that holds one (made from a traced value under a
+    transform: ``fnp.sum(fg.tensor(w) * x)`` in ``fg.grad``), else None."""
+    get = getattr(type(x), "__fgrad_array__", None)
+    if get is None:
+        return None
+    value = get(x)
+    return value if isinstance(value, Tracer) else None
 
 
 def _contains_tracer(seq) -> bool:
