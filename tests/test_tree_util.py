@@ -300,3 +300,13 @@ def test_transforms_take_and_return_pytrees():
     assert same_tree(grads, _sort(expected))  # dicts come back with sorted keys
     out = fg.jit(lambda t: tree_map(lambda x: x * 2, t))(params)
     assert same_tree(out, tree_map(lambda x: x * 2, params))
+
+
+def test_bad_treedefs_and_cyclic_trees_are_clear_errors():
+    with pytest.raises(TypeError, match="treedef must be a PyTreeDef.*got str"):
+        fg.tree_util.tree_unflatten("x", [1])  # an AttributeError from inside before
+    cyclic = []
+    cyclic.append(cyclic)
+    for call in (lambda: tree_flatten(cyclic), lambda: fg.jit(lambda t: 1.0)(cyclic)):
+        with pytest.raises(ValueError, match="contains itself"):  # a RecursionError before
+            call()

@@ -149,7 +149,12 @@ def tree_flatten(tree, is_leaf: Callable | None = None):
     ([1, 2], PyTreeDef({'a': (*, None), 'b': *}))
     """
     leaves: list = []
-    treedef = _flatten(tree, leaves, is_leaf)
+    try:
+        treedef = _flatten(tree, leaves, is_leaf)
+    except RecursionError:
+        raise ValueError("tree_flatten: the pytree contains itself (a list, tuple or dict "
+                         "that is its own element) or is nested too deeply to flatten"
+                         ) from None
     return leaves, treedef
 
 
@@ -172,6 +177,9 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
     >>> tree_unflatten(treedef, [10, 20, 30])
     (10, [20, 30])
     """
+    if not isinstance(treedef, PyTreeDef):
+        raise TypeError(f"tree_unflatten: treedef must be a PyTreeDef (from tree_flatten or "
+                        f"tree_structure), got {type(treedef).__name__} {treedef!r:.40}")
     leaves = list(leaves)
     if len(leaves) != treedef.num_leaves:
         raise ValueError(
