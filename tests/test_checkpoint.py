@@ -250,6 +250,21 @@ def test_not_a_checkpoint(tmp_path):
         fg.load(junk)
     with pytest.raises(FileNotFoundError):
         fg.load(tmp_path / "missing.pt")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="notes.txt") as info:
+        fg.load(text)
+    assert "allow_pickle" not in str(info.value)  # NumPy's advice; fg.load has no such option
+
+
+def test_save_names_a_missing_directory_or_a_directory_path(tmp_path):
+    state = {"w": fg.ones(2)}
+    missing = tmp_path / "no" / "such" / "model.pt"
+    with pytest.raises(FileNotFoundError, match="directory .*no/such.* does not exist"):
+        fg.save(state, missing)  # named the temporary file before
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        fg.save(state, tmp_path)
+    assert os.listdir(tmp_path) == []  # nothing left behind
 
 
 def test_unsupported_objects_are_rejected(tmp_path):

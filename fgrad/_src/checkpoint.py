@@ -162,6 +162,12 @@ def save(obj, f):
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"fg.save: cannot write {path!r}: the directory {directory!r} "
+                                "does not exist (create it first)")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"fg.save: {path!r} is a directory; give a file path inside "
+                                "it, e.g. os.path.join(path, 'model.pt')")
     mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
@@ -319,8 +325,11 @@ def load(f, map_location=None, weights_only=True):
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, *_CORRUPTED) as e:
+        # NB: NumPy's message for a non-.npz file suggests allow_pickle, which fg.load
+        # never sets: name the cause without that advice.
+        reason = "pickled or not NumPy data" if "allow_pickle" in str(e) else str(e)
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint (not a readable "
-                         f".npz archive: {e})") from e
+                         f".npz archive: {reason})") from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"fg.load: {where} is not a valid fgrad checkpoint (a single .npy "
                          "array, not an .npz archive)")
