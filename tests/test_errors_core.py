@@ -295,3 +295,23 @@ def test_index_errors_name_the_index_as_written():
     with pytest.raises(IndexError, match="got a traced f64\\[\\] value"):
         fg.jit(lambda a, i: a[i])(a, 1.0)  # named an internal tracer class before
 
+
+
+def test_jacrev_of_integer_outputs_and_bad_keepdims_are_type_errors():
+    for f in (lambda x: 3, lambda x: fnp.argmax(x)):
+        with pytest.raises(TypeError, match="jacrev requires float outputs, got i64"):
+            fg.jacrev(f)(np.ones(2))  # float zeros before; fg.grad raises too
+    with pytest.raises(TypeError, match="keepdims must be True or False"):
+        fnp.sum(np.ones(2), keepdims="yes")
+
+
+def test_regression_losses_warn_when_the_target_broadcasts():
+    import warnings
+
+    F = fg.nn.functional
+    for loss in (F.mse_loss, F.l1_loss):
+        with pytest.warns(UserWarning, match="target size .* different to the input size"):
+            loss(fg.ones(2, 1), fg.zeros(2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loss(fg.ones(2), fg.zeros(2))

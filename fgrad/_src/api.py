@@ -618,6 +618,11 @@ def jacrev(f, argnums=0):
         )
         outs, lin = linearize(f_flat, diff_flat)
         out_avals = [get_aval(o) for o in outs]
+        for aval in out_avals:
+            if not dtypes.is_float(aval.dtype):
+                raise TypeError(f"jacrev requires float outputs, got {aval.str_short()} (an "
+                                "integer or bool output has no gradient; return floats, or "
+                                "use fg.vjp directly)")
         in_avals = [get_aval(x) for x in diff_flat]
         closed, float_positions, n_in = lin
         n_res = len(closed.consts)

@@ -11,6 +11,8 @@ Each function is one recorded op with PyTorch's node name, e.g.
 tensor(1.4100, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
 """
 
+import warnings
+
 import numpy as np
 
 from fgrad._src.nn.ops import embedding  # noqa: F401  (defined with the nn layers)
@@ -38,6 +40,16 @@ def _check_same_size(input, target, name):  # noqa: A002
         raise ValueError(
             f"Target size ({target.shape}) must be the same as input size ({input.shape}) "
             f"in {name}")
+
+
+def _warn_if_broadcast(input, target):  # noqa: A002
+    """PyTorch's warning for a regression loss whose target broadcasts against the input
+    (a (N, 1) prediction against an (N,) target makes an (N, N) loss)."""
+    if input.shape != target.shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.",
+                      UserWarning, stacklevel=3)
 
 
 def _result(x, out, inplace):
@@ -157,11 +169,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
     x, y = _tensor(input), _tensor(target)
+    _warn_if_broadcast(x, y)
     return apply(ops.mse_loss, (x, y), (_reduction(reduction, size_average, reduce),))
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
     x, y = _tensor(input), _tensor(target)
+    _warn_if_broadcast(x, y)
     return apply(ops.l1_loss, (x, y), (_reduction(reduction, size_average, reduce),))
 
 
@@ -271,4 +285,4 @@ def _probability_cross_entropy(x, t, weight, reduction, smoothing):
     return apply(ops.soft_cross_entropy, (x, t) + extra, (reduction, smoothing))
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("np",)]
+__all__ = [name for name in dir() if not name.startswith("_") and name not in ("np", "warnings")]

@@ -881,6 +881,8 @@ def _sum_dtype(dtype):
 
 
 def _reduce(x, axis, keepdims, lax_fn, dtype=None):
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"keepdims must be True or False, got {keepdims!r:.40}")
     x = _operand(x)
     aval = get_aval(x)
     axes = _canonical_axis(axis, aval.ndim)
