@@ -192,12 +192,14 @@ def _class_args(input, target, weight, ignore_index):  # noqa: A002
     ignore_index = int(ignore_index)
     if hasattr(t._value, "flags"):  # an array, not a tracer (fg.nn.functional_call)
         values = t._value
-        ignored = values == ignore_index
-        if ignored.any():
-            values = values[~ignored]
+        low, high = (values.min(), values.max()) if values.size else (0, -1)
+        # NB: an ignore_index outside [low, high] (the default -100) matches no target.
+        if low <= ignore_index <= high and (values == ignore_index).any():
+            values = values[values != ignore_index]
+            low, high = (values.min(), values.max()) if values.size else (0, -1)
         else:
             ignore_index = None
-        if values.size and (values.min() < 0 or values.max() >= n_classes):
+        if low < 0 or high >= n_classes:
             bad = values[(values < 0) | (values >= n_classes)].flat[0]
             raise IndexError(f"Target {bad} is out of bounds.")
     extra = () if weight is None else (_tensor(weight),)

@@ -164,6 +164,18 @@ def _fast_reshape(eqn):
     return fast
 
 
+def _fast_expand_dims(eqn):
+    """A reshape: ``np.expand_dims`` normalizes its axes in Python on every call."""
+    if not _typed_operands(eqn):
+        return None
+    shape = eqn.out_binders[0].aval.shape
+
+    def fast(x, *, dimensions):
+        return x.reshape(shape)
+
+    return fast
+
+
 def _fast_convert(eqn):
     if not _typed_operands(eqn):
         return None
@@ -196,6 +208,7 @@ _SPECIAL = {
     "select_n": _fast_select,
     "div": _fast_divide,
     "reshape": _fast_reshape,
+    "expand_dims": _fast_expand_dims,
     "convert_element_type": _fast_convert,
     "dot_general": _fast_dot,
     "reduce_sum": _fast_reduce(np.add),
