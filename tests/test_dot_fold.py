@@ -330,3 +330,23 @@ def test_signed_zeros_match_the_reference(size, gemm_path):
         got = interp.run(closed, [x, w, minus_zero])[0]
         want = np.asarray(reference(closed, [x, w, minus_zero])[0])
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_lowering_merges_repeated_computations_but_not_different_literals():
+    from fgrad._src.core import ShapedArray
+    from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+
+    def n_ops(f):
+        closed = trace_to_jaxpr(lambda x: [f(x)], [ShapedArray((50, 50), np.float64)])
+        return lower.lower(closed).n_ops
+
+    def twice(a, b):
+        return lambda x: (x @ (x * a)) + (x @ (x * b))
+
+    same, different = n_ops(twice(2.0, 2.0)), n_ops(twice(2.0, 3.0))
+    assert same < different  # x * 2.0 and its product computed once
+    assert n_ops(twice(0.0, -0.0)) == different  # 0.0 and -0.0 are different constants
+    x = np.random.default_rng(0).standard_normal((50, 50))
+    for a, b in ((2.0, 2.0), (0.0, -0.0), (np.float32(2.0), 2.0)):
+        want = x @ (x * a) + x @ (x * b)
+        np.testing.assert_allclose(fg.jit(twice(a, b))(x), want, rtol=1e-12, atol=1e-12)

@@ -428,14 +428,19 @@ _COMPUTED_CLASSES = {np.dtype(np.float64): CLS_F64, np.dtype(np.float32): CLS_F3
 
 def _cse_key(eqn, ins):
     """What makes ``eqn`` the same computation as an earlier one (every primitive is pure):
-    its primitive, params and operands — values by identity, literals by their bits (so
-    0.0 and -0.0 stay apart). None when a param is unhashable."""
-    operands = tuple(
-        ("literal", atom.aval.dtype, atom.aval.weak_type, np.asarray(atom.val).tobytes())
-        if atom.__class__ is core.Literal else id(val)
-        for atom, val in zip(eqn.inputs, ins))
+    its primitive, params and operands — values by identity, literals by their constant
+    buffer, which equal bits share (``_Lowerer.const``: 0.0 and -0.0 stay apart), and
+    their type. None when a param is unhashable."""
+    operands = []
+    for atom, val in zip(eqn.inputs, ins):
+        if atom.__class__ is core.Literal:
+            operands.append((val.buf, atom.aval.dtype, atom.aval.weak_type))
+        else:
+            operands.append(id(val))
     params = eqn.params
-    key = (eqn.primitive, operands, tuple(sorted(params.items())) if params else ())
+    if not params:
+        return eqn.primitive, tuple(operands)
+    key = (eqn.primitive, tuple(operands), tuple(sorted(params.items())))
     try:
         hash(key)
     except TypeError:
