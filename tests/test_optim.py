@@ -484,3 +484,34 @@ def test_lr_scheduler_chains_on_a_rate_set_by_hand_and_resumes_from_its_state():
         lr_scheduler.StepLR(optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1), 2, last_epoch=3)
     with pytest.raises(ValueError, match="Expected 1 lr_lambdas"):
         lr_scheduler.LambdaLR(opt, [lambda e: 1.0, lambda e: 1.0])
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD([p], lr=0.5),
+                                  lambda p: optim.Adam([p], lr=0.5)], ids=["SGD", "Adam"])
+def test_step_between_forward_and_backward_is_pytorchs_in_place_error(make):
+    # The update wrote into the values p * p saved, unnoticed: the gradient came out [0, 0].
+    p = fg.nn.Parameter(fg.tensor([1.0, 2.0]))
+    opt = make(p)
+    loss = (p * p).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    p.grad = None
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    # A new forward after the step is the normal loop: nothing to refuse.
+    (p * p).sum().backward()
+    assert p.grad is not None
+
+
+def test_load_state_dict_and_init_count_as_in_place_writes():
+    layer = fg.nn.Linear(2, 2)
+    loss = (layer(fg.ones(1, 2, requires_grad=True)) ** 2).sum()  # saves the weight
+    layer.load_state_dict({k: v + 1.0 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    x = fg.nn.Parameter(fg.ones(3))
+    loss = (x * x).sum()
+    fg.nn.init.constant_(x, 2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+

@@ -579,6 +579,26 @@ def test_sizes_flags_and_conditions_are_checked_as_pytorch_checks_them():
         bool(fg.ones(0))
 
 
+def test_detach_in_place_of_a_view_empty_backward_inputs_and_hook_results_are_errors():
+    x = fg.ones(3, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="Can't detach views in-place. Use detach"):
+        y[1:].detach_()
+    assert fg.ones(3)[1:].detach_().requires_grad is False  # not a view in the graph
+    with pytest.raises(RuntimeError, match="`inputs` argument to `backward\\(\\)` cannot be "
+                                           "empty"):
+        (x * 2).sum().backward(inputs=[])
+    for value in (3.0, [1.0, 2.0, 3.0]):
+        leaf = fg.ones(3, requires_grad=True)
+        leaf.register_hook(lambda g, value=value: value)
+        with pytest.raises(TypeError, match="expected Tensor, but hook .* returned"):
+            (leaf * leaf).sum().backward()  # an AttributeError from inside before
+        middle = fg.ones(3, requires_grad=True) * 2
+        middle.register_hook(lambda g, value=value: value)
+        with pytest.raises(TypeError, match="expected Tensor, but hook .* returned"):
+            (middle * middle).sum().backward()
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

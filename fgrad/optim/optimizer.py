@@ -16,7 +16,7 @@ import numpy as np
 
 from fgrad._src.backend import blas as numpy_blas
 from fgrad._src.tensor import blas, grad_mode
-from fgrad._src.tensor.graph import reset_grad
+from fgrad._src.tensor.graph import mark_written, reset_grad
 from fgrad._src.tensor.tensor import Tensor
 
 
@@ -158,6 +158,9 @@ class Optimizer:
                     if not p._value.flags.writeable:
                         p._value = np.array(p._value)
                     self._update(group, p, grad._value, self.state[p])
+                    # NB: a graph that saved p's values (p * p) must not backward through
+                    # the new ones: it raises PyTorch's in-place error instead.
+                    mark_written(p._value)
         return loss
 
     def _update(self, group, param, grad, state):

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from fgrad._src.tensor import creation
+from fgrad._src.tensor import creation, graph
 from fgrad._src.tensor.tensor import Tensor
 
 
@@ -27,6 +27,7 @@ def _fill(tensor, values):
     if not tensor._value.flags.writeable:
         tensor._value = np.array(tensor._value)
     tensor._value[...] = values
+    graph.mark_written(tensor._value)
     return tensor
 
 

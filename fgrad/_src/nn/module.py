@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fgrad._src.tensor import grad_mode
+from fgrad._src.tensor import grad_mode, graph
 from fgrad._src.tensor.dtype import as_dtype
 from fgrad._src.tensor.graph import reset_grad
 from fgrad._src.tensor.tensor import Size, Tensor, _as_array, check_device
@@ -552,6 +552,7 @@ class Module:
                 if not target._value.flags.writeable:
                     target._value = np.array(target._value)
                 np.copyto(target._value, array, casting="unsafe")
+                graph.mark_written(target._value)
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ calling

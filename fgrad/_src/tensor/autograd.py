@@ -101,6 +101,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         graph.run_backward(roots, cts, retain_graph, create_graph)
         return
     inputs = _as_tuple(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty (give the "
+                           "tensors whose .grad to fill, or leave inputs=None for every leaf)")
     captured = graph.run_backward(roots, cts, retain_graph, create_graph, inputs=inputs,
                                   accumulate=False)
     for t, ct in zip(inputs, captured):

@@ -354,7 +354,7 @@ def _leaf_hooks(leaf, ct, create_graph):
     Tensor = _tensor_module().Tensor
     for hook in list(leaf._hooks):
         wrapped = ct if isinstance(ct, Tensor) else Tensor._wrap(ct)
-        out = hook(wrapped)
+        out = _checked_hook_result(hook, hook(wrapped))
         if out is None:
             continue
         if tuple(out.shape) != tuple(np.shape(wrapped._value)):
@@ -364,6 +364,15 @@ def _leaf_hooks(leaf, ct, create_graph):
                 f"{list(np.shape(wrapped._value))}")
         ct = out if create_graph else out._value
     return ct
+
+
+def _checked_hook_result(hook, out):
+    """A tensor hook returns None or a Tensor (PyTorch's TypeError otherwise)."""
+    if out is not None and not isinstance(out, _tensor_module().Tensor):
+        raise TypeError(f"expected Tensor, but hook '{getattr(hook, '__name__', 'hook')}' "
+                        f"returned '{type(out).__name__}' (return a gradient tensor of the "
+                        "same shape, or None to keep the gradient)")
+    return out
 
 
 class _NotFresh:
@@ -414,7 +423,7 @@ def _tensor_hooks(node, cts, create_graph):
         if hook is None or cts[nr] is None:
             continue
         ct = cts[nr]
-        out = hook(ct if create_graph else Tensor._wrap(ct))
+        out = _checked_hook_result(hook, hook(ct if create_graph else Tensor._wrap(ct)))
         if out is not None:
             cts[nr] = out if create_graph else out._value
     for nr, ref, hook in node._retained:
@@ -475,3 +484,4 @@ def reset_grad(param, set_to_none=True):
     if not grad._value.flags.writeable:
         grad._value = np.array(grad._value)
     grad._value[...] = 0
+    mark_written(grad._value)

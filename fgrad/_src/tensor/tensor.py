@@ -348,6 +348,10 @@ class Tensor:
         return dispatch.note_detached(self, Tensor._wrap(self._value))
 
     def detach_(self):
+        view = self.__dict__.get("_view_of")
+        if view is not None and view[1][0] is not None and self._requires_grad:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead (fgrad: this "
+                               "tensor is a view of another in the graph).")
         self._grad_fn = None
         self._requires_grad = False
         return self
