@@ -599,6 +599,31 @@ def test_detach_in_place_of_a_view_empty_backward_inputs_and_hook_results_are_er
             (middle * middle).sum().backward()
 
 
+def test_a_recorded_in_place_op_on_a_detached_alias_writes_through_to_the_original():
+    # Expected values from PyTorch 2.13: the alias kept its own copy once w required grad.
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = fg.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    d = x.detach()
+    d.mul_(w)
+    assert x.tolist() == d.tolist() == [2.0, 4.0, 6.0]
+    with fg.no_grad():
+        d.add_(100)
+    assert x.tolist() == [102.0, 104.0, 106.0]  # still shared
+    d.sum().backward()
+    assert w.grad.tolist() == [1.0, 2.0, 3.0] and x.grad is None  # the saved old d
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x.data.sub_(x)
+    assert x.tolist() == [0.0, 0.0, 0.0]
+    b = fg.zeros(3)
+    b[1:].detach().add_(w[1:])
+    assert b.tolist() == [0.0, 2.0, 2.0]
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    x.detach().mul_(w)  # what x * x saved has changed: PyTorch's error
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

@@ -1653,8 +1653,14 @@ def _take_over(self, result):
     does (a differentiable assignment into the base at the view's elements), and every
     live view of the base is then made afresh from it, so all of them see the write."""
     view_of = self.__dict__.get("_view_of")
-    if view_of is None or view_of[1][0] is None:  # no view, or detached: no base to write
+    if view_of is None:
         _rebase(self, result)
+        _refresh_views(self)
+        return self
+    if view_of[1][0] is None:  # detach() or .data: the values are shared, the graph is not
+        shared = self._value
+        _rebase(self, result)
+        _write_through(self, shared)
         _refresh_views(self)
         return self
     base, recipe = view_of
@@ -1673,6 +1679,28 @@ def _take_over(self, result):
     _rebase(base, written)
     _refresh_views(base)  # ``self`` among them
     return self
+
+
+def _write_through(self, shared):
+    """After an in-place op recorded on a ``detach()``/``.data`` alias: write its new
+    values into the memory it shares with the original, as PyTorch does, and keep
+    sharing it. The op's node keeps private copies of what it saved from that memory
+    (PyTorch's saved original self); any other node that saved it now refuses to run."""
+    node = self._grad_fn
+    owner = graph.base_array(shared)
+    if node is not None and node._saved:
+        node._saved = tuple(np.array(a) if isinstance(a, np.ndarray)
+                            and graph.base_array(a) is owner else a for a in node._saved)
+    if node is not None and node._args is not None:
+        node._args = tuple(
+            Tensor._wrap(np.array(a._value), a._grad_fn, a._requires_grad, a._output_nr)
+            if isinstance(a, Tensor) and isinstance(a._value, np.ndarray)
+            and graph.base_array(a._value) is owner else a for a in node._args)
+    if not shared.flags.writeable:
+        return  # a read-only original (a broadcast): nothing to share into
+    np.copyto(shared, self._value, casting="unsafe")
+    graph.mark_written(shared)
+    self._value = shared
 
 
 def _refresh_views(base):
