@@ -977,6 +977,21 @@ def test_python_floats_with_a_dtype_are_not_rounded_through_float32():
     assert fg.tensor([0.1]).dtype == fg.float32  # the default stays PyTorch's
 
 
+def test_create_graph_gradients_that_are_constants_require_no_grad():
+    # As PyTorch: d(3 x)/dx does not depend on x, so it is no function of x in the graph.
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = fg.autograd.grad((x * 3).sum(), x, create_graph=True)
+    assert g.tolist() == [3.0, 3.0] and not g.requires_grad and g.grad_fn is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        fg.autograd.grad(g.sum(), x)
+    w = fg.tensor([1.0, 3.0], requires_grad=True)
+    (g,) = fg.autograd.grad((x * w).sum(), x, create_graph=True)  # w: a function of w
+    assert g.requires_grad and fg.autograd.grad(g.sum(), w)[0].tolist() == [1.0, 1.0]
+    (g,) = fg.autograd.grad((x ** 3).sum(), x, create_graph=True)
+    (g2,) = fg.autograd.grad(g.sum(), x, create_graph=True)
+    assert fg.autograd.grad(g2.sum(), x)[0].tolist() == [6.0, 6.0]
+
+
 def test_create_graph_through_an_in_place_op_on_a_non_leaf():
     # the node of y.exp_() must recompute from y as it was, not from the result
     x = fg.tensor([0.5], requires_grad=True)

@@ -33,12 +33,15 @@ class Op:
 
     ``name`` is a string or a function of ``(avals, params)``; ``view`` marks
     ops whose result may share memory with an input (``view``, ``t``, ...).
+    ``exact`` (a node's backward under ``create_graph``) records only the inputs the
+    outputs depend on, and an output that depends on none requires no grad, as in
+    PyTorch's backward formulas (``d(3 x)/dx`` is a constant).
     """
 
-    __slots__ = ("name", "fn", "view")
+    __slots__ = ("name", "fn", "view", "exact")
 
-    def __init__(self, name, fn, view=False):
-        self.name, self.fn, self.view = name, fn, view
+    def __init__(self, name, fn, view=False, exact=False):
+        self.name, self.fn, self.view, self.exact = name, fn, view, exact
 
     def __repr__(self):
         return f"Op({self.name if isinstance(self.name, str) else self.fn.__name__})"
@@ -53,8 +56,13 @@ def _stage(op, params, args, diff):
 
     name = op.name if isinstance(op.name, str) else op.name(avals, params)
     if diff:
-        entry = program.stage_vjp(fn, avals, diff, name, op.view)
-        if any(entry.out_diff):
+        entry = program.stage_vjp(fn, avals, diff, name, op.view, op.exact)
+        if op.exact:
+            used = tuple(i for i in diff if i in entry.used_inputs)
+            if used and used != tuple(diff):  # record only the inputs that matter
+                entry = program.stage_vjp(fn, avals, used, name, op.view, True)
+            diff = used
+        if diff and any(entry.out_diff):
             entry.node_class = names.node_class(name)
             return entry
         entry = program.stage_primal(fn, avals, name, op.view)
@@ -263,7 +271,8 @@ def apply_backward(node, entry, cts):
         def backward_fn(*vals):
             return tuple(program.run_vjp_traceable(entry, vals[:n_args], vals[n_args:]))
 
-        op = _backward_ops[entry] = Op(names.double_backward_name(entry.name), backward_fn)
+        op = _backward_ops[entry] = Op(names.double_backward_name(entry.name), backward_fn,
+                                       exact=True)
     args = tuple(node._args) if entry.n_res else ()
     cts = tuple(c if isinstance(c, Tensor) else _wrap(np.asarray(c)) for c in cts)
     out = apply(op, args + cts)

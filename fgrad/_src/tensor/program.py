@@ -378,7 +378,7 @@ class Entry:
     __slots__ = (
         "name", "fn", "n_in", "n_out", "out_diff", "multi", "forward", "n_res",
         "backward", "bwd_jaxpr", "fwd_jaxpr", "ct_slots", "diff", "out_avals", "node_class",
-        "bwd_fresh",
+        "bwd_fresh", "used_inputs",
     )
 
 
@@ -404,13 +404,16 @@ def stage_primal(fn, avals, name, view):
     return entry
 
 
-def stage_vjp(fn, avals, diff, name, view):
+def stage_vjp(fn, avals, diff, name, view, exact=False):
     """Stage the vjp of ``fn`` with respect to the inputs at positions ``diff``.
 
     The forward program returns ``outputs + residuals``; the backward program
     maps ``residuals + cotangents of the float outputs`` to the cotangents of
     the inputs in ``ct_slots`` (positions into ``diff``, all of them: a
     symbolically zero cotangent becomes zeros, as PyTorch's formulas give).
+    With ``exact``, a float output that depends on no input of ``diff`` counts as
+    not differentiable. ``entry.used_inputs`` holds the positions in ``diff`` that
+    the differentiable outputs depend on.
     """
     store: dict = {}
 
@@ -431,7 +434,9 @@ def stage_vjp(fn, avals, diff, name, view):
     lin = store["lin"]
     res_avals = [v.aval for v in lin.constvars]
     out_avals = fwd.out_avals[: len(lin.outs)]
-    out_diff = [dtypes.is_float(a.dtype) for a in out_avals]
+    depends = _tangent_dependence(lin)
+    out_diff = [dtypes.is_float(a.dtype) and (bool(d) or not exact)
+                for a, d in zip(out_avals, depends)]
     ct_avals = [ad.tangent_aval(a) for a, d in zip(out_avals, out_diff) if d]
     slots: list = []
 
@@ -469,7 +474,22 @@ def stage_vjp(fn, avals, diff, name, view):
     entry.backward = compile_jaxpr(bwd, name + "_bwd")
     entry.bwd_fresh = entry.backward.fresh_outputs
     entry.ct_slots = tuple(slots)
+    entry.used_inputs = {diff[k] for d, on in zip(depends, out_diff) if on for k in d}
     return entry
+
+
+def _tangent_dependence(lin):
+    """Per output of the linear jaxpr ``lin``, the positions of the tangent inputs it
+    depends on (an instantiated zero depends on none)."""
+    depends = {var: {k} for k, var in enumerate(lin.in_binders)}
+    for eqn in lin.eqns:
+        found = set()
+        for x in eqn.inputs:
+            if not isinstance(x, core.Literal):
+                found |= depends.get(x, set())
+        for var in eqn.out_binders:
+            depends[var] = found
+    return [set() if isinstance(x, core.Literal) else depends.get(x, set()) for x in lin.outs]
 
 
 def run_vjp_traceable(entry, args, cts):
