@@ -275,6 +275,29 @@ def test_a_constant_written_into_after_its_use_keeps_the_value_it_was_used_with(
     assert fg.jit(_uses_a_buffer_twice)(x) == 32.0
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["read-only view", "subclass"])
+def test_read_only_views_and_subclasses_keep_the_values_they_were_used_with(kind):
+    # Only plain writeable arrays were copied: these still changed under the program.
+    x = np.array([1.0, 2.0, 3.0])
+    buf = np.ones(3)
+    const = np.broadcast_to(buf, (3,)) if kind == "read-only view" else buf.view(_Subclass)
+
+    def f(x):
+        first = fnp.sum(x * const)
+        buf[:] = 2.0
+        return first + fnp.sum(x * const)
+
+    for gradient in (fg.grad(f), fg.jit(fg.grad(f)), lambda x: fg.value_and_grad(f)(x)[1]):
+        buf[:] = 1.0
+        np.testing.assert_allclose(gradient(x), [3.0, 3.0, 3.0])
+    buf[:] = 1.0
+    assert float(fg.jit(f)(x)) == 6.0 + 12.0
+
+
 def test_a_large_constant_is_read_only_while_grad_records_it():
     data = np.ones(100_000)  # too large to copy on every call: pinned instead
 

@@ -203,6 +203,43 @@ def test_threads_share_one_jitted_program(n):
     assert not errors, errors[0]
 
 
+def test_threads_evicting_the_caches_get_results_not_key_errors():
+    import doctest
+    import sys
+
+    from fgrad._src import lru
+
+    assert doctest.testmod(lru).failed == 0
+    grad = fg.grad(lambda x: fnp.sum(fnp.sin(x) * x))
+    jitted = fg.jit(lambda x, y: fnp.sin(x) * y)
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(150):
+            x = rng.normal(size=int(rng.integers(1, 8)))
+            try:
+                np.testing.assert_allclose(grad(x), np.cos(x) * x + np.sin(x), rtol=1e-12)
+                np.testing.assert_allclose(jitted(x, x), np.sin(x) * x, rtol=1e-12)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+    # NB: a tiny cache and frequent thread switches make evictions race with lookups.
+    interval = sys.getswitchinterval()
+    fg.config.update("jit_cache_size", 2)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        fg.config.update("jit_cache_size", 256)
+    assert not errors, errors[0]
+
+
 def test_reference_backend_switch_gives_same_result():
     x = np.linspace(-1, 1, 4)
     jf = fg.jit(fg.grad(f_compose))

@@ -116,16 +116,38 @@ def is_array_like(x) -> bool:
 
 
 def snapshot(value):
-    """``value`` as a constant of a traced or recorded program: a writeable NumPy array is
-    copied, so writing into it later (``buf[i] = 1`` between two uses, or after the
-    call) cannot change what the program computes; anything else is returned as is.
+    """``value`` as a constant of a traced or recorded program: a NumPy array whose values
+    can still change is copied (as a plain ndarray), so writing into it later (``buf[i] =
+    1`` between two uses, or after the call) cannot change what the program computes;
+    anything else is returned as is.
 
     >>> a = np.zeros(2); b = snapshot(a); a[0] = 1.0; b
     array([0., 0.])
     """
-    if type(value) is np.ndarray and value.flags.writeable:
-        return value.copy()
+    if mutable_array(value):
+        return np.array(value)
     return value
+
+
+def mutable_array(value) -> bool:
+    """Whether ``value`` is a NumPy array whose values can still be written: a writeable
+    one, a read-only view of writeable memory (``np.broadcast_to(buf, ...)``), or an
+    ndarray subclass (which may share memory in its own ways). A read-only array that
+    owns its memory cannot change.
+
+    >>> x = np.zeros(3); mutable_array(np.broadcast_to(x, (2, 3)))
+    True
+    """
+    if not isinstance(value, np.ndarray):
+        return False
+    if type(value) is not np.ndarray or value.flags.writeable:
+        return True
+    base = value.base
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return True
+        base = base.base
+    return base is not None  # NB: memory of another object (a buffer) may change
 
 
 def unchanged_since(copy, value) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from fgrad._src import config, core
+from fgrad._src import config, core, lru
 from fgrad._src.backend import execute
 from fgrad._src.core import Tracer
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
@@ -114,10 +114,9 @@ def _lookup(recording, value_slot):
     if program is None:
         program = _build_program(recording, value_slot)
         _programs[key] = program
-        while len(_programs) > config.flags.jit_cache_size:
-            _programs.popitem(last=False)
+        lru.evict_oldest(_programs, config.flags.jit_cache_size)
     else:
-        _programs.move_to_end(key)
+        lru.touch(_programs, key)
     return program, True
 
 

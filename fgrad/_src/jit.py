@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from fgrad._src import config, core
+from fgrad._src import config, core, lru
 from fgrad._src.api import _check_leaves, flatten_fun
 from fgrad._src.backend import execute
 from fgrad._src.core import Tracer, get_aval
@@ -95,7 +95,7 @@ class JittedFunction:
         key, leaves = self._signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is not None:
-            self._cache.move_to_end(key)
+            lru.touch(self._cache, key)
             return entry, leaves
         if config.flags.log_compiles:
             logger.warning(
@@ -123,8 +123,7 @@ class JittedFunction:
             closed.donated = self._donated_leaves(args, kwargs)
         entry = (closed, store["tree"])
         self._cache[key] = entry
-        while len(self._cache) > config.flags.jit_cache_size:
-            self._cache.popitem(last=False)
+        lru.evict_oldest(self._cache, config.flags.jit_cache_size)
         return entry, leaves
 
     def _donated_leaves(self, args, kwargs):

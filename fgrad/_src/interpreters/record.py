@@ -152,12 +152,12 @@ class RecordTrace(core.Trace):
     def pure(self, val):
         recording = self.recording
         tracer = recording.const_tracers.get(id(val))
-        if tracer is not None and type(val) is np.ndarray and not core.unchanged_since(
+        if tracer is not None and isinstance(val, np.ndarray) and not core.unchanged_since(
                 tracer.val, val):
             tracer = None  # NB: written into since its first use: a new constant
         if tracer is None:
             value = core.to_numpy(val)
-            if type(val) is np.ndarray and val.flags.writeable:
+            if core.mutable_array(val):
                 value = self._pin(val)
             aval = get_aval(value)
             slot = len(recording.avals)
@@ -184,10 +184,11 @@ class RecordTrace(core.Trace):
         (copying it on every call costs more than the rest of a small gradient) is made
         read-only until ``record`` returns, so ``f`` writing into it after using it raises
         instead of changing the gradient silently."""
-        if array.nbytes <= PIN_COPY_MAX or array.base is not None:
+        if (array.nbytes <= PIN_COPY_MAX or array.base is not None
+                or type(array) is not np.ndarray or not array.flags.writeable):
             # NB: a view is copied: making it read-only would not stop writes through its
             # base. (A view made earlier of a pinned array can still write into it.)
-            return array.copy()
+            return np.array(array)
         array.flags.writeable = False
         self.recording.pinned.append(array)
         return array
