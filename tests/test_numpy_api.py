@@ -1338,3 +1338,17 @@ def test_clip_takes_numpy_21_min_and_max_keywords():
     np.testing.assert_array_equal(fg.jit(lambda x: fnp.clip(x, max=1.0))(x), [-2.0, 0.5, 1.0])
     with pytest.raises(TypeError, match="not both"):
         fnp.clip(x, 0.0, max=1.0)
+
+
+def test_a_python_bool_to_an_int_power_stays_weak_under_jit():
+    # True ** 2 is a Python int: a float32 array minus it stays float32 (jit gave float64).
+    a = np.ones(3, np.float32)
+
+    def f(a, b):
+        return a - b ** 2
+
+    for b in (True, np.True_):
+        want = a - b ** 2
+        got = fg.jit(f)(a, b)
+        assert got.dtype == want.dtype, b
+        np.testing.assert_array_equal(got, want)

@@ -546,8 +546,8 @@ def power(x, y):
             and -_INT_POW_MAX <= y <= _INT_POW_MAX):  # NB: larger ones go the general way
         x = _operand(x)
         kind = get_aval(x).dtype.kind
-        if kind == "b":
-            x, kind = _cast(x, np.int64), "i"  # bool ** Python int is int64 in NumPy
+        if kind == "b":  # bool ** Python int is int64 in NumPy; a Python bool's a Python int
+            x, kind = _cast(x, np.int64, get_aval(x).weak_type), "i"
         if kind in "iu" and y < 0:
             raise ValueError("Integers to negative integer powers are not allowed.")
         if y == 2:
