@@ -72,6 +72,22 @@ def test_static_argnames_hash_by_value_by_name_or_position():
         jf(x, power=[3])
 
 
+def test_static_values_that_compare_equal_but_compute_differently_are_kept_apart():
+    # 0.0 == -0.0 and (1,) == (1.0,): each reused the other's program before.
+    divide = fg.jit(lambda x, s: x / s, static_argnums=1)
+    with np.errstate(divide="ignore"):
+        assert divide(np.ones(2), 0.0).tolist() == [np.inf, np.inf]
+        assert divide(np.ones(2), -0.0).tolist() == [-np.inf, -np.inf]
+    first = fg.jit(lambda x, s: x + s[0], static_argnums=1)
+    x = np.ones(2, np.int32)
+    assert first(x, (1,)).dtype == np.int32 and first(x, (1.0,)).dtype == np.float64
+    f, calls = counting(lambda x, s: x * s)
+    scaled = fg.jit(f, static_argnums=1)
+    for _ in range(2):
+        assert np.isnan(scaled(np.ones(1), float("nan"))).all()
+    assert calls["n"] == 1  # a nan static is found again (nan != nan)
+
+
 def test_static_argnums_also_apply_by_name():
     f, calls = counting(lambda x, shape: fnp.reshape(x, shape))
     jf = fg.jit(f, static_argnums=1)

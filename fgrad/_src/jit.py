@@ -38,7 +38,18 @@ def _static_key(value, index):
             "static arguments are cached by value, so pass a hashable one (a tuple "
             "instead of a list, for example), or make it a regular traced argument."
         ) from None
-    return (type(value), value)
+    return (type(value), _value_key(value))
+
+
+def _value_key(value):
+    """What a static value is keyed by: itself, except that floats are keyed by their bits
+    (0.0 == -0.0 would reuse the other's program, and a nan would never be found again)
+    and a tuple's items by type and key (``(1,)`` == ``(1.0,)`` == ``(True,)``)."""
+    if isinstance(value, (float, np.floating)):
+        return np.asarray(value).tobytes()
+    if type(value) is tuple:
+        return tuple((type(item), _value_key(item)) for item in value)
+    return value
 
 
 def _describe_miss(key, cache):
