@@ -297,7 +297,8 @@ def _static_both_ways(fun, static_argnums, static_argnames, donate_argnums):
                     f"{getattr(fun, '__name__', 'the function')} takes "
                     f"{len(positional)} positional argument(s); positions count from 0")
     takes_any_keyword = params is None or any(p.kind == p.VAR_KEYWORD for p in params)
-    unknown = [n for n in static_argnames if n not in {p.name for p in params or ()}]
+    parameter_names = {p.name for p in params or ()}
+    unknown = [n for n in static_argnames if n not in parameter_names]
     if unknown and not takes_any_keyword:
         raise ValueError(f"jit: static_argnames {unknown} are not parameters of "
                          f"{getattr(fun, '__name__', 'the function')}")

@@ -148,7 +148,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if axis is None and ord not in (None, "fro") and aval.ndim > 1:
         raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
     axes = fnp._canonical_axis(axis, aval.ndim)
-    if (axis is not None and len(axes) > 2) or (ord == "fro" and len(axes) > 2):
+    if len(axes) > 2 and (axis is not None or ord == "fro"):
         raise ValueError(f"norm: improper number of dimensions to norm ({len(axes)}: a "
                          "vector norm takes one axis, a matrix norm two)")
     if ord == "fro" and len(axes) < 2:

@@ -1653,14 +1653,11 @@ def _take_over(self, result):
     does (a differentiable assignment into the base at the view's elements), and every
     live view of the base is then made afresh from it, so all of them see the write."""
     view_of = self.__dict__.get("_view_of")
-    if view_of is None:
-        _rebase(self, result)
-        _refresh_views(self)
-        return self
-    if view_of[1][0] is None:  # detach() or .data: the values are shared, the graph is not
+    if view_of is None or view_of[1][0] is None:  # no view, or detached: no base to write
         shared = self._value
         _rebase(self, result)
-        _write_through(self, shared)
+        if view_of is not None:  # detach() or .data: the values are shared, not the graph
+            _write_through(self, shared)
         _refresh_views(self)
         return self
     base, recipe = view_of
