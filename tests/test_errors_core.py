@@ -315,3 +315,11 @@ def test_regression_losses_warn_when_the_target_broadcasts():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             loss(fg.ones(2), fg.zeros(2))
+
+
+def test_numpy_indexing_with_a_traced_value_names_the_fgrad_way():
+    c = np.arange(4.0)
+    with pytest.raises(ConcretizationError, match=r"fnp.getitem\(a, i\)"):
+        fg.vmap(lambda i: c[i])(np.array([0, 3]))
+    np.testing.assert_array_equal(fg.vmap(lambda i: fnp.getitem(c, i))(np.array([0, 3])),
+                                  [0.0, 3.0])

@@ -19,12 +19,17 @@ class ConcretizationError(TypeError):
 
     def __init__(self, what, aval, frame=None):
         where = f"\n  at {frame.filename}:{frame.lineno}: {frame.line}" if frame else ""
+        numpy_hint = (
+            " NumPy itself cannot take a traced value either: index a NumPy array `a` with "
+            "fnp.getitem(a, i) instead of a[i], and use fgrad.numpy functions "
+            "for the computation."
+            if what in ("np.asarray()", "__index__()") else "")
         super().__init__(
             f"{what} needs a concrete value, but got an abstract tracer of type "
             f"{aval.str_short()} inside a traced function (jit, vmap or make_jaxpr).{where}\n"
             "Python control flow cannot depend on traced values: use fnp.where(cond, a, b) "
             "for value-dependent choices, or mark the argument static with "
-            "fg.jit(f, static_argnums=...)."
+            f"fg.jit(f, static_argnums=...).{numpy_hint}"
         )
 
 
