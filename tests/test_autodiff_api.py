@@ -764,3 +764,21 @@ def test_grad_with_respect_to_empty_pytrees_gives_them_back():
     value, (ga, gb) = fg.value_and_grad(lambda a, b: fnp.sum(a), argnums=(0, 1))(v, [])
     assert value == 2.0 and gb == [] and np.array_equal(ga, [1.0, 1.0])
     assert fg.jit(fg.grad(lambda a, b: fnp.sum(a), argnums=1))(v, ()) == ()
+
+
+def test_jvp_has_aux_returns_the_aux_output_as_jax_does():
+    x = np.array([1.0, 2.0])
+
+    def f(d):
+        return d["a"] ** 2, {"aux": d["a"] * 10.0}
+
+    out, tangent, aux = fg.jvp(f, ({"a": x},), ({"a": np.ones(2)},), has_aux=True)
+    np.testing.assert_array_equal(out, x ** 2)
+    np.testing.assert_array_equal(tangent, 2 * x)
+    np.testing.assert_array_equal(aux["aux"], x * 10.0)
+    jitted = fg.jit(lambda x: fg.jvp(lambda y: (y ** 2, y.sum()), (x,), (x,), has_aux=True))
+    out, tangent, aux = jitted(x)
+    np.testing.assert_array_equal(tangent, 2 * x * x)
+    assert float(aux) == 3.0
+    with pytest.raises(TypeError, match="has_aux=True requires the function to return a pair"):
+        fg.jvp(lambda y: y * 2.0, (x,), (x,), has_aux=True)

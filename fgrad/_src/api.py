@@ -407,12 +407,16 @@ def grad(f, argnums=0, has_aux=False):
 # --------------------------------------------------------------------------- jvp
 
 
-def jvp(f, primals, tangents):
-    """Forward mode: return ``(f(*primals), J @ tangents)``.
+def jvp(f, primals, tangents, has_aux=False):
+    """Forward mode: return ``(f(*primals), J @ tangents)``; with ``has_aux``, ``f``
+    returns ``(output, aux)`` and ``jvp`` returns ``(output, J @ tangents, aux)``.
 
     >>> import fgrad.numpy as fnp
     >>> [float(v) for v in jvp(fnp.sin, (0.0,), (1.0,))]
     [0.0, 1.0]
+    >>> out, tangent, aux = jvp(lambda x: (x * 3.0, x + 1.0), (2.0,), (1.0,), has_aux=True)
+    >>> float(out), float(tangent), float(aux)
+    (6.0, 3.0, 3.0)
     """
     check_callable(f, "jvp")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
@@ -426,12 +430,14 @@ def jvp(f, primals, tangents):
     _check_leaves(primals_flat, "jvp primals")
     _check_leaves(tangents_flat, "jvp tangents")
     tangents_in = [_check_tangent(t, get_aval(p)) for p, t in zip(primals_flat, tangents_flat)]
-    f_flat, store = flatten_fun(f, in_tree)
+    f_flat, store = flatten_fun(_split_aux(f, has_aux, "jvp"), in_tree)
     outs, tangents_out = ad.jvp_flat(f_flat, primals_flat, tangents_in)
     tangents_out = [
         _instantiate(t, ad.tangent_aval(get_aval(o))) for o, t in zip(outs, tangents_out)
     ]
-    return tree_unflatten(store["tree"], outs), tree_unflatten(store["tree"], tangents_out)
+    out, aux = tree_unflatten(store["tree"], outs)
+    tangent_out, _ = tree_unflatten(store["tree"], tangents_out)
+    return (out, tangent_out, aux) if has_aux else (out, tangent_out)
 
 
 def _check_tangent(t, aval):
