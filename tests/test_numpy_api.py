@@ -1352,3 +1352,30 @@ def test_a_python_bool_to_an_int_power_stays_weak_under_jit():
         got = fg.jit(f)(a, b)
         assert got.dtype == want.dtype, b
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("order", [1, -1, np.inf, -np.inf])
+def test_matrix_norms_of_order_one_and_infinity_match_numpy(order):
+    m = np.array([[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]])
+    np.testing.assert_allclose(fnp.linalg.norm(m, order), np.linalg.norm(m, order))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    for axis in ((0, 1), (1, 0), (2, 0), (-1, -2)):
+        for keepdims in (False, True):
+            want = np.linalg.norm(x, order, axis=axis, keepdims=keepdims)
+            got = fnp.linalg.norm(x, order, axis=axis, keepdims=keepdims)
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want)
+            jitted = fg.jit(fnp.linalg.norm, static_argnums=(1, 2, 3))
+            np.testing.assert_allclose(jitted(x, order, axis, keepdims), want)
+    # The gradient: sign(m) on the winning column (or row), 0 elsewhere.
+    fg.test_util.check_grads(lambda m: fnp.linalg.norm(m, order), (m,), order=1,
+                             modes=("rev",))
+
+
+def test_matrix_norms_needing_singular_values_say_so():
+    m = np.ones((2, 3))
+    for order in (2, -2, "nuc"):
+        with pytest.raises(NotImplementedError, match="singular values"):
+            fnp.linalg.norm(m, order)
+    with pytest.raises(ValueError, match="improper number of dimensions"):
+        fnp.linalg.norm(np.ones((2, 2, 2)), 1)

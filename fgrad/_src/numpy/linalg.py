@@ -135,19 +135,28 @@ def tensordot(a, b, axes=2, name="tensordot"):
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    """Vector/Frobenius norm (``np.linalg.norm``); gradient 0 at 0 (docs/kinks.md).
+    """Vector norms, and matrix norms of ``ord`` None/'fro', 1, -1, inf and -inf
+    (``np.linalg.norm``; the 2-norm and nuclear norm of a matrix need singular values,
+    which fgrad does not compute); gradient 0 at 0 (docs/kinks.md).
 
     >>> float(norm(np.array([3.0, 4.0])))
     5.0
+    >>> float(norm(np.array([[1.0, -2.0], [3.0, 4.0]]), 1))  # the largest column sum
+    6.0
     """
     x = fnp._to_float(x)
     aval = get_aval(x)
     if aval.ndim == 0 and (axis is not None or ord is not None):
         raise ValueError("norm: improper number of dimensions to norm (a 0-d array has no "
                          "axis; NumPy takes it only without ord and axis)")
-    if axis is None and ord not in (None, "fro") and aval.ndim > 1:
-        raise NotImplementedError("norm: ord is only supported for vectors (give axis=...)")
+    if axis is None and ord not in (None, "fro") and aval.ndim > 2:
+        raise ValueError("norm: improper number of dimensions to norm (with ord, an x of "
+                         f"{aval.ndim} dimensions needs axis=: one for a vector norm, two "
+                         "for a matrix norm)")
     axes = fnp._canonical_axis(axis, aval.ndim)
+    if len(axes) == 2 and ord in (1, -1, np.inf, -np.inf):
+        pair = (0, 1) if axis is None else tuple(fnp._one_axis(a, aval.ndim) for a in axis)
+        return _matrix_norm(x, ord, pair, keepdims)
     if len(axes) > 2 and (axis is not None or ord == "fro"):
         raise ValueError(f"norm: improper number of dimensions to norm ({len(axes)}: a "
                          "vector norm takes one axis, a matrix norm two)")
@@ -155,10 +164,10 @@ def norm(x, ord=None, axis=None, keepdims=False):
         raise ValueError("norm: invalid norm order 'fro' for vectors (it is a matrix norm: "
                          "give a 2-D x or two axes)")
     if len(axes) == 2 and ord not in (None, "fro"):
-        raise NotImplementedError(f"norm: the matrix norm ord={ord!r} (only 'fro' for 2 axes)")
+        raise NotImplementedError(f"norm: the matrix norm ord={ord!r} needs singular values, "
+                                  "which fgrad does not compute (ord may be None, 'fro', 1, -1, "
+                                  "inf or -inf for two axes)")
     if ord is None or ord == 2 or ord == "fro":
-        if ord == 2 and len(axes) == 2:
-            raise NotImplementedError("norm: the matrix 2-norm (largest singular value)")
         squares = fnp.sum(lax.square(x), axis=axes, keepdims=keepdims)
         # NB: the double select keeps the gradient at 0 finite (and equal to 0).
         is_zero = lax.eq(squares, 0)
@@ -186,6 +195,23 @@ def norm(x, ord=None, axis=None, keepdims=False):
         total = fnp.sum(fnp.power(fnp.abs(x), float(ord)), axis=axes, keepdims=keepdims)
         return fnp.power(total, 1.0 / ord)
     raise ValueError(f"norm: unsupported ord={ord!r}")
+
+
+def _matrix_norm(x, ord, pair, keepdims):  # noqa: A002
+    """NumPy's matrix norms of ``ord`` 1 and -1 (largest and smallest column sum of
+    ``|x|``) and inf and -inf (the same over rows), ``pair`` = (row axis, column axis)."""
+    row, col = pair
+    if row == col:
+        raise ValueError("norm: duplicate axes given")
+    pick = fnp.max if ord > 0 else fnp.min
+    summed, picked = (row, col) if ord in (1, -1) else (col, row)
+    sums = fnp.sum(fnp.abs(x), axis=summed)
+    out = pick(sums, axis=picked - 1 if picked > summed else picked)
+    if keepdims:
+        shape = list(get_aval(x).shape)
+        shape[row] = shape[col] = 1
+        out = fnp.reshape(out, tuple(shape))
+    return out
 
 
 # --------------------------------------------------------------------------- einsum
