@@ -624,6 +624,21 @@ def test_a_recorded_in_place_op_on_a_detached_alias_writes_through_to_the_origin
         y.sum().backward()
 
 
+def test_in_place_fills_on_the_graph_carry_pytorchs_node_names():
+    # Names from PyTorch 2.13; they were all WhereBackward0. Gradients: zero everywhere.
+    x = fg.ones(3, requires_grad=True)
+    for method, name in (("zero_", "ZeroBackward0"), ("fill_", "FillBackward2"),
+                         ("normal_", "NormalBackward0"), ("uniform_", "UniformBackward0"),
+                         ("copy_", "CopyBackwards")):
+        y = x * 2
+        args = (3.0,) if method == "fill_" else (fg.ones(3),) if method == "copy_" else ()
+        getattr(y, method)(*args)
+        assert type(y.grad_fn).__name__ == name
+        x.grad = None
+        y.sum().backward()
+        assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
 def test_in_place_type_errors():
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
         fg.tensor([1, 2]).add_(1.5)

@@ -477,6 +477,10 @@ def _where(cond, x, y):
 
 
 where = Op("WhereBackward0", _where)
+# An in-place fill of a tensor on the graph (``zero_``, ``fill_``, ``normal_``, ...): a
+# select of the new values everywhere, under the node name PyTorch gives that method.
+filled_in_place = {name: Op(name, _where) for name in (
+    "ZeroBackward0", "FillBackward2", "NormalBackward0", "UniformBackward0", "CopyBackwards")}
 masked_fill = Op("MaskedFillBackward0", lambda x, mask, value: fnp.where(
     mask, _cast_value(value, x), x))
 

@@ -1216,10 +1216,11 @@ class Tensor:
     # ------------------------------------------------------------------ in-place
 
     def zero_(self):
-        return _fill(self, 0)
+        return _fill(self, 0, "ZeroBackward0")
 
     def fill_(self, value):
-        return _fill(self, _scalar(value.item() if isinstance(value, Tensor) else value))
+        return _fill(self, _scalar(value.item() if isinstance(value, Tensor) else value),
+                     "FillBackward2")
 
     def add_(self, other, alpha=1):
         other = _operand(other)
@@ -1280,13 +1281,13 @@ class Tensor:
         from fgrad._src.tensor import creation
 
         values = creation.generator().uniform(a, b, self._value.shape)
-        return _fill(self, values)
+        return _fill(self, values, "UniformBackward0")
 
     def normal_(self, mean=0.0, std=1.0):
         from fgrad._src.tensor import creation
 
         values = creation.generator().normal(mean, std, self._value.shape)
-        return _fill(self, values)
+        return _fill(self, values, "NormalBackward0")
 
 
 _new = object.__new__
@@ -1606,7 +1607,7 @@ def _inplace(self, op, args, params=(), copy=False):
             return _take_over(self, result)
         if self._requires_grad and _grad_state.enabled:
             # A constant over a tensor on the graph: the old values get a zero gradient.
-            return _fill(self, np.broadcast_to(src._value, self._value.shape))
+            return _fill(self, np.broadcast_to(src._value, self._value.shape), "CopyBackwards")
         np.copyto(self._value, src._value, casting="unsafe")
         graph.mark_written(self._value)
         return self
@@ -1747,7 +1748,8 @@ def _rebase(self, result):
     return self
 
 
-def _fill(self, value):
+def _fill(self, value, node_name):
+    """Write ``value`` into ``self``; on the graph, as a node named ``node_name``."""
     _check_inplace(self)
     if self._requires_grad and self._grad_fn is not None and _grad_state.enabled:
         # NB: still on the graph, as PyTorch's fill_/zero_ (the old values get a zero
@@ -1756,7 +1758,8 @@ def _fill(self, value):
             np.asarray(value, self._value.dtype), self._value.shape)))
         nowhere = Tensor._wrap(np.zeros(self._value.shape, np.bool_))
         before = Tensor._wrap(self._value, self._grad_fn, True, self._output_nr)
-        return _take_over(self, apply(ops.where, (nowhere, before, filled)))
+        op = ops.filled_in_place[node_name]
+        return _take_over(self, apply(op, (nowhere, before, filled)))
     _make_writable(self)
     self._value[...] = value
     graph.mark_written(self._value)
