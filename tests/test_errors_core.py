@@ -323,3 +323,19 @@ def test_numpy_indexing_with_a_traced_value_names_the_fgrad_way():
         fg.vmap(lambda i: c[i])(np.array([0, 3]))
     np.testing.assert_array_equal(fg.vmap(lambda i: fnp.getitem(c, i))(np.array([0, 3])),
                                   [0.0, 3.0])
+
+
+def test_numpy_copies_of_stopped_values_are_constants_not_errors():
+    # The error's advice: fg.stop_gradient(x) when a constant is what you want.
+    x = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(
+        fg.grad(lambda x: fnp.sum(np.asarray(fg.stop_gradient(x)) * x))(x), x)
+    np.testing.assert_array_equal(
+        fg.grad(lambda x: fnp.sum(np.asarray(fg.stop_gradient(x) * 2.0) * x))(x), 2 * x)
+    np.testing.assert_array_equal(
+        fg.jacfwd(lambda x: np.asarray(fg.stop_gradient(x)) * x)(x), np.diag(x))
+    with pytest.raises(fg.errors.TracerArrayConversionError):
+        fg.grad(lambda x: fnp.sum(np.asarray(x * 2.0) * x))(x)
+    with pytest.raises(TypeError, match="got one f64\\[\\] value"):
+        fg.jvp(lambda x: x * 3.0, (2.0,), (1.0,), has_aux=True)
+

@@ -143,6 +143,9 @@ def test_config_flags_refuse_bad_values_when_set():
         with pytest.raises(ValueError, match=name):
             fg.config.update(name, value)
     assert fg.config.read("jit_cache_size") == 256 and fg.config.read("debug_nans") is False
+    fg.config.update("debug_nans", np.False_)  # NumPy scalars are taken, as Python's
+    fg.config.update("jit_cache_size", np.int64(256))
+    assert fg.config.read("debug_nans") is False and type(fg.config.read("jit_cache_size")) is int
     for name in (3, "foo", "interpreter"):
         with pytest.raises(ValueError, match="unknown config flag.*known flags"):
             fg.config.update(name, 1)

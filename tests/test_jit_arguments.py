@@ -279,3 +279,18 @@ def test_negative_static_and_donated_argnums_count_from_the_end():
         fg.jit(lambda *a: a[0], static_argnums=-1)
     with pytest.raises(ValueError, match="out of range"):
         fg.jit(lambda x: x, static_argnums=-2)
+
+
+def test_log_compiles_shows_changed_static_values_as_written(caplog):
+    import logging
+
+    jitted = fg.jit(lambda x, s: x * s[0], static_argnums=1)
+    fg.config.update("log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="fgrad"):
+            jitted(np.ones(2), (1.5, 2))
+            jitted(np.ones(2), (-0.0, 3))
+    finally:
+        fg.config.update("log_compiles", False)
+    assert "static arguments changed to ((-0.0, 3))" in caplog.text  # not the key's bytes
+

@@ -1314,8 +1314,8 @@ def test_logaddexp_keeps_float32_with_bool_and_small_int_operands(mode):
 def test_comparisons_with_python_ints_beyond_the_integer_dtype(name):
     # NumPy 2 compares exactly; converting the int to the array's dtype overflowed.
     for arr in (np.arange(3, dtype=np.int32), np.array([-5, 0, 100], np.int8),
-                np.arange(3, dtype=np.uint64), np.arange(3)):
-        for big in (2 ** 62, -(2 ** 62), 2 ** 70, -(2 ** 70), 300):
+                np.arange(3, dtype=np.uint64), np.arange(3), np.array([0, 255], np.uint8)):
+        for big in (2 ** 62, -(2 ** 62), 2 ** 70, -(2 ** 70), 300, -1, -5, 2 ** 64):
             want, want_reflected = getattr(np, name)(arr, big), getattr(np, name)(big, arr)
             np.testing.assert_array_equal(getattr(fnp, name)(arr, big), want)
             np.testing.assert_array_equal(getattr(fnp, name)(big, arr), want_reflected)
@@ -1379,3 +1379,11 @@ def test_matrix_norms_needing_singular_values_say_so():
             fnp.linalg.norm(m, order)
     with pytest.raises(ValueError, match="improper number of dimensions"):
         fnp.linalg.norm(np.ones((2, 2, 2)), 1)
+
+
+def test_keepdims_takes_ints_as_numpy_does():
+    a = np.ones((2, 3))
+    for fn in (fnp.sum, fnp.mean, fnp.max):
+        assert fn(a, axis=0, keepdims=1).shape == (1, 3)
+        assert fn(a, axis=0, keepdims=0).shape == (3,)
+

@@ -536,7 +536,7 @@ def test_backward_and_autograd_grad_argument_errors():
     for call in (lambda: x.sum().backward([1.0, 1.0, 1.0]),
                  lambda: (x * 2).backward([1.0, 1.0, 1.0])):
         with pytest.raises(TypeError, match="gradients can be either Tensors or None, but "
-                                            "got list.*fg.tensor"):
+                                            "got float in a list.*fg.tensor"):
             call()
     with pytest.raises(RuntimeError, match="got 1 gradients for 2 outputs"):
         fg.autograd.grad([(x * 2).sum(), x.sum()], [x], grad_outputs=[None])
@@ -637,6 +637,29 @@ def test_in_place_fills_on_the_graph_carry_pytorchs_node_names():
         x.grad = None
         y.sum().backward()
         assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_fixes_of_this_sessions_regressions():
+    # autograd.grad and backward take any iterable of inputs, as PyTorch's do.
+    m = fg.nn.Linear(3, 2)
+    loss = m(fg.ones(4, 3)).sum()
+    grads = fg.autograd.grad(loss, m.parameters(), retain_graph=True)
+    assert [tuple(g.shape) for g in grads] == [(2, 3), (2,)]
+    loss.backward(inputs=m.parameters())
+    assert m.weight.grad is not None
+    # Linear finds a weight that is a plain attribute (pruning, weight norm).
+    lin = fg.nn.Linear(3, 2)
+    weight = lin.weight
+    del lin.weight
+    lin.weight = weight.detach() * 2
+    assert tuple(lin(fg.ones(1, 3)).shape) == (1, 2)
+    # PyTorch still takes a uint8 condition in where (deprecated there).
+    assert fg.where(fg.tensor([1, 0], dtype=fg.uint8), fg.ones(2), fg.zeros(2)).tolist() == [
+        1.0, 0.0]
+    with pytest.raises(TypeError, match="unsupported operand.*Fraction"):
+        fg.ones(2) + __import__("fractions").Fraction(1, 2)
+    with pytest.raises(TypeError, match="requires_grad must be a bool"):
+        fg.nn.Parameter(fg.ones(2), requires_grad=0)
 
 
 def test_in_place_type_errors():
@@ -1005,6 +1028,13 @@ def test_create_graph_gradients_that_are_constants_require_no_grad():
     (g,) = fg.autograd.grad((x ** 3).sum(), x, create_graph=True)
     (g2,) = fg.autograd.grad(g.sum(), x, create_graph=True)
     assert fg.autograd.grad(g2.sum(), x)[0].tolist() == [6.0, 6.0]
+    # A gradient computed from x only through a comparison is still a function of x
+    # (PyTorch's relu, abs, l1 backward): its second derivative is zeros, no error.
+    x = fg.tensor([1.5, -0.5, 2.0], requires_grad=True)
+    for f in (fg.relu, fg.abs, lambda x: F.leaky_relu(x, 0.1), F.hardtanh):
+        (g,) = fg.autograd.grad(f(x).sum(), x, create_graph=True)
+        assert g.requires_grad
+        assert fg.autograd.grad(g.sum(), x)[0].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_create_graph_through_an_in_place_op_on_a_non_leaf():

@@ -66,9 +66,11 @@ def _split_aux(f, has_aux, name):
 
 def _check_aux_pair(result, name):
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        got = (f"one {get_aval(result).str_short()} value" if isinstance(result, Tracer)
+               else type(result).__name__)
         raise TypeError(
             f"{name} with has_aux=True requires the function to return a pair "
-            f"(output, aux), got {type(result).__name__}"
+            f"(output, aux), got {got}"
         )
     return tuple(result)
 

@@ -9,6 +9,8 @@ False
 import logging
 import os
 
+import numpy as np
+
 logger = logging.getLogger("fgrad")
 
 
@@ -48,12 +50,16 @@ def update(name: str, value):
     _check_name(name)
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ValueError(f"config flag {name!r} must be one of {_CHOICES[name]}, got {value!r}")
-    if name in _BOOLEANS and not isinstance(value, bool):
-        raise ValueError(f"config flag {name!r} must be True or False, got {value!r}")
-    if name == "jit_cache_size" and (isinstance(value, bool) or not isinstance(value, int)
-                                     or value < 1):
-        raise ValueError(f"config flag 'jit_cache_size' must be a positive int (programs kept "
-                         f"per cache), got {value!r}")
+    if name in _BOOLEANS:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"config flag {name!r} must be True or False, got {value!r}")
+        value = bool(value)
+    if name == "jit_cache_size":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+                value < 1):
+            raise ValueError(f"config flag 'jit_cache_size' must be a positive int (programs "
+                             f"kept per cache), got {value!r}")
+        value = int(value)
     setattr(flags, name, value)
     for callback in _listeners.get(name, ()):
         callback()

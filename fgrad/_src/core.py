@@ -356,6 +356,8 @@ class Primitive:
     # (literal, params) and reuses its outputs: set for broadcast_in_dim, whose every
     # scalar operand (``x * 0.5``, ``1 - y**2`` in rules) would otherwise stage again.
     stage_once_per_literal = False
+    # NB: set for stop_gradient: eager recording knows its output carries no gradient.
+    stops_gradient = False
 
     def __init__(self, name: str, multiple_results: bool = False):
         self.name = name
@@ -559,9 +561,14 @@ class Tracer:
     def __complex__(self):
         return complex(self._concretize("complex()"))
 
+    def carries_gradient(self) -> bool:
+        """Whether a transform differentiates through this value (False for one that only
+        depends on constants and ``stop_gradient`` outputs, where the trace can tell)."""
+        return True
+
     def __array__(self, dtype=None, copy=None):
         val = np.asarray(self._concretize("np.asarray()"))
-        if val.dtype.kind == "f":
+        if val.dtype.kind == "f" and self.carries_gradient():
             # NB: a concrete float tracer is being differentiated (eager grad/vjp/jvp): a
             # NumPy copy would be a constant. float(x) and x.item() stay allowed, as
             # PyTorch's .item() (docs/kinks.md); integer values index and branch freely.

@@ -52,6 +52,15 @@ def _value_key(value):
     return value
 
 
+def _key_value(kind, key):
+    """The static value a ``(type, _value_key)`` pair was made from, for messages."""
+    if isinstance(key, bytes):  # a float, keyed by its bits
+        return kind(np.frombuffer(key, np.float64 if kind is float else kind)[0])
+    if kind is tuple:
+        return tuple(_key_value(*item) for item in key)
+    return key
+
+
 def _describe_miss(key, cache):
     if not cache:
         return "first call"
@@ -60,7 +69,8 @@ def _describe_miss(key, cache):
         if old_tree != tree:
             continue
         if old_statics != statics:
-            return f"static arguments changed to {statics}"
+            shown = ", ".join(repr(_key_value(*key)) for key in statics)
+            return f"static arguments changed to ({shown})"
         diffs = [
             f"argument leaf {i}: {a.str_short()} -> {b.str_short()}"
             for i, (a, b) in enumerate(zip(old_avals, avals))

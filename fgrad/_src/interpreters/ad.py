@@ -83,6 +83,9 @@ def add_tangents(x, y):
 class JVPTracer(Tracer):
     __slots__ = ("_trace", "primal", "tangent", "_aval")
 
+    def carries_gradient(self) -> bool:
+        return not isinstance(self.tangent, Zero)
+
     def __init__(self, trace, primal, tangent, aval=None):
         self._trace = trace
         self.primal = primal

@@ -24,16 +24,20 @@ from fgrad._src.core import ClosedJaxpr, Jaxpr, JaxprEqn, Tracer, Var, get_aval,
 
 
 class RecordTracer(Tracer):
-    __slots__ = ("_trace", "val", "slot", "aval")
+    __slots__ = ("_trace", "val", "slot", "aval", "live")
 
-    def __init__(self, trace, val, slot, aval):
+    def __init__(self, trace, val, slot, aval, live=True):
         self._trace = trace
         self.val = val
         self.slot = slot
         self.aval = aval
+        self.live = live  # computed from an input, not only from constants and stop_gradient
 
     def concrete_value(self):
         return self.val
+
+    def carries_gradient(self) -> bool:
+        return self.live
 
 
 # Constants of at most this many bytes are copied when recorded; larger ones are pinned.
@@ -172,7 +176,7 @@ class RecordTrace(core.Trace):
             recording.avals.append(aval)
             recording.consts.append((slot, value))
             recording.keepalive.append(val)  # NB: keeps id(val) from being reused
-            tracer = RecordTracer(self, value, slot, aval)
+            tracer = RecordTracer(self, value, slot, aval, False)
             recording.const_tracers[id(val)] = tracer
         return tracer
 
@@ -203,13 +207,18 @@ class RecordTrace(core.Trace):
             (x,) = tracers
             outs = rule(x.val, **params)
             in_slots = (x.slot,)
+            live = x.live
         elif len(tracers) == 2:
             x, y = tracers
             outs = rule(x.val, y.val, **params)
             in_slots = (x.slot, y.slot)
+            live = x.live or y.live
         else:
             outs = rule(*[t.val for t in tracers], **params)
             in_slots = tuple([t.slot for t in tracers])
+            live = any(t.live for t in tracers)
+        if primitive.stops_gradient:
+            live = False
         multiple_results = primitive.multiple_results
         avals = recording.avals
         eqns = recording.eqns
@@ -231,8 +240,8 @@ class RecordTrace(core.Trace):
         recording.eqn_avals.append(out_avals)
         first = eqn[3]
         if not multiple_results:
-            return [RecordTracer(self, outs, first, out_avals[0])]
-        return [RecordTracer(self, v, first + i, a)
+            return [RecordTracer(self, outs, first, out_avals[0], live)]
+        return [RecordTracer(self, v, first + i, a, live)
                 for i, (v, a) in enumerate(zip(outs, out_avals))]
 
 

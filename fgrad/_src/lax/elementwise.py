@@ -703,6 +703,7 @@ batching.defbatch_unop(convert_element_type_p)
 # --------------------------------------------------------------------------- stop_gradient
 
 stop_gradient_p = unop("stop_gradient", lambda x: x, accepted=ANY)
+stop_gradient_p.stops_gradient = True
 
 
 def stop_gradient(x):

@@ -91,9 +91,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):  # noqa: A002
-        # NB: the registered parameters, read without Module.__getattr__'s fallback search
-        parameters = self._parameters
-        return F.linear(input, parameters["weight"], parameters["bias"])
+        return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -48,8 +48,8 @@ class Parameter(Tensor):
         else:
             value = _as_array(data)
         self._init(value, None, False, 0)
-        if requires_grad:
-            self.requires_grad_(True)
+        if requires_grad is not False:
+            self.requires_grad_(requires_grad)  # NB: checks that it is a bool
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

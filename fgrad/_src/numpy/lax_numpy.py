@@ -412,8 +412,10 @@ def _compare_out_of_range(x, y, array, number, compare, python_op):
     if -2**63 <= number < 2**63 and get_aval(_operand(array)).dtype != np.uint64:
         wide = astype(array, np.int64)  # exact: every int dtype but uint64 fits int64
         return compare(wide, y) if array is x else compare(x, wide)
-    # Beyond every value of the array's dtype: the same answer for each element.
-    inside = 0 if number > 0 else -1
+    # Beyond every value of the array's dtype: the same answer for each element, the one
+    # its nearest value gives.
+    info = np.iinfo(get_aval(_operand(array)).dtype)
+    inside = int(info.max) if number > info.max else int(info.min)
     answer = python_op(inside, number) if array is x else python_op(number, inside)
     return full(get_aval(_operand(array)).shape, answer, np.bool_)
 
@@ -881,7 +883,7 @@ def _sum_dtype(dtype):
 
 
 def _reduce(x, axis, keepdims, lax_fn, dtype=None):
-    if not isinstance(keepdims, (bool, np.bool_)):
+    if not isinstance(keepdims, (bool, np.bool_, int, np.integer)):
         raise TypeError(f"keepdims must be True or False, got {keepdims!r:.40}")
     x = _operand(x)
     aval = get_aval(x)

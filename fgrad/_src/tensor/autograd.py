@@ -13,10 +13,11 @@ def _as_tuple(x, what):
         return (x,)
     if x is None:
         return ()
-    if not isinstance(x, (tuple, list)):
+    try:
+        items = tuple(x)  # NB: any iterable, model.parameters() included
+    except TypeError:
         raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got "
-                        f"{type(x).__name__}")
-    items = tuple(x)
+                        f"{type(x).__name__}") from None
     for item in items:
         if not isinstance(item, Tensor):
             raise TypeError(f"{what} must be Tensors, got {type(item).__name__}")
@@ -31,9 +32,10 @@ def _per_output(grads, n, what):
     if not isinstance(grads, (list, tuple)):
         grads = (grads,)
     elif n == 1 and not all(isinstance(g, Tensor) or g is None for g in grads):
+        bad = next(g for g in grads if not (isinstance(g, Tensor) or g is None))
         raise TypeError(f"{what}: gradients can be either Tensors or None, but got "
-                        f"{type(grads).__name__} (write fg.tensor({list(grads)!r:.40}) for "
-                        "one gradient)")
+                        f"{type(bad).__name__} in a {type(grads).__name__} (write "
+                        f"fg.tensor({list(grads)!r:.40}) for one gradient)")
     if len(grads) != n:
         raise RuntimeError(f"{what}: got {len(grads)} gradients for {n} outputs (one per "
                            "output)")

@@ -413,7 +413,9 @@ def stage_vjp(fn, avals, diff, name, view, exact=False):
     symbolically zero cotangent becomes zeros, as PyTorch's formulas give).
     With ``exact``, a float output that depends on no input of ``diff`` counts as
     not differentiable. ``entry.used_inputs`` holds the positions in ``diff`` that
-    the differentiable outputs depend on.
+    the differentiable outputs depend on. Dependence is by the forward program's data
+    flow, as PyTorch's graph records it: relu's gradient ``ct * (x > 0)`` depends on
+    ``x`` (its derivative is zero, but it is a function of ``x``).
     """
     store: dict = {}
 
@@ -434,7 +436,8 @@ def stage_vjp(fn, avals, diff, name, view, exact=False):
     lin = store["lin"]
     res_avals = [v.aval for v in lin.constvars]
     out_avals = fwd.out_avals[: len(lin.outs)]
-    depends = _tangent_dependence(lin)
+    depends = _input_dependence(fwd.jaxpr, len(out_avals))
+    depends = [{k for k, i in enumerate(diff) if i in d} for d in depends]
     out_diff = [dtypes.is_float(a.dtype) and (bool(d) or not exact)
                 for a, d in zip(out_avals, depends)]
     ct_avals = [ad.tangent_aval(a) for a, d in zip(out_avals, out_diff) if d]
@@ -478,18 +481,19 @@ def stage_vjp(fn, avals, diff, name, view, exact=False):
     return entry
 
 
-def _tangent_dependence(lin):
-    """Per output of the linear jaxpr ``lin``, the positions of the tangent inputs it
-    depends on (an instantiated zero depends on none)."""
-    depends = {var: {k} for k, var in enumerate(lin.in_binders)}
-    for eqn in lin.eqns:
+def _input_dependence(jaxpr, n_out):
+    """Per one of the first ``n_out`` outputs of ``jaxpr``, the positions of the inputs
+    it is computed from (through any equation, comparisons included)."""
+    depends = {var: {k} for k, var in enumerate(jaxpr.in_binders)}
+    for eqn in jaxpr.eqns:
         found = set()
         for x in eqn.inputs:
             if not isinstance(x, core.Literal):
                 found |= depends.get(x, set())
         for var in eqn.out_binders:
             depends[var] = found
-    return [set() if isinstance(x, core.Literal) else depends.get(x, set()) for x in lin.outs]
+    return [set() if isinstance(x, core.Literal) else depends.get(x, set())
+            for x in jaxpr.outs[:n_out]]
 
 
 def run_vjp_traceable(entry, args, cts):

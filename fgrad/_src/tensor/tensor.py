@@ -56,26 +56,30 @@ def _scalar(x):
 
 
 def _operand(x):
-    """``x`` as an operand of a Tensor op: a Tensor, a real Python number, or a Tensor
-    made from a NumPy array (or nested lists) of numbers; anything else is a TypeError."""
+    """``x`` as an operand of a Tensor op: a Tensor, a Python or NumPy bool/int/float, or
+    a Tensor made from a NumPy array (or nested lists) of numbers; anything else is a
+    TypeError."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, numbers.Real) and not isinstance(x, np.ndarray):
+    if isinstance(x, (builtins.bool, int, float, np.bool_, np.integer, np.floating)):
         return _scalar(x)
     if x is None or isinstance(x, (str, bytes, numbers.Number)):
-        raise TypeError(f"unsupported operand for a Tensor op: {_describe(x)}; fgrad Tensors "
-                        "combine with Tensors, real numbers and arrays of them")
+        raise TypeError(f"unsupported operand for a Tensor op: {_describe(x)}; {_OPERANDS}")
     arr = _as_array(x)
     if not isinstance(arr, Tracer) and arr.dtype.kind not in "biuf":
         raise TypeError(f"unsupported operand for a Tensor op: {_describe(x)} (NumPy dtype "
-                        f"{arr.dtype}); fgrad Tensors combine with Tensors, real numbers and "
-                        "arrays of them")
+                        f"{arr.dtype}); {_OPERANDS}")
     return Tensor._wrap(arr)
+
+
+_OPERANDS = ("fgrad Tensors combine with Tensors, Python and NumPy real numbers (bool, int, "
+             "float) and arrays of them")
 
 
 def check_bool_condition(condition):
     """``where``'s condition must be a bool Tensor, as PyTorch requires."""
-    if not isinstance(condition, Tensor) or condition._value.dtype != np.bool_:
+    # NB: PyTorch still takes uint8 (deprecated) conditions as masks.
+    if not isinstance(condition, Tensor) or condition._value.dtype not in (np.bool_, np.uint8):
         kind = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got {kind} "
                            "(compare first, e.g. x > 0)")
