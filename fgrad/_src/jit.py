@@ -55,7 +55,8 @@ def _value_key(value):
 def _key_value(kind, key):
     """The static value a ``(type, _value_key)`` pair was made from, for messages."""
     if isinstance(key, bytes):  # a float, keyed by its bits
-        return kind(np.frombuffer(key, np.float64 if kind is float else kind)[0])
+        dtype = kind if issubclass(kind, np.floating) else np.float64
+        return kind(np.frombuffer(key, dtype)[0])
     if kind is tuple:
         return tuple(_key_value(*item) for item in key)
     return key

@@ -200,9 +200,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
 def _matrix_norm(x, ord, pair, keepdims):  # noqa: A002
     """NumPy's matrix norms of ``ord`` 1 and -1 (largest and smallest column sum of
     ``|x|``) and inf and -inf (the same over rows), ``pair`` = (row axis, column axis)."""
-    row, col = pair
-    if row == col:
-        raise ValueError("norm: duplicate axes given")
+    row, col = pair  # NB: distinct: _canonical_axis refused a repeated axis
     pick = fnp.max if ord > 0 else fnp.min
     summed, picked = (row, col) if ord in (1, -1) else (col, row)
     sums = fnp.sum(fnp.abs(x), axis=summed)
