@@ -1387,3 +1387,15 @@ def test_keepdims_takes_ints_as_numpy_does():
         assert fn(a, axis=0, keepdims=1).shape == (1, 3)
         assert fn(a, axis=0, keepdims=0).shape == (3,)
 
+
+
+def test_einsum_broadcasts_size_one_labels_as_numpy_does():
+    a = np.arange(1.0, 4.0).reshape(3, 1)
+    b = np.arange(12.0).reshape(3, 4)
+    for spec in ("ij,ij->ij", "ij,ij->i", "ij,jk->ik", "i,i->"):
+        x, y = (np.ones(1), np.arange(3.0)) if spec == "i,i->" else (a, b)
+        np.testing.assert_allclose(fnp.einsum(spec, x, y), np.einsum(spec, x, y))
+    fg.test_util.check_grads(lambda x: fnp.einsum("ij,ij->i", x, b), (a,), order=1,
+                             modes=("rev",))
+    with pytest.raises(ValueError, match="repeated in one operand needs equal sizes"):
+        fnp.einsum("ii", np.ones((1, 3)))  # within one operand NumPy refuses it too

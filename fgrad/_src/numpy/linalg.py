@@ -262,7 +262,7 @@ def _parse_einsum(subscripts, shapes):
 
 
 def _broadcast_labels(operands, inputs, labels):
-    """Broadcast size-1 dimensions of the ``...`` labels to their full size."""
+    """Broadcast size-1 dimensions of ``labels`` to the size other operands give them."""
     sizes: dict = {}
     for op, term in zip(operands, inputs):
         for c, n in zip(term, get_aval(op).shape):
@@ -292,10 +292,7 @@ def _take_diagonals(x, labels):
 def _diagonal(x, axis1, axis2):
     """Diagonal over two axes, moved to the end."""
     shape = get_aval(x).shape
-    n = shape[axis1]
-    if shape[axis2] != n:
-        raise ValueError(f"einsum: a label repeated in one operand needs equal sizes, got "
-                         f"{n} and {shape[axis2]}")
+    n = shape[axis1]  # NB: shape[axis2] is equal: einsum checked its repeated labels
     rest = [d for d in range(len(shape)) if d not in (axis1, axis2)]
     moved = lax.transpose(x, rest + [axis1, axis2])
     flat = lax.reshape(moved, tuple(shape[d] for d in rest) + (n * n,))
@@ -317,12 +314,20 @@ def einsum(subscripts, *operands, optimize=False):
         return lax.ne(out, 0)
     terms: list = []
     for op, labels in zip(operands, inputs):
-        if len(labels) != get_aval(op).ndim:
+        shape = get_aval(op).shape
+        if len(labels) != len(shape):
             raise ValueError(
-                f"einsum: subscripts {labels!r} do not match operand of shape {get_aval(op).shape}"
+                f"einsum: subscripts {labels!r} do not match operand of shape {shape}"
             )
+        for c in set(labels):
+            sizes = [n for d, n in zip(labels, shape) if d == c]
+            other = next((n for n in sizes if n != sizes[0]), None)
+            if other is not None:  # NB: checked before size-1 labels broadcast below
+                raise ValueError(f"einsum: a label repeated in one operand needs equal "
+                                 f"sizes, got {sizes[0]} and {other}")
         terms.append(labels)
-    operands = _broadcast_labels(operands, terms, ell)
+    # NB: as NumPy's, a label of size 1 in one operand broadcasts to its size in another.
+    operands = _broadcast_labels(operands, terms, set(ell) | set("".join(terms)))
     terms = [_take_diagonals(op, labels) for op, labels in zip(operands, terms)]
     sizes: dict = {}
     for op, labels in terms:
