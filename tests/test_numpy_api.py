@@ -1372,6 +1372,15 @@ def test_matrix_norms_of_order_one_and_infinity_match_numpy(order):
                              modes=("rev",))
 
 
+def test_matrix_norms_of_empty_matrices_as_numpy():
+    for x, order, kwargs in ((np.zeros((0, 3)), np.inf, {}), (np.zeros((3, 0)), 1, {}),
+                             (np.zeros((0, 1, 1)), np.inf, {"axis": (0, 1)})):
+        np.testing.assert_array_equal(fnp.linalg.norm(x, order, **kwargs),
+                                      np.linalg.norm(x, order, **kwargs))
+    with pytest.raises(ValueError):  # the smallest of no sums: NumPy raises too
+        fnp.linalg.norm(np.zeros((0, 3)), -np.inf)
+
+
 def test_matrix_norms_needing_singular_values_say_so():
     m = np.ones((2, 3))
     for order in (2, -2, "nuc"):

@@ -204,7 +204,10 @@ def _matrix_norm(x, ord, pair, keepdims):  # noqa: A002
     pick = fnp.max if ord > 0 else fnp.min
     summed, picked = (row, col) if ord in (1, -1) else (col, row)
     sums = fnp.sum(fnp.abs(x), axis=summed)
-    out = pick(sums, axis=picked - 1 if picked > summed else picked)
+    picked = picked - 1 if picked > summed else picked
+    if ord > 0 and get_aval(sums).shape[picked] == 0:
+        pick = fnp.sum  # NumPy's largest of no sums is 0 (the smallest raises, as here)
+    out = pick(sums, axis=picked)
     if keepdims:
         shape = list(get_aval(x).shape)
         shape[row] = shape[col] = 1
