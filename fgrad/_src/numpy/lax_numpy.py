@@ -393,10 +393,13 @@ def _comparison(name, lax_fn, python_op):
 
     def fn(x, y):
         for array, number in ((x, y), (y, x)):
-            if type(number) is int and _is_integer_operand(array):
-                info = np.iinfo(get_aval(_operand(array)).dtype)
-                if not info.min <= number <= info.max:
-                    return _compare_out_of_range(x, y, array, number, compare, python_op)
+            if type(number) is int and not isinstance(array, (bool, int, float)):
+                aval = get_aval(_operand(array))
+                if aval.dtype.kind in "iu":
+                    info = np.iinfo(aval.dtype)
+                    if not info.min <= number <= info.max:
+                        return _compare_out_of_range(x, y, array, number, info, aval.shape,
+                                                     compare, python_op)
         return compare(x, y)
 
     fn.__name__ = fn.__qualname__ = name
@@ -404,20 +407,17 @@ def _comparison(name, lax_fn, python_op):
     return fn
 
 
-def _is_integer_operand(x):
-    return not isinstance(x, (bool, int, float)) and get_aval(_operand(x)).dtype.kind in "iu"
-
-
-def _compare_out_of_range(x, y, array, number, compare, python_op):
-    if -2**63 <= number < 2**63 and get_aval(_operand(array)).dtype != np.uint64:
+def _compare_out_of_range(x, y, array, number, info, shape, compare, python_op):
+    """``array`` (``x`` or ``y``, integers described by ``info``) against a Python int
+    ``number`` outside their range."""
+    if -2**63 <= number < 2**63 and info.dtype != np.uint64:
         wide = astype(array, np.int64)  # exact: every int dtype but uint64 fits int64
         return compare(wide, y) if array is x else compare(x, wide)
     # Beyond every value of the array's dtype: the same answer for each element, the one
     # its nearest value gives.
-    info = np.iinfo(get_aval(_operand(array)).dtype)
     inside = int(info.max) if number > info.max else int(info.min)
     answer = python_op(inside, number) if array is x else python_op(number, inside)
-    return full(get_aval(_operand(array)).shape, answer, np.bool_)
+    return full(shape, answer, np.bool_)
 
 
 equal = _comparison("equal", lax.eq, operator.eq)

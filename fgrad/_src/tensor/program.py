@@ -412,10 +412,11 @@ def stage_vjp(fn, avals, diff, name, view, exact=False):
     the inputs in ``ct_slots`` (positions into ``diff``, all of them: a
     symbolically zero cotangent becomes zeros, as PyTorch's formulas give).
     With ``exact``, a float output that depends on no input of ``diff`` counts as
-    not differentiable. ``entry.used_inputs`` holds the positions in ``diff`` that
-    the differentiable outputs depend on. Dependence is by the forward program's data
-    flow, as PyTorch's graph records it: relu's gradient ``ct * (x > 0)`` depends on
-    ``x`` (its derivative is zero, but it is a function of ``x``).
+    not differentiable, and ``entry.used_inputs`` holds the positions in ``diff`` that
+    the differentiable outputs depend on (empty without ``exact``). Dependence is by
+    the forward program's data flow, as PyTorch's graph records it: relu's gradient
+    ``ct * (x > 0)`` depends on ``x`` (its derivative is zero, but it is a function of
+    ``x``).
     """
     store: dict = {}
 
@@ -436,10 +437,12 @@ def stage_vjp(fn, avals, diff, name, view, exact=False):
     lin = store["lin"]
     res_avals = [v.aval for v in lin.constvars]
     out_avals = fwd.out_avals[: len(lin.outs)]
-    depends = _input_dependence(fwd.jaxpr, len(out_avals))
-    depends = [{k for k, i in enumerate(diff) if i in d} for d in depends]
-    out_diff = [dtypes.is_float(a.dtype) and (bool(d) or not exact)
-                for a, d in zip(out_avals, depends)]
+    out_diff = [dtypes.is_float(a.dtype) for a in out_avals]
+    depends = []  # NB: only an exact op needs the data-flow pass
+    if exact:
+        depends = [{k for k, i in enumerate(diff) if i in d}
+                   for d in _input_dependence(fwd.jaxpr, len(out_avals))]
+        out_diff = [on and bool(d) for on, d in zip(out_diff, depends)]
     ct_avals = [ad.tangent_aval(a) for a, d in zip(out_avals, out_diff) if d]
     slots: list = []
 
