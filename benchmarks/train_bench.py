@@ -19,6 +19,11 @@ cross-entropy loss, backward, plain SGD update (lr 0.01). Contenders:
   of threads (and torch's idle OpenMP threads, which spin after each op, do not
   slow down the contenders timed after it).
 
+A last row times only NumPy's eight matrix products of the step (three forward, five
+backward: the same shapes and layouts). They are BLAS's work, the same calls in every
+contender, so their ratio is the floor no implementation of this step goes below
+with that BLAS and thread count.
+
 Every contender is first checked to produce the same updated parameters as NumPy
 from the same starting point. Then they are timed interleaved (median of rounds)
 and the table shows each median and its ratio to NumPy's (and the ratio of the
@@ -45,6 +50,7 @@ except Exception:  # noqa: BLE001
     torch = None
 
 SIZES = (784, 512, 256, 10)
+FLOOR = "(the eight matrix products alone)"
 BATCH = 128
 LR = 0.01
 
@@ -169,6 +175,26 @@ def contenders(x, labels):
     return steps, states
 
 
+def products_only(x):
+    """NumPy's eight matrix products of the step, on arrays of the step's shapes."""
+    rng = np.random.default_rng(1)
+    weights = [rng.standard_normal((m, n)).astype(np.float32)
+               for m, n in zip(SIZES[:-1], SIZES[1:])]
+    acts = [x] + [np.maximum(rng.standard_normal((BATCH, n)).astype(np.float32), 0)
+                  for n in SIZES[1:-1]]
+    cts = [rng.standard_normal((BATCH, n)).astype(np.float32) for n in SIZES[1:]]
+
+    def products():
+        for act, w in zip(acts, weights):
+            act @ w
+        for i in reversed(range(len(weights))):
+            acts[i].T @ cts[i]
+            if i > 0:
+                cts[i] @ weights[i].T
+
+    return products
+
+
 def verify(steps, states):
     """One step from the same parameters must give the same parameters everywhere."""
     for step in steps.values():
@@ -191,6 +217,7 @@ def main(argv=None):
     labels = rng.integers(0, SIZES[-1], BATCH)
     steps, states = contenders(x, labels)
     verify(steps, states)
+    steps[FLOOR] = products_only(x)
     timings = measure(steps, rounds=args.rounds)
     base, base_min = timings["numpy (hand-written)"]
     blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")

@@ -39,6 +39,10 @@ _FREED_MESSAGE = (
 
 _writes: dict = {}
 _clock = itertools.count(1).__next__
+# NB: the clock of the latest write anywhere. A node made after it (the usual training
+# loop: ``opt.step()`` writes, then the next forward records) cannot have seen a later
+# write, so the backward walk skips its per-array check.
+_latest_write = [0]
 
 
 def base_array(array):
@@ -63,7 +67,8 @@ def mark_written(array):
         for key, (ref, _) in list(_writes.items()):
             if ref() is None:
                 del _writes[key]
-    _writes[id(base)] = (weakref.ref(base), _clock())
+    clock = _latest_write[0] = _clock()
+    _writes[id(base)] = (weakref.ref(base), clock)
 
 
 def _written_after(array, seq) -> bool:
@@ -298,7 +303,7 @@ def _walk(roots, root_cts, retain_graph, create_graph, inputs, accumulate):
             if node not in run:
                 continue
         entry = node._entry
-        if _writes and entry.n_res:
+        if entry.n_res and _latest_write[0] > node._seq:
             check_saved(node, create_graph)
         # NB: inlined _node_backward for the common case (one output, no create_graph).
         if entry.n_out == 1 and not create_graph:
