@@ -352,3 +352,12 @@ def test_unsaveable_and_hand_edited_structures_are_clear_errors(tmp_path):
     _rewrite(path, {"__fgrad_manifest__.npy": _npy(np.frombuffer(deep.encode(), np.uint8))})
     with pytest.raises(ValueError, match="not a valid fgrad checkpoint"):
         fg.load(path)
+
+
+def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    real, link = tmp_path / "real.pt", tmp_path / "link.pt"
+    fg.save({"a": 1}, real)
+    os.symlink(real.name, link)
+    fg.save({"a": 2}, link)  # replaced the link by a file; the target kept {"a": 1}
+    assert os.path.islink(link) and fg.load(real) == {"a": 2}
+    assert sorted(os.listdir(tmp_path)) == ["link.pt", "real.pt"]

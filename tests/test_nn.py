@@ -1208,3 +1208,15 @@ def test_fgrad_numpy_takes_tensors_that_hold_traced_values():
     assert float(fg.jit(lambda a: fnp.sum(fg.tensor(a) * 3.0))(x)) == 6.0
     with pytest.raises(RuntimeError, match="requires grad"):  # eager Tensors: as before
         fnp.sum(fg.ones(2, requires_grad=True))
+
+
+def test_cross_entropy_refuses_a_float_ignore_index_and_ignore_index_with_soft_targets():
+    logits = fg.tensor([[1.0, 2.0, 3.0], [1.0, 5.0, 2.0]])
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        F.cross_entropy(logits, fg.tensor([0, 1]), ignore_index=1.5)  # was truncated to 1
+    with pytest.raises(RuntimeError, match="not supported for floating point target"):
+        F.cross_entropy(logits, fg.ones(2, 3) / 3, ignore_index=1)
+    with pytest.raises(ValueError, match="no class dimension"):
+        F.cross_entropy(fg.tensor(1.0), fg.tensor(0))  # an IndexError from inside before
+    assert float(F.cross_entropy(logits, fg.tensor([0, 1]), ignore_index=np.int64(1))) == (
+        pytest.approx(float(F.cross_entropy(logits[:1], fg.tensor([0])))))

@@ -515,3 +515,30 @@ def test_load_state_dict_and_init_count_as_in_place_writes():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
 
+
+
+def test_schedulers_resumed_with_last_epoch_keep_the_current_rate_at_construction():
+    # PyTorch 2.13's initial step: ExponentialLR(last_epoch=0) started at 0.05, not 0.1.
+    from fgrad.optim import lr_scheduler
+
+    def resumed(make):
+        opt = optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+        opt.param_groups[0]["initial_lr"] = 0.1
+        sched = make(opt)
+        lrs = [sched.get_last_lr()[0]]
+        for _ in range(2):
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr()[0])
+        return lrs
+
+    np.testing.assert_allclose(
+        resumed(lambda o: lr_scheduler.ExponentialLR(o, 0.5, last_epoch=0)), [0.1, 0.05, 0.025])
+    # cosine (T_max 4, eta_min 0) resumed after epoch 1: construction takes epoch 2 and
+    # keeps 0.1; then the recursive rule, epoch 3 scaling by (1 + cos(3pi/4)) / (1 + cos(pi/2))
+    # and epoch 4 by (1 + cos(pi)) / ... = 0 (PyTorch 2.13's numbers)
+    np.testing.assert_allclose(
+        resumed(lambda o: lr_scheduler.CosineAnnealingLR(o, 4, last_epoch=1)),
+        [0.1, 0.1 * (1 + np.cos(3 * np.pi / 4)), 0.0], rtol=1e-12, atol=1e-18)
+    with pytest.raises(TypeError, match="step\\(epoch\\) is deprecated"):
+        lr_scheduler.StepLR(optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1), 2).step(3)

@@ -1660,3 +1660,74 @@ def test_maximum_and_minimum_split_ties_as_pytorch_whatever_requires_grad():
     fg.maximum(rows, col).sum().backward()
     assert rows.grad.tolist() == [[0.0, 0.5], [1.0, 1.0]] and col.grad.tolist() == [1.0, 0.5]
     assert fg.maximum(fg.tensor([1, 5]), fg.tensor([3, 3])).tolist() == [3, 5]
+
+
+# --------------------------------------------------------------------------- a fuzzing round
+# against PyTorch 2.13 (values and messages taken from it)
+
+
+def test_a_python_number_first_to_a_namespace_function_is_a_weak_pytorch_scalar():
+    # It became a strong float64 0-d array: fg.pow(2.0, ints) was float64.
+    assert fg.pow(2.0, fg.tensor([1, 2])).dtype == fg.float32
+    assert fg.pow(2, fg.tensor([1, 2])).dtype == fg.int64
+    assert fg.pow(2.0, f64([1.0])).dtype == fg.float64
+    np.testing.assert_array_equal(fg.pow(2.0, fg.tensor([1, 2])).numpy(), [2.0, 4.0])
+
+
+def test_maximum_and_minimum_keep_float32_against_a_python_number():
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = fg.maximum(x, 1.5)
+    assert y.dtype == fg.float32 and x.minimum(2).dtype == fg.float32
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])
+
+
+def test_full_max_and_min_give_the_gradient_to_the_nan_element_as_pytorch():
+    x = f64([1.0, np.nan, 3.0])
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])
+    x = f64([1.0, 3.0, 3.0])
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 0.5])
+    x = f64([1.0, 1.0, 3.0])
+    x.min().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.5, 0.5, 0.0])
+    assert type(x.min().grad_fn).__name__ == "MinBackward1"
+    assert fg.tensor([1, 5]).max().item() == 5
+
+
+def test_integer_fmod_by_zero_raises_and_an_empty_remainder_does_not():
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        fg.tensor([5, -5]).fmod(fg.tensor([0, 0]))
+    np.testing.assert_array_equal(fg.tensor([5, -5]).fmod(fg.tensor([2, 3])).numpy(), [1, -2])
+    assert fg.tensor([], dtype=fg.int64).remainder(0).shape == (0,)
+
+
+def test_in_place_clamp_of_an_int_tensor_with_float_bounds_is_pytorchs_cast_error():
+    with pytest.raises(RuntimeError, match="Float can't be cast to the desired output type Long"):
+        fg.tensor([1, 2, 3]).clamp_(0.2, 0.8)
+    np.testing.assert_array_equal(fg.tensor([1, 2, 3]).clamp_(0, 2).numpy(), [1, 2, 2])
+    assert fg.tensor([1, 2, 3]).clamp(0.2, 0.8).dtype == fg.float32
+
+
+def test_masked_fill_of_an_int_tensor_with_nan_is_an_overflow_error():
+    mask = fg.tensor([True, False])
+    with pytest.raises(RuntimeError, match="without overflow"):
+        fg.tensor([1, 2]).masked_fill(mask, float("nan"))
+    with pytest.raises(RuntimeError, match="without overflow"):
+        fg.tensor([1, 2]).masked_fill_(mask, 1e30)
+    np.testing.assert_array_equal(fg.tensor([1, 2]).masked_fill(mask, 2.5).numpy(), [2, 2])
+
+
+def test_outer_takes_vectors_and_bmm_does_not_broadcast():
+    with pytest.raises(RuntimeError, match="must be a 1D tensor"):
+        fg.ones(2, 3).outer(fg.ones(2))
+    with pytest.raises(RuntimeError, match=r"batch2 tensor to be: \[1, 3\] but got: \[5, 3\]"):
+        fg.ones(1, 2, 3).bmm(fg.ones(5, 3, 4))
+    assert fg.ones(5, 2, 3).bmm(fg.ones(5, 3, 4)).shape == (5, 2, 4)
+
+
+def test_square_and_sign_of_bools_have_pytorchs_dtypes():
+    b = fg.tensor([True, False])
+    assert b.square().dtype == fg.int64 and b.square().tolist() == [1, 0]
+    assert b.sign().dtype == fg.bool and b.sign().tolist() == [True, False]

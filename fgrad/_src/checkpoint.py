@@ -147,7 +147,8 @@ def save(obj, f):
     Python scalars) to ``f``, a path or a binary file object.
 
     A path is written atomically: to a temporary file in the same directory, then
-    ``os.replace``-d over ``f``. The file name is used as given (no suffix is added).
+    ``os.replace``-d over ``f`` (over its target, when ``f`` is a symlink). The file name
+    is used as given (no suffix is added).
     """
     writer = _Writer()
     try:
@@ -160,13 +161,16 @@ def save(obj, f):
     if hasattr(f, "write"):
         _write_npz(f, payload)
         return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
+    # NB: a symlink is written through (its target replaced atomically), as torch.save
+    # writes through it; replacing the link itself would leave the target stale.
+    given = os.fspath(f)
+    path = os.path.realpath(given)
+    directory = os.path.dirname(path)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"fg.save: cannot write {path!r}: the directory {directory!r} "
+        raise FileNotFoundError(f"fg.save: cannot write {given!r}: the directory {directory!r} "
                                 "does not exist (create it first)")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"fg.save: {path!r} is a directory; give a file path inside "
+        raise IsADirectoryError(f"fg.save: {given!r} is a directory; give a file path inside "
                                 "it, e.g. os.path.join(path, 'model.pt')")
     mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",

@@ -187,9 +187,9 @@ def _class_args(input, target, weight, ignore_index):  # noqa: A002
         raise NotImplementedError(
             "fgrad's cross_entropy/nll_loss take class indices (an integer target); "
             f"got a {t.dtype} target")
-    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
     _check_class_shapes(tuple(x.shape), tuple(t.shape), weight)
-    ignore_index = int(ignore_index)
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    ignore_index = _ignore_index(ignore_index)
     if hasattr(t._value, "flags"):  # an array, not a tracer (fg.nn.functional_call)
         values = t._value
         low, high = (values.min(), values.max()) if values.size else (0, -1)
@@ -204,6 +204,14 @@ def _class_args(input, target, weight, ignore_index):  # noqa: A002
             raise IndexError(f"Target {bad} is out of bounds.")
     extra = () if weight is None else (_tensor(weight),)
     return (x, t) + extra, ignore_index
+
+
+def _ignore_index(value):
+    """``ignore_index`` as an int: PyTorch refuses a float (it would be truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"ignore_index must be an int, not {type(value).__name__} "
+                        f"{value!r:.40} (it names a class index to skip)")
+    return int(value)
 
 
 def _check_class_shapes(x_shape, t_shape, weight):
@@ -261,6 +269,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {smoothing}")
     x, t = _tensor(input), _tensor(target)
     if t.dtype.is_floating_point:
+        if _ignore_index(ignore_index) != -100:
+            raise RuntimeError("ignore_index is not supported for floating point target "
+                               "(class-probability targets weight every class; give a zero "
+                               "probability to the class to ignore)")
         return _probability_cross_entropy(x, t, weight, reduction, smoothing)
     args, ignore_index = _class_args(x, t, weight, ignore_index)
     if smoothing:

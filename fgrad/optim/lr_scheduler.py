@@ -4,7 +4,7 @@ A scheduler sets ``group["lr"]`` of its optimizer's parameter groups each time i
 ``step()`` is called (once per epoch, after ``optimizer.step()``). The rules are
 PyTorch's *chainable* forms: each step scales the current ``lr``, so a value set by hand
 in between carries on. Construction records ``initial_lr`` in every group and takes
-step 0.
+step 0, which keeps the groups' current rates (also when resuming with ``last_epoch``).
 
 >>> from fgrad import nn, optim
 >>> opt = optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
@@ -44,7 +44,12 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
-        self.step()
+        # NB: PyTorch's initial step: rules that scale the current rate leave it as it is.
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
         raise NotImplementedError
@@ -53,8 +58,13 @@ class LRScheduler:
         """The rates the last ``step()`` set, one per parameter group."""
         return list(self._last_lr)
 
-    def step(self):
+    def step(self, epoch=None):
         """Advance one epoch and set every group's ``lr``."""
+        if epoch is not None:
+            raise TypeError(
+                "scheduler.step(epoch) is deprecated in PyTorch and not supported by fgrad: "
+                "call step() once per epoch (to resume at an epoch, pass last_epoch to the "
+                "constructor or use load_state_dict)")
         self._step_count += 1
         self.last_epoch += 1
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
@@ -128,7 +138,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch == 0:
+        if self._is_initial:
             return self._group_lrs()
         return [lr * self.gamma for lr in self._group_lrs()]
 
@@ -145,7 +155,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self):
         t, period, low = self.last_epoch, self.T_max, self.eta_min
         lrs = self._group_lrs()
-        if t == 0:
+        if self._is_initial:
             return lrs
         if self._step_count == 1 and t > 0:  # resumed at epoch t: the closed form
             return [low + (base - low) * (1 + math.cos(t * math.pi / period)) / 2

@@ -10,12 +10,15 @@ import numpy as np
 
 from fgrad._src.tensor import ops
 from fgrad._src.tensor.dispatch import apply
-from fgrad._src.tensor.tensor import Tensor, _operand, check_bool_condition
+from fgrad._src.tensor.tensor import Tensor, _as_array, _operand, check_bool_condition
 
 
 def _tensor(x):
+    """``x`` as a Tensor; a Python number becomes a 0-d tensor of PyTorch's dtype for it
+    (float32 for a float), as ``fg.tensor(x)`` would, so ``fg.pow(2.0, t)`` keeps ``t``'s
+    float32 and turns an int ``t`` into float32, not float64."""
     x = _operand(x)
-    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
+    return x if isinstance(x, Tensor) else Tensor._wrap(_as_array(x))
 
 
 def _forward(method):

@@ -103,8 +103,12 @@ def _tie_split(pick, loses):
 
     def op(x, y):
         x, y = promote(x, y)
-        if get_aval(x).dtype.kind != "f":
+        dtype = result_type([get_aval(x), get_aval(y)])
+        if dtype.kind != "f":
             return pick(x, y)
+        # NB: a weak Python scalar takes the result dtype before broadcasting, which
+        # would make it a strong float64 array.
+        x, y = (lax.convert_element_type(v, dtype) for v in (x, y))
         shape = np.broadcast_shapes(get_aval(x).shape, get_aval(y).shape)
         return split(fnp.broadcast_to(x, shape), fnp.broadcast_to(y, shape))
 
@@ -241,8 +245,10 @@ round_ = Op("RoundBackward0", lambda x: lax.round(x) if get_aval(x).dtype.kind =
 trunc = Op("TruncBackward0", lambda x: fnp.where(fnp.less(x, 0), fnp.ceil(x), fnp.floor(x)))
 neg = Op("NegBackward0", fnp.negative)
 abs_ = Op("AbsBackward0", fnp.abs)
-sign = Op("SignBackward0", fnp.sign)
-square = Op("PowBackward0", fnp.square)
+# PyTorch: the sign of a bool is itself; a bool squared is an int64 (NumPy's is int8).
+sign = Op("SignBackward0", lambda x: x if get_aval(x).dtype == np.bool_ else fnp.sign(x))
+square = Op("PowBackward0", lambda x: fnp.square(
+    lax.convert_element_type(x, np.int64) if get_aval(x).dtype == np.bool_ else x))
 relu = Op("ReluBackward0", lambda x: fnp.maximum(x, fnp.zeros_like(x)) if get_aval(
     x).dtype.kind != "f" else nn_ops.relu(x))
 
@@ -324,8 +330,35 @@ prod = Op(lambda avals, p: "ProdBackward0" if p[0] is None else "ProdBackward1",
           lambda x, dim, keepdim: fnp.prod(_torch_accumulator(x), axis=dim, keepdims=keepdim))
 amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims=keepdim))
 amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
-max_all = Op("MaxBackward1", lambda x: fnp.max(x))
-min_all = Op("MinBackward1", lambda x: fnp.min(x))
+def _evenly_distributed(reduce):
+    """PyTorch's full max/min: the gradient is shared evenly by the elements equal to the
+    result, or by the nan elements when the result is nan (fgrad.numpy's rule, as JAX's,
+    gives nan everywhere then)."""
+
+    @custom_vjp
+    def chosen(x):
+        return reduce(x)
+
+    def fwd(x):
+        out = reduce(x)
+        return out, (x, out)
+
+    def bwd(saved, ct):
+        x, out = saved
+        hits = fnp.where(fnp.isnan(out), fnp.isnan(x), fnp.equal(x, out))
+        share = fnp.divide(ct, fnp.sum(hits).astype(get_aval(x).dtype))
+        return (fnp.where(hits, share, fnp.zeros_like(x)),)
+
+    chosen.defvjp(fwd, bwd)
+
+    def op(x):
+        return chosen(x) if get_aval(x).dtype.kind == "f" else reduce(x)
+
+    return op
+
+
+max_all = Op("MaxBackward1", _evenly_distributed(fnp.max))
+min_all = Op("MinBackward1", _evenly_distributed(fnp.min))
 def _select_along(x, index, dim, keepdim):
     """``x`` at ``index`` (an int array of the reduced shape) along ``dim``: a gather, so
     the gradient goes to that one element, as PyTorch's ``max(dim)`` does."""

@@ -160,6 +160,12 @@ def _comparable(other):
                               tuple))
 
 
+def _float_bounds(x, low, high):
+    """An integer or bool ``x`` with a float bound: PyTorch's clamp gives floats."""
+    return x._value.dtype.kind in "iub" and any(
+        isinstance(b, float) for b in (_scalar(low), _scalar(high)))
+
+
 def _clamp_bounds(x, low, high):
     """The arguments and params of ``ops.clamp_tensors``: the given bounds as tensors."""
     bounds = tuple(_operand(b) for b in (low, high) if b is not None)
@@ -769,7 +775,7 @@ class Tensor:
         return _integer_or(ops.remainder, np.remainder, self, _operand(other))
 
     def fmod(self, other):
-        return apply(ops.fmod, (self, _operand(other)))
+        return _integer_or(ops.fmod, np.fmod, self, _operand(other))
 
     def atan2(self, other):
         return apply(ops.atan2, (self, _operand(other)))
@@ -790,10 +796,7 @@ class Tensor:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             return apply(ops.clamp_tensors, *_clamp_bounds(self, min, max))
-        x = self
-        if self._value.dtype.kind in "iub" and any(
-                isinstance(b, float) for b in (_scalar(min), _scalar(max))):
-            x = self.float()  # PyTorch: an int tensor and float bounds give floats
+        x = self.float() if _float_bounds(self, min, max) else self  # PyTorch's result type
         return apply(ops.clamp, (x,), (_scalar(min), _scalar(max)))
 
     clip = clamp
@@ -864,7 +867,7 @@ class Tensor:
         return apply(ops.where, (condition, self, _operand(other)))
 
     def masked_fill(self, mask, value):
-        return apply(ops.masked_fill, (self, _operand(mask), _operand(value)))
+        return apply(ops.masked_fill, (self, _operand(mask), _fill_value(self, value)))
 
     # ------------------------------------------------------------------ reductions
 
@@ -1197,9 +1200,17 @@ class Tensor:
     def bmm(self, other):
         _check_ndim("bmm", self, 3, "self")
         _check_ndim("bmm", other, 3, "mat2")
+        if self.shape[0] != other.shape[0] or self.shape[2] != other.shape[1]:
+            raise RuntimeError(
+                f"Expected size for first two dimensions of batch2 tensor to be: "
+                f"[{self.shape[0]}, {self.shape[2]}] but got: [{other.shape[0]}, "
+                f"{other.shape[1]}]. (bmm multiplies (b, n, m) by (b, m, p) and does not "
+                "broadcast; use matmul to broadcast batch dims)")
         return apply(ops.bmm, (self, other))
 
     def outer(self, other):
+        _check_ndim("outer", self, 1, "self")
+        _check_ndim("outer", other, 1, "vec2")
         return apply(ops.outer, (self, other))
 
     def inner(self, other):
@@ -1253,6 +1264,10 @@ class Tensor:
     def clamp_(self, min=None, max=None):  # noqa: A002
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             return _inplace(self, ops.clamp_tensors, *_clamp_bounds(self, min, max))
+        if _float_bounds(self, min, max):
+            raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                               f"{_torch_type(self._value.dtype)} (clamp_ of an integer "
+                               "tensor takes integer bounds; clamp() returns floats)")
         return _inplace(self, ops.clamp, (self,), (_scalar(min), _scalar(max)))
 
     clip_ = clamp_
@@ -1270,7 +1285,7 @@ class Tensor:
         return _inplace(self, ops.abs_, (self,))
 
     def masked_fill_(self, mask, value):
-        return _inplace(self, ops.masked_fill, (self, _operand(mask), _operand(value)))
+        return _inplace(self, ops.masked_fill, (self, _operand(mask), _fill_value(self, value)))
 
     def lerp_(self, end, weight):
         return _inplace(self, ops.lerp, (self, _operand(end), _operand(weight)))
@@ -1305,16 +1320,30 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "Lo
 
 def _integer_or(op, numpy_fn, x, y):
     """``op`` for floats; for integer operands (no gradient) NumPy's function directly,
-    raising on a zero divisor as PyTorch does (NumPy would give 0)."""
+    raising on a zero divisor as PyTorch does (NumPy would give 0), unless the result is
+    empty."""
     xs = [a._value if isinstance(a, Tensor) else a for a in (x, y)]
     if all(_integral(a) for a in xs):
-        if np.any(np.asarray(xs[1]) == 0):
+        if np.any(np.asarray(xs[1]) == 0) and 0 not in np.broadcast_shapes(
+                *(np.shape(a) for a in xs)):
             raise RuntimeError("ZeroDivisionError: integer division or modulo by zero")
         # PyTorch's result dtype (a 0-d tensor or a Python int does not widen a tensor
         # with dimensions); NumPy computes in its own, wider one, which holds the result.
         dtype = result_type([get_aval(a) for a in xs])
         return Tensor._wrap(np.asarray(numpy_fn(*xs)).astype(dtype, copy=False))
     return apply(op, (x, y))
+
+
+def _fill_value(x, value):
+    """``masked_fill``'s value for ``x``: a float that an integer tensor cannot hold (nan,
+    inf, or beyond its range) is PyTorch's overflow error, not a garbage integer."""
+    value = _operand(value)
+    dtype = x._value.dtype
+    if isinstance(value, float) and dtype.kind in "iu" and not (
+            np.isfinite(value) and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max):
+        raise RuntimeError(f"value cannot be converted to type {dtype} without overflow: "
+                           f"{value} (an integer tensor holds finite integers)")
+    return value
 
 
 def _integral(a):
