@@ -1220,3 +1220,18 @@ def test_cross_entropy_refuses_a_float_ignore_index_and_ignore_index_with_soft_t
         F.cross_entropy(fg.tensor(1.0), fg.tensor(0))  # an IndexError from inside before
     assert float(F.cross_entropy(logits, fg.tensor([0, 1]), ignore_index=np.int64(1))) == (
         pytest.approx(float(F.cross_entropy(logits[:1], fg.tensor([0])))))
+
+
+def test_float_only_functions_of_integer_tensors_compute_in_float32_not_float64():
+    ints = fg.tensor([-1, 2])
+    for out in (F.leaky_relu(ints), F.elu(ints), F.dropout(ints, 0.5), F.mse_loss(ints, ints),
+                F.l1_loss(ints, ints)):
+        assert out.dtype == fg.float32
+    np.testing.assert_allclose(F.leaky_relu(ints).numpy(), [-0.01, 2.0], rtol=1e-6)
+    logits, target = fg.tensor([[1.0, 2.0, 3.0], [1.0, 5.0, 2.0]]), fg.tensor([0, 1])
+    int_weight = F.cross_entropy(logits, target, weight=fg.tensor([1, 2, 3]))
+    assert int_weight.dtype == fg.float32  # was float64
+    assert float(int_weight) == float(F.cross_entropy(logits, target,
+                                                      weight=fg.tensor([1.0, 2.0, 3.0])))
+    assert F.nll_loss(logits, target, weight=fg.tensor([1, 2, 3]),
+                      ignore_index=1).dtype == fg.float32

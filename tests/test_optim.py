@@ -542,3 +542,18 @@ def test_schedulers_resumed_with_last_epoch_keep_the_current_rate_at_constructio
         [0.1, 0.1 * (1 + np.cos(3 * np.pi / 4)), 0.0], rtol=1e-12, atol=1e-18)
     with pytest.raises(TypeError, match="step\\(epoch\\) is deprecated"):
         lr_scheduler.StepLR(optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1), 2).step(3)
+
+
+def test_optimizers_take_named_parameters_as_pytorch_does():
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.named_parameters(), lr=0.1)
+    group = opt.param_groups[0]
+    assert group["param_names"] == ["weight", "bias"]
+    assert [p is q for p, q in zip(group["params"], model.parameters())] == [True, True]
+    model(fg.ones(1, 2)).sum().backward()
+    before = model.bias.detach().numpy().copy()
+    opt.step()
+    np.testing.assert_allclose(model.bias.detach().numpy(), before - 0.1)
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+    with pytest.raises(ValueError, match="with or without names"):
+        optim.SGD([("weight", model.weight), model.bias], lr=0.1)

@@ -1731,3 +1731,10 @@ def test_square_and_sign_of_bools_have_pytorchs_dtypes():
     b = fg.tensor([True, False])
     assert b.square().dtype == fg.int64 and b.square().tolist() == [1, 0]
     assert b.sign().dtype == fg.bool and b.sign().tolist() == [True, False]
+
+
+def test_the_sign_of_nan_is_zero_as_in_pytorch():
+    x = fg.tensor([np.nan, -2.0, 0.0, 3.0], requires_grad=True)
+    np.testing.assert_array_equal(x.sign().detach().numpy(), [0.0, -1.0, 0.0, 1.0])
+    x.sign().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0] * 4)

@@ -28,6 +28,18 @@ class _Required:
 required = _Required()
 
 
+def _param_names(params):
+    """The names of ``(name, Tensor)`` pairs (from ``named_parameters()``), or None when
+    the params are plain Tensors; a mix of both is PyTorch's ValueError."""
+    named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+    if not any(named):
+        return None
+    if not all(named):
+        raise ValueError("all optimizer params should be with or without names: give "
+                         "model.parameters() or model.named_parameters(), not a mix")
+    return [name for name, _ in params]
+
+
 def _as_value(x):
     return x.item() if isinstance(x, Tensor) else x
 
@@ -47,9 +59,10 @@ def _check_number(name, value):
 class Optimizer:
     """Base class of ``SGD``, ``Adam`` and ``AdamW``.
 
-    ``params`` is an iterable of Tensors, or of dicts (parameter groups) each with
-    a ``"params"`` entry and optional per-group hyperparameters that override the
-    optimizer's defaults.
+    ``params`` is an iterable of Tensors, or of ``(name, Tensor)`` pairs (e.g.
+    ``model.named_parameters()``: each group then lists them in ``"param_names"``), or of
+    dicts (parameter groups) each with a ``"params"`` entry and optional per-group
+    hyperparameters that override the optimizer's defaults.
 
     >>> import fgrad as fg
     >>> from fgrad import nn, optim
@@ -94,6 +107,10 @@ class Optimizer:
                             "Please use a list instead.")
         else:
             params = list(params)
+        names = _param_names(params)
+        if names is not None:
+            group["param_names"] = names
+            params = [p for _, p in params]
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "

@@ -245,8 +245,18 @@ round_ = Op("RoundBackward0", lambda x: lax.round(x) if get_aval(x).dtype.kind =
 trunc = Op("TruncBackward0", lambda x: fnp.where(fnp.less(x, 0), fnp.ceil(x), fnp.floor(x)))
 neg = Op("NegBackward0", fnp.negative)
 abs_ = Op("AbsBackward0", fnp.abs)
-# PyTorch: the sign of a bool is itself; a bool squared is an int64 (NumPy's is int8).
-sign = Op("SignBackward0", lambda x: x if get_aval(x).dtype == np.bool_ else fnp.sign(x))
+def _sign(x):
+    """PyTorch's sign: a bool is its own sign, and nan's sign is 0 (NumPy's is nan)."""
+    if get_aval(x).dtype == np.bool_:
+        return x
+    out = fnp.sign(x)
+    if get_aval(x).dtype.kind == "f":
+        out = fnp.where(fnp.isnan(x), fnp.zeros_like(out), out)
+    return out
+
+
+sign = Op("SignBackward0", _sign)
+# PyTorch: a bool squared is an int64 (NumPy's is int8).
 square = Op("PowBackward0", lambda x: fnp.square(
     lax.convert_element_type(x, np.int64) if get_aval(x).dtype == np.bool_ else x))
 relu = Op("ReluBackward0", lambda x: fnp.maximum(x, fnp.zeros_like(x)) if get_aval(
@@ -713,8 +723,12 @@ def _bce(probs, target, *rest):
 binary_cross_entropy = Op("BinaryCrossEntropyBackward0", _bce)
 
 
+# NB: integer operands of the float-only ops below compute in float32 (PyTorch raises
+# "not implemented for 'Long'"; NumPy's promotion of an int with a float gives float64).
+
+
 def _mse(x, y, reduction):
-    x, y = promote(x, y)
+    x, y = promote(x, y, to_float=True)
     return _reduce_loss(fnp.square(fnp.subtract(x, y)), reduction)
 
 
@@ -722,7 +736,7 @@ mse_loss = Op("MseLossBackward0", _mse)
 
 
 def _l1(x, y, reduction):
-    x, y = promote(x, y)
+    x, y = promote(x, y, to_float=True)
     return _reduce_loss(fnp.abs(fnp.subtract(x, y)), reduction)
 
 
@@ -738,12 +752,12 @@ def _class_weights(target, ignore_index, dtype, weights):
     tgt = fnp.reshape(target, (-1,))
     if ignore_index is None:
         ones = fnp.ones(get_aval(tgt).shape, dtype)
-        return tgt, (fnp.multiply(ones, weights[0][tgt]) if weights else ones), None
+        return tgt, (fnp.multiply(ones, _cast(weights[0], dtype)[tgt]) if weights else ones), None
     valid = fnp.not_equal(tgt, ignore_index)
     safe = fnp.where(valid, tgt, fnp.zeros_like(tgt))
     w = lax.convert_element_type(valid, dtype)  # 1 where counted, 0 where ignored
     if weights:
-        w = fnp.multiply(w, weights[0][safe])
+        w = fnp.multiply(w, _cast(weights[0], dtype)[safe])
     return safe, w, valid
 
 
@@ -895,13 +909,20 @@ def _linear(x, weight, *rest):
 
 linear = Op(_linear_name, _linear)
 dropout = Op("MulBackward0", lambda x, mask, scale: fnp.multiply(
-    fnp.multiply(x, _cast_value(mask, x)), scale))
-leaky_relu = Op("LeakyReluBackward0", lambda x, slope: fnp.where(
-    fnp.greater(x, 0), x, fnp.multiply(x, slope)))
+    fnp.multiply(_float(x), _cast_value(mask, _float(x))), scale))
+
+
+def _leaky_relu(x, slope):
+    x = _float(x)
+    return fnp.where(fnp.greater(x, 0), x, fnp.multiply(x, slope))
+
+
+leaky_relu = Op("LeakyReluBackward0", _leaky_relu)
 silu = _unary_op("SiluBackward0", lambda x: fnp.multiply(x, nn_ops.sigmoid(x)))
 
 
 def _elu(x, alpha):
+    x = _float(x)
     positive = fnp.greater(x, 0)
     # NB: expm1 of where(x > 0, 0, x) rather than of minimum(x, 0): at x == 0 the
     # gradient is alpha, as PyTorch's (minimum gives a tie no gradient).
