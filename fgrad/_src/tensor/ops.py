@@ -245,6 +245,8 @@ round_ = Op("RoundBackward0", lambda x: lax.round(x) if get_aval(x).dtype.kind =
 trunc = Op("TruncBackward0", lambda x: fnp.where(fnp.less(x, 0), fnp.ceil(x), fnp.floor(x)))
 neg = Op("NegBackward0", fnp.negative)
 abs_ = Op("AbsBackward0", fnp.abs)
+
+
 def _sign(x):
     """PyTorch's sign: a bool is its own sign, and nan's sign is 0 (NumPy's is nan)."""
     if get_aval(x).dtype == np.bool_:
@@ -340,6 +342,8 @@ prod = Op(lambda avals, p: "ProdBackward0" if p[0] is None else "ProdBackward1",
           lambda x, dim, keepdim: fnp.prod(_torch_accumulator(x), axis=dim, keepdims=keepdim))
 amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims=keepdim))
 amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
+
+
 def _evenly_distributed(reduce):
     """PyTorch's full max/min: the gradient is shared evenly by the elements equal to the
     result, or by the nan elements when the result is nan (fgrad.numpy's rule, as JAX's,
@@ -369,6 +373,8 @@ def _evenly_distributed(reduce):
 
 max_all = Op("MaxBackward1", _evenly_distributed(fnp.max))
 min_all = Op("MinBackward1", _evenly_distributed(fnp.min))
+
+
 def _select_along(x, index, dim, keepdim):
     """``x`` at ``index`` (an int array of the reduced shape) along ``dim``: a gather, so
     the gradient goes to that one element, as PyTorch's ``max(dim)`` does."""
