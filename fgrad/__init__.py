@@ -25,6 +25,7 @@ from fgrad._src.checkpoint import load, save  # state dicts as .npz, never pickl
 from fgrad._src.custom_derivatives import custom_vjp
 from fgrad._src.jit import jit
 from fgrad._src.lax import lax as _lax  # noqa: F401  (registers every primitive)
+from fgrad._src.tensor import custom as _custom  # noqa: F401  (custom_vjp of Tensors)
 from fgrad._src.tensor.creation import (
     BoolTensor,
     DoubleTensor,

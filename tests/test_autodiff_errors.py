@@ -330,3 +330,11 @@ def test_a_tracer_kept_from_a_finished_grad_is_a_clear_error_at_top_level():
         kept[0] + 1.0
     with pytest.raises(fg.errors.UnexpectedTracerError, match="transform that has returned"):
         fnp.sin(kept[0])
+
+
+def test_check_grads_takes_one_mode_as_a_string_and_refuses_integer_arguments():
+    fg.test_util.check_grads(fnp.sin, (np.array([1.0, 2.0]),), order=1, modes="rev")
+    with pytest.raises(TypeError, match="no argument is floating point"):
+        fg.test_util.check_grads(lambda n: n * 2, (np.array([1, 2]),))  # checked nothing
+    with pytest.raises(ValueError, match="positive integer"):
+        fg.test_util.check_grads(fnp.sin, (np.ones(2),), order=True)

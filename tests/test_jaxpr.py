@@ -258,3 +258,14 @@ def test_custom_vjp_call_prints_its_name():
     text = str(fg.make_jaxpr(f)(np.ones(3)))
     assert "custom_vjp_call[" in text and "name=f" in text
     assert text.startswith("{ lambda ; a:f64[3]. let\n    b:f64[3] = custom_vjp_call[")
+
+
+def test_make_jaxpr_traces_keyword_arguments_and_checks_static_argnums():
+    text = str(fg.make_jaxpr(lambda x, scale=2.0: x * scale)(
+        np.ones(3, np.float32), scale=np.float32(3.0)))
+    assert text.startswith("{ lambda ; a:f32[3] b:f32[]. let")  # scale is an input
+    # a negative position counts from the end; one past the arguments is an error
+    text = str(fg.make_jaxpr(lambda x, s: x * len(s), static_argnums=-1)(np.ones(2), "ab"))
+    assert "2.0:f64[]" in text
+    with pytest.raises(ValueError, match="out of range"):
+        fg.make_jaxpr(lambda x: x, static_argnums=3)(np.ones(2))

@@ -835,7 +835,7 @@ def test_functional_call_errors_restore_the_module():
     layer = nn.Linear(2, 1)
     weight = layer.weight
     with pytest.raises(KeyError, match="no parameter or buffer named 'wieght'"):
-        nn.functional_call(layer, {"wieght": np.zeros((1, 2))}, np.zeros((1, 2)))
+        nn.functional_call(layer, {"wieght": np.zeros((1, 2))}, np.zeros((1, 2)), strict=True)
     with pytest.raises(ValueError, match=r"has shape \(2, 2\)"):
         nn.functional_call(layer, {"weight": np.zeros((2, 2))}, np.zeros((1, 2)))
     with pytest.raises(KeyError, match="missing values"):
@@ -1235,3 +1235,151 @@ def test_float_only_functions_of_integer_tensors_compute_in_float32_not_float64(
                                                       weight=fg.tensor([1.0, 2.0, 3.0])))
     assert F.nll_loss(logits, target, weight=fg.tensor([1, 2, 3]),
                       ignore_index=1).dtype == fg.float32
+
+
+# --------------------------------------------------------------------------- fuzzing the bridge
+# against torch.func (PyTorch 2.13) and JAX
+
+
+def _clip_gradient():
+    @fg.custom_vjp
+    def clip_gradient(x):
+        return x
+
+    clip_gradient.defvjp(lambda x: (x, None), lambda res, g: (fnp.clip(g, -0.1, 0.1),))
+    return clip_gradient
+
+
+class _Clipped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+        self.clip = _clip_gradient()
+
+    def forward(self, x):
+        return self.clip(self.layer(x))
+
+
+def test_a_custom_vjp_called_with_tensors_uses_its_rule():
+    # The rule was ignored: Tensors hid their values, so autodiff went through the body.
+    clip = _clip_gradient()
+    x = np.ones(3)
+    for transform in (fg.grad, lambda f: fg.jit(fg.grad(f))):
+        g = transform(lambda x: (clip(fg.tensor(x)) * 10).sum())(x)
+        np.testing.assert_allclose(g, [0.1] * 3)
+    model = _Clipped()
+    params = nn.get_params(model)
+    inputs = np.ones((3, 2), np.float32)
+    g = fg.grad(lambda p: fnp.sum(nn.functional_call(model, p, inputs) * 10))(params)
+    np.testing.assert_allclose(g["layer.bias"], [0.3], rtol=1e-6)
+    # eager Tensors: one node named after the function, the rule in its backward
+    t = fg.tensor([1.0, 1.0], requires_grad=True)
+    y = clip(t)
+    assert type(y.grad_fn).__name__ == "clip_gradientBackward"
+    (y * 10).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), [0.1, 0.1])
+    model(fg.tensor(inputs)).sum().mul(10).backward()
+    np.testing.assert_allclose(model.layer.bias.grad.numpy(), [0.3], rtol=1e-6)
+
+
+def test_a_custom_vjp_of_tensors_takes_pytrees_and_arrays():
+    @fg.custom_vjp
+    def both(a, b):
+        return {"sum": a + b, "product": a * b}
+
+    both.defvjp(lambda a, b: (both.fun(a, b), (a, b)),
+                lambda res, g: (g["sum"] + g["product"] * res[1],
+                                g["sum"] + g["product"] * res[0]))
+    a, b = fg.tensor([2.0], requires_grad=True), fg.tensor([3.0], requires_grad=True)
+    out = both(a, b)
+    (out["sum"] + out["product"]).sum().backward()
+    assert (a.grad.item(), b.grad.item()) == (4.0, 3.0)
+
+    @fg.custom_vjp
+    def scaled(x, w):
+        return x * w
+
+    scaled.defvjp(lambda x, w: (x * w, w), lambda w, g: (g * w * 100, None))
+    t = fg.tensor([1.0, 2.0], requires_grad=True)
+    for w in ([3.0, 4.0], [5.0, 6.0]):  # a new array each call, never a stale constant
+        t.grad = None
+        scaled(t, np.array(w)).sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), np.array(w) * 100)
+
+
+@pytest.mark.parametrize("update, want", [
+    (lambda h: h.mul_(2), [2.0, 2.0, 2.0]),
+    (lambda h: h.add_(h), [2.0, 2.0, 2.0]),
+    (lambda h: h.clamp_(1.5, 2.5), [0.0, 1.0, 0.0]),
+    (lambda h: h.zero_(), [0.0, 0.0, 0.0]),
+    (lambda h: h.__setitem__(0, 0.0), [0.0, 1.0, 1.0]),
+    (lambda h: h.__setitem__(h > 1, 0.0), [1.0, 0.0, 0.0]),
+    (lambda h: h.__setitem__(slice(1, None), h[:2] * 5), [6.0, 5.0, 0.0]),
+    (lambda h: h.copy_(fg.ones(3) * 7), [0.0, 0.0, 0.0]),
+], ids=["mul_", "add_", "clamp_", "zero_", "setitem", "mask", "slice", "copy_"])
+def test_in_place_tensor_ops_on_traced_values_run_as_in_eager_mode(update, want):
+    # They raised AttributeError ('RecordTracer' object has no attribute 'strides').
+    def f(x):
+        h = fg.tensor(x) * 1
+        update(h)
+        return h.sum()
+
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(fg.grad(f)(x), want)
+    np.testing.assert_allclose(fg.jit(fg.grad(f))(x), want)
+    eager = fg.tensor(x, requires_grad=True)
+    h = eager * 1
+    update(h)
+    h.sum().backward()
+    np.testing.assert_allclose(eager.grad.numpy(), want)
+
+
+def test_functional_call_refuses_two_values_for_tied_weights():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3, bias=False)
+            self.b = nn.Linear(3, 3, bias=False)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.a(x)
+
+    eye, x = np.eye(3, dtype=np.float32), np.ones((1, 3), np.float32)
+    with pytest.raises(ValueError, match="which are tied"):  # the last value won silently
+        nn.functional_call(Tied(), {"a.weight": eye, "b.weight": np.zeros_like(eye)}, x)
+    np.testing.assert_array_equal(
+        nn.functional_call(Tied(), {"a.weight": eye, "b.weight": eye}, x), x)
+
+
+def test_functional_call_strictness_follows_pytorch():
+    layer = nn.Linear(2, 2)
+    x = np.ones((1, 2), np.float32)
+    extra = {**nn.get_params(layer), "unknown": np.ones(1)}
+    with pytest.warns(UserWarning, match="named 'unknown'; .* not used"):
+        assert nn.functional_call(layer, extra, x).shape == (1, 2)  # skipped, no KeyError
+    with pytest.raises(KeyError, match="no parameter or buffer named 'unknown'"):
+        nn.functional_call(layer, extra, x, strict=True)
+
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(2, 2)
+            self.register_buffer("offset", fg.ones(2), persistent=False)
+
+        def forward(self, x):
+            return self.layer(x) + self.offset
+
+    module = WithBuffer()
+    with pytest.raises(KeyError, match="missing values for \\['offset'\\]"):
+        nn.functional_call(module, nn.get_params(module), x, strict=True)
+
+
+def test_dropout_under_vmap_refuses_to_share_one_mask():
+    dropout = nn.Dropout(0.5)
+    batch = np.ones((4, 6), np.float32)
+    with pytest.raises(RuntimeError, match="one mask shared by every example"):
+        fg.vmap(lambda x: nn.functional_call(dropout, {}, x))(batch)
+    dropout.eval()
+    np.testing.assert_array_equal(fg.vmap(lambda x: nn.functional_call(dropout, {}, x))(batch),
+                                  batch)

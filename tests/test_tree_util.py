@@ -310,3 +310,35 @@ def test_bad_treedefs_and_cyclic_trees_are_clear_errors():
     for call in (lambda: tree_flatten(cyclic), lambda: fg.jit(lambda t: 1.0)(cyclic)):
         with pytest.raises(ValueError, match="contains itself"):  # a RecursionError before
             call()
+
+
+def test_register_dataclass_with_meta_fields_keeps_them_in_the_structure():
+    @dataclasses.dataclass
+    class Named:
+        w: np.ndarray
+        b: np.ndarray
+        name: str = "x"
+
+    register_dataclass(Named, data_fields=["w", "b"], meta_fields=["name"])
+    leaves, tree = tree_flatten(Named(np.ones(2), np.zeros(2), "layer"))
+    assert len(leaves) == 2 and tree_unflatten(tree, leaves).name == "layer"
+    g = fg.grad(lambda d: fnp.sum(d.w * d.b))(Named(np.ones(2), np.full(2, 3.0), "hi"))
+    np.testing.assert_array_equal(g.w, [3.0, 3.0])
+    assert g.name == "hi"
+
+    @dataclasses.dataclass
+    class Other:
+        a: float
+
+    with pytest.raises(ValueError, match="must name each of"):
+        register_dataclass(Other, data_fields=["a", "zz"], meta_fields=[])
+    with pytest.raises(TypeError, match="both data_fields and meta_fields"):
+        register_dataclass(Other, data_fields=["a"])
+
+
+def test_a_type_is_registered_once():
+    # A second registration of tuple silently changed how every tuple flattened.
+    with pytest.raises(ValueError, match="Duplicate custom PyTreeDef"):
+        fg.tree_util.register_pytree_node(tuple, lambda t: (list(t)[::-1], None),
+                                          lambda aux, children: tuple(children))
+    assert fg.tree_util.tree_leaves((1, 2)) == [1, 2]

@@ -672,7 +672,8 @@ def hessian(f, argnums=0):
 
 
 def make_jaxpr(f, static_argnums=()):
-    """Return a function that traces ``f`` and returns its ``ClosedJaxpr``.
+    """Return a function that traces ``f`` and returns its ``ClosedJaxpr``; keyword
+    arguments are traced like positional ones.
 
     >>> import fgrad.numpy as fnp
     >>> print(make_jaxpr(lambda x: fnp.sum(fnp.tanh(x) * x))(np.ones(3)))
@@ -683,18 +684,24 @@ def make_jaxpr(f, static_argnums=()):
       in (d,) }
     """
     check_callable(f, "make_jaxpr")
-    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    given = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     @functools.wraps(f)
-    def make_jaxpr_f(*args):
+    def make_jaxpr_f(*args, **kwargs):
+        static = set()
+        for i in given:  # NB: negative positions count from the end, as in JAX
+            if not -len(args) <= i < len(args):
+                raise ValueError(f"make_jaxpr: static_argnums={given!r} is out of range for "
+                                 f"a call with {len(args)} positional arguments")
+            static.add(i % len(args))
         dynamic_args = tuple(a for i, a in enumerate(args) if i not in static)
-        leaves, in_tree = tree_flatten(dynamic_args)
+        leaves, in_tree = tree_flatten((dynamic_args, kwargs))
         _check_leaves(leaves, "make_jaxpr arguments")
 
-        def f_dynamic(*dyn):
+        def f_dynamic(dyn, dyn_kwargs):
             it = iter(dyn)
             full = [args[i] if i in static else next(it) for i in range(len(args))]
-            return f(*full)
+            return f(*full, **dyn_kwargs)
 
         f_flat, _ = flatten_fun(f_dynamic, in_tree)
         return trace_to_jaxpr(f_flat, [get_aval(x) for x in leaves])

@@ -14,7 +14,7 @@ import numpy as np
 
 from fgrad._src import dtypes
 from fgrad._src.core import get_aval
-from fgrad._src.tree import tree_flatten, tree_unflatten
+from fgrad._src.tree import tree_flatten, tree_leaves, tree_unflatten
 
 # Step sizes and tolerances by the lowest floating-point precision involved.
 _EPS = {np.dtype(np.float32): 2e-3, np.dtype(np.float64): 1e-5}
@@ -62,14 +62,18 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
     ...     print(str(e).splitlines()[0])
     VJP check failed (float64): inner products differ
     """
-    modes = tuple(modes)
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
     for mode in modes:
         if mode not in _MODES:
             raise ValueError(f"check_grads: unknown mode {mode!r}; use 'fwd' and/or 'rev'")
-    if not isinstance(order, int) or order < 1:
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ValueError(f"check_grads: order must be a positive integer, got {order!r}")
     if not isinstance(args, (tuple, list)):
         raise TypeError("check_grads: args must be a tuple of positional arguments")
+    if not any(np.issubdtype(np.result_type(leaf), np.floating)
+               for leaf in tree_leaves(tuple(args))):
+        raise TypeError("check_grads: no argument is floating point, so there is no gradient "
+                        "to check (pass float arrays, e.g. x.astype(float))")
     rng = np.random.default_rng(0)
     _check_grads(f, tuple(args), order, modes, (atol, rtol, eps), rng, "")
 

@@ -33,12 +33,20 @@ def register_pytree_node(nodetype: type, flatten: Callable, unflatten: Callable)
     ...                      lambda aux, ch: Point(*ch))
     >>> tree_leaves(Point(1.0, 2.0))
     [1.0, 2.0]
+
+    A type is registered once: a second registration (which would change how every
+    value of the type flattens, built-in containers included) is a ValueError.
     """
+    if nodetype in _registry:
+        raise ValueError(f"Duplicate custom PyTreeDef type registration for {nodetype!r}: "
+                         "it is registered already (once per type and process)")
     _registry[nodetype] = _NodeType(flatten, unflatten)
 
 
-def register_dataclass(cls):
-    """Register a dataclass as a pytree node whose children are all its fields.
+def register_dataclass(cls, data_fields=None, meta_fields=None):
+    """Register a dataclass as a pytree node: its ``data_fields`` are children and its
+    ``meta_fields`` (hashable, static: e.g. names, flags) are kept in the tree
+    structure, as JAX's; give both or neither (then every field is a child).
 
     >>> import dataclasses
     >>> @register_dataclass
@@ -51,11 +59,19 @@ def register_dataclass(cls):
     """
     import dataclasses
 
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    if (data_fields is None) != (meta_fields is None):
+        raise TypeError("register_dataclass: give both data_fields and meta_fields, or "
+                        "neither (then every field is data)")
+    data = fields if data_fields is None else list(data_fields)
+    meta = [] if meta_fields is None else list(meta_fields)
+    if sorted(data + meta) != sorted(fields):
+        raise ValueError(f"register_dataclass: data_fields {data} and meta_fields {meta} "
+                         f"must name each of {cls.__name__}'s init fields {fields} once")
     register_pytree_node(
         cls,
-        lambda obj: ([getattr(obj, n) for n in names], None),
-        lambda aux, children: cls(**dict(zip(names, children))),
+        lambda obj: ([getattr(obj, n) for n in data], tuple(getattr(obj, n) for n in meta)),
+        lambda aux, children: cls(**dict(zip(data, children)), **dict(zip(meta, aux))),
     )
     return cls
 

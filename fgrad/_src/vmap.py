@@ -12,6 +12,7 @@ and itself.
 from __future__ import annotations
 
 import functools
+import threading
 
 from fgrad._src.api import _check_leaves, flatten_fun
 from fgrad._src.core import Tracer, get_aval
@@ -19,6 +20,13 @@ from fgrad._src.errors import check_callable
 from fgrad._src.interpreters import batching
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 from fgrad._src.tree import tree_flatten, tree_unflatten
+
+
+class _Tracing(threading.local):
+    depth = 0  # > 0 while a vmap traces its function (random draws would be shared)
+
+
+tracing = _Tracing()
 
 
 def vmap(f, in_axes=0, out_axes=0):
@@ -80,8 +88,12 @@ def vmap(f, in_axes=0, out_axes=0):
                 full[k] = v
             return f_flat(*full)
 
-        closed = trace_to_jaxpr(f_traced, [_unmapped_aval(moved[k], batched[k])
-                                           for k in traced])
+        tracing.depth += 1
+        try:
+            closed = trace_to_jaxpr(f_traced, [_unmapped_aval(moved[k], batched[k])
+                                               for k in traced])
+        finally:
+            tracing.depth -= 1
         outs, out_batched = batching.batch_eval_jaxpr(
             closed.jaxpr, closed.consts, [moved[k] for k in traced],
             [batched[k] for k in traced])

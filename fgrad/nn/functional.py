@@ -135,9 +135,22 @@ def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
     x = _tensor(input)
     if not training or p == 0.0:
         return x
+    _check_not_vmapped(x)
     keep = creation.generator().random(x.shape) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     return _result(x, apply(ops.dropout, (x, creation.Tensor._wrap(keep), scale)), inplace)
+
+
+def _check_not_vmapped(x):
+    """Random masks are drawn when fg.vmap traces the function: one for every example."""
+    from fgrad._src import vmap
+
+    if vmap.tracing.depth and not hasattr(x._value, "flags"):
+        raise RuntimeError(
+            "dropout under fg.vmap would draw one mask shared by every example (the mask is "
+            "drawn once, when vmap traces the function); draw the masks outside vmap and "
+            "pass them in as a batched argument, or call module.eval() (torch.func.vmap "
+            "refuses random ops by default too)")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,  # noqa: A002

@@ -26,6 +26,8 @@ function.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from fgrad._src.core import Tracer
@@ -95,10 +97,14 @@ def _unwrap(x):
     return x._value if isinstance(x, Tensor) else x
 
 
-def _slots(module, values):
+def _slots(module, values, given, strict):
     """``[(store, name, new_value)]`` for every registration of the named tensors
-    (a parameter tied into several modules is replaced everywhere)."""
+    (a parameter tied into several modules is replaced everywhere). ``given`` holds the
+    caller's values (before conversion): two different ones for tied names are an error,
+    as in PyTorch. A name the module does not have is an error with ``strict``, and
+    skipped with a warning (a typo?) without it, as PyTorch's non-strict call skips it."""
     by_id = {}
+    keys_by_id: dict = {}
     for key, value in values.items():
         owner_path, _, name = key.rpartition(".")
         try:
@@ -114,9 +120,20 @@ def _slots(module, values):
         if store is None:
             known = [n for n, _ in module.named_parameters()] + [
                 n for n, _ in module.named_buffers()]
-            raise KeyError(f"functional_call: {type(module).__name__} has no parameter or "
-                           f"buffer named {key!r}; its names are {known}")
+            message = (f"{type(module).__name__} has no parameter or buffer named {key!r}; "
+                       f"its names are {known}")
+            if strict:
+                raise KeyError(f"functional_call(strict=True): {message}")
+            warnings.warn(f"functional_call: {message}; the value is not used", UserWarning,
+                          stacklevel=3)
+            continue
         original = store[name]
+        keys = keys_by_id.setdefault(id(original), [])
+        keys.append(key)
+        if len({id(given[k]) for k in keys}) > 1:
+            raise ValueError(f"functional_call got multiple values for keys {sorted(keys)}, "
+                             "which are tied (one parameter shared by several modules): "
+                             "give one of them")
         shape = getattr(value, "shape", None)
         if shape is not None and tuple(shape) != tuple(original.shape):
             raise ValueError(
@@ -170,15 +187,16 @@ def functional_call(module, parameters_and_buffers, *args, strict=False, **kwarg
     if not hasattr(values, "items"):
         raise TypeError("functional_call expects a dict {name: value} (or a tuple of dicts), "
                         f"got {type(values).__name__}")
-    if strict:
-        known = set(module._state_targets()) | {n for n, _ in module.named_parameters()}
-        missing = sorted(known - set(values))
-        if missing:
-            raise KeyError(f"functional_call(strict=True): missing values for {missing}")
     tensor_mode = any(isinstance(v, Tensor) for v in values.values())
     converted = {k: v if isinstance(v, Tensor) else Tensor._wrap(
         v if isinstance(v, Tracer) else np.asarray(v)) for k, v in values.items()}
-    slots = _slots(module, converted)
+    slots = _slots(module, converted, values, strict)  # NB: unknown names first
+    if strict:
+        known = {n for n, _ in module.named_parameters()} | {
+            n for n, _ in module.named_buffers()}
+        missing = sorted(known - set(values))
+        if missing:
+            raise KeyError(f"functional_call(strict=True): missing values for {missing}")
     traced = any(isinstance(v, Tensor) and isinstance(v._value, Tracer)
                  for v in converted.values())
     leaves_in = (args, kwargs)

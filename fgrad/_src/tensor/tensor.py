@@ -687,11 +687,18 @@ class Tensor:
         return out
 
     def __setitem__(self, index, value):
-        template, arrays = _parse_index(index, self._value.shape)
         value = _operand(value)
+        if _holds_tracer(self, value, index) and _is_full_mask(index, self):
+            from fgrad._src.numpy import lax_numpy as fnp  # x[x > 1] = v, traced
+
+            new = fnp.where(index._value, value._value if isinstance(value, Tensor) else value,
+                            self._value)
+            _rebind_traced(self, new)
+            return
+        template, arrays = _parse_index(index, self._value.shape)
         _check_inplace(self)
         np_index = _numpy_index(template, arrays)
-        recording = _grad_state.enabled and (
+        recording = _holds_tracer(self, value) or _grad_state.enabled and (
             self._requires_grad or isinstance(value, Tensor) and value._requires_grad)
         moved = ops.torch_index_axes(template, self._value.ndim, [a.shape for a in arrays])
         raw = value._value if isinstance(value, Tensor) else value
@@ -724,7 +731,10 @@ class Tensor:
             extra = (Tensor._wrap(last.reshape(positions.shape)),)
         positions = Tensor._wrap(np.ascontiguousarray(positions))
         result = apply(ops.setitem, (self, value, positions, Tensor._wrap(mask)) + extra)
-        _take_over(self, result)
+        if _holds_tracer(self, value):
+            _rebind_traced(self, result._value)
+        else:
+            _take_over(self, result)
 
     # ------------------------------------------------------------------ arithmetic methods
 
@@ -1334,6 +1344,12 @@ def _integer_or(op, numpy_fn, x, y):
     return apply(op, (x, y))
 
 
+def _is_full_mask(index, t):
+    """``index`` is a bool Tensor of ``t``'s shape (``t[t > 1] = 0``)."""
+    return (isinstance(index, Tensor) and index._value.dtype == np.bool_
+            and tuple(index._value.shape) == tuple(t._value.shape))
+
+
 def _fill_value(x, value):
     """``masked_fill``'s value for ``x``: a float that an integer tensor cannot hold (nan,
     inf, or beyond its range) is PyTorch's overflow error, not a garbage integer."""
@@ -1626,9 +1642,39 @@ def _check_inplace(t):
         raise RuntimeError(_INPLACE_NO_GRAD_VIEW)
 
 
+def _holds_tracer(*xs):
+    """Some of ``xs`` is a Tensor holding a traced value (under a transform, e.g. in a
+    module's forward inside ``fg.nn.functional_call``)."""
+    return builtins.any(isinstance(x, Tensor) and isinstance(x._value, Tracer) for x in xs)
+
+
+def _rebind_traced(self, value, cast="same_kind"):
+    """An in-place op on traced values: ``self`` takes the new value over, as torch.func
+    runs in-place ops under its transforms. Traced values are immutable, so a view of
+    ``self`` made before keeps the old values (docs/kinks.md)."""
+    want = self._value.dtype
+    if value.dtype != want:
+        if not np.can_cast(value.dtype, want, cast):
+            raise RuntimeError(f"result type {_torch_type(value.dtype)} can't be cast to the "
+                               f"desired output type {_torch_type(want)}")
+        value = value.astype(want)
+    if tuple(value.shape) != tuple(self._value.shape):
+        raise RuntimeError(f"output with shape {list(self._value.shape)} doesn't match the "
+                           f"broadcast shape {list(value.shape)}")
+    self._value = value
+    return self
+
+
 def _inplace(self, op, args, params=(), copy=False):
     """Run ``op`` and store the result in ``self`` (PyTorch's in-place semantics)."""
     _check_inplace(self)
+    if _holds_tracer(self, *args):
+        if copy:
+            from fgrad._src.numpy import lax_numpy as fnp
+
+            value = fnp.broadcast_to(fnp.asarray(args[0]._value), self._value.shape)
+            return _rebind_traced(self, value, cast="unsafe")
+        return _rebind_traced(self, apply(op, args, params)._value)
     recording = _grad_state.enabled and builtins.any(
         isinstance(a, Tensor) and a._requires_grad for a in args)
     if copy:
@@ -1784,6 +1830,9 @@ def _rebase(self, result):
 def _fill(self, value, node_name):
     """Write ``value`` into ``self``; on the graph, as a node named ``node_name``."""
     _check_inplace(self)
+    if _holds_tracer(self):  # the new values are constants
+        return _rebind_traced(self, np.array(np.broadcast_to(
+            np.asarray(value, self._value.dtype), self._value.shape)))
     if self._requires_grad and self._grad_fn is not None and _grad_state.enabled:
         # NB: still on the graph, as PyTorch's fill_/zero_ (the old values get a zero
         # gradient): a select of the new value everywhere, exact for any old value.
