@@ -342,3 +342,22 @@ def test_a_type_is_registered_once():
         fg.tree_util.register_pytree_node(tuple, lambda t: (list(t)[::-1], None),
                                           lambda aux, children: tuple(children))
     assert fg.tree_util.tree_leaves((1, 2)) == [1, 2]
+
+
+def test_custom_nodes_with_a_bad_flatten_or_unhashable_aux_get_clear_errors():
+    class NotAPair:
+        def __init__(self, x):
+            self.x = x
+
+    class ListAux:
+        def __init__(self, x):
+            self.x = x
+
+    fg.tree_util.register_pytree_node(NotAPair, lambda node: 5,
+                                      lambda aux, children: NotAPair(*children))
+    fg.tree_util.register_pytree_node(ListAux, lambda node: ([node.x], [1, 2]),
+                                      lambda aux, children: ListAux(*children))
+    with pytest.raises(TypeError, match="must return a pair"):  # "cannot unpack ... int"
+        tree_flatten(NotAPair(1.0))
+    with pytest.raises(TypeError, match="aux data of a ListAux pytree node must be hashable"):
+        fg.jit(lambda node: node.x * 2)(ListAux(np.ones(2)))  # "unhashable type: 'list'"

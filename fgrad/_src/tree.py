@@ -134,7 +134,28 @@ class PyTreeDef:
         return isinstance(other, PyTreeDef) and self._key() == other._key()
 
     def __hash__(self):
-        return hash(self._key())
+        try:
+            return hash(self._key())
+        except TypeError:
+            node = self._unhashable_node()
+            if node is None:
+                raise
+            raise TypeError(
+                f"the aux data of a {node.node_type.__name__} pytree node must be hashable "
+                f"(it is part of the tree structure, e.g. a jit cache key), got "
+                f"{type(node.aux).__name__} {node.aux!r:.60}; return a tuple instead of a "
+                "list from its flatten function") from None
+
+    def _unhashable_node(self):
+        try:
+            hash(self.aux)
+        except TypeError:
+            return self
+        for child in self.children:
+            found = child._unhashable_node()
+            if found is not None:
+                return found
+        return None
 
     def __repr__(self):
         return f"PyTreeDef({self._body()})"
@@ -182,7 +203,13 @@ def _flatten(tree, leaves, is_leaf):
     if handler is None:
         leaves.append(tree)
         return LEAF
-    children, aux = handler.to_iterable(tree)
+    flat = handler.to_iterable(tree)
+    try:
+        children, aux = flat
+    except (TypeError, ValueError):
+        raise TypeError(f"the flatten function registered for {node_type.__name__} must "
+                        f"return a pair (children, aux_data), got {type(flat).__name__} "
+                        f"{flat!r:.60}") from None
     return PyTreeDef(node_type, aux, [_flatten(c, leaves, is_leaf) for c in children])
 
 
