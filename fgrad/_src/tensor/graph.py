@@ -16,6 +16,7 @@ cotangents per output. Leaves receive the sum of their cotangents at the end.
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from heapq import heappop, heappush
 
@@ -41,8 +42,10 @@ _writes: dict = {}
 _clock = itertools.count(1).__next__
 # NB: the clock of the latest write anywhere. A node made after it (the usual training
 # loop: ``opt.step()`` writes, then the next forward records) cannot have seen a later
-# write, so the backward walk skips its per-array check.
+# write, so the backward walk skips its per-array check. The lock keeps it the largest
+# clock when threads write at once (a late store of an older clock would hide a write).
 _latest_write = [0]
+_write_lock = threading.Lock()
 
 
 def base_array(array):
@@ -67,8 +70,9 @@ def mark_written(array):
         for key, (ref, _) in list(_writes.items()):
             if ref() is None:
                 del _writes[key]
-    clock = _latest_write[0] = _clock()
-    _writes[id(base)] = (weakref.ref(base), clock)
+    with _write_lock:
+        clock = _latest_write[0] = _clock()
+        _writes[id(base)] = (weakref.ref(base), clock)
 
 
 def _written_after(array, seq) -> bool:
