@@ -1383,3 +1383,84 @@ def test_dropout_under_vmap_refuses_to_share_one_mask():
     dropout.eval()
     np.testing.assert_array_equal(fg.vmap(lambda x: nn.functional_call(dropout, {}, x))(batch),
                                   batch)
+
+
+def test_a_custom_vjp_of_tensors_sees_tensors_and_is_traced_afresh_each_call():
+    scale = {"value": 2.0}
+
+    @fg.custom_vjp
+    def scaled(x):
+        return x * scale["value"]
+
+    scaled.defvjp(lambda x: (x * scale["value"], None), lambda res, g: (g * scale["value"],))
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    scaled(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    scale["value"] = 3.0  # a program cached by shape kept 2.0
+    x.grad = None
+    scaled(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    scaled.defvjp(lambda x: (x * 2, None), lambda res, g: (g * 0,))  # was ignored
+    x.grad = None
+    scaled(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+
+    @fg.custom_vjp
+    def straight_through(x):  # Tensor methods in the function, fwd and bwd
+        return x.clamp(min=0)
+
+    straight_through.defvjp(lambda x: (x.clamp(min=0), x.sign()),
+                            lambda sign, g: (g * sign.abs(),))
+    t = fg.tensor([-1.0, 2.0], requires_grad=True)
+    out = straight_through(t)
+    out.sum().backward()
+    np.testing.assert_array_equal(out.detach().numpy(), [0.0, 2.0])
+    np.testing.assert_array_equal(t.grad.numpy(), [1.0, 1.0])
+    g = fg.grad(lambda a: straight_through(fg.tensor(a)).sum()._value)(np.array([-1.0, 2.0]))
+    np.testing.assert_array_equal(g, [1.0, 1.0])
+
+    @fg.custom_vjp
+    def product(a, b):
+        return a * b
+
+    product.defvjp(lambda a, b: (a * b, (a, b)), lambda res, g: (g * res[1], g * res[0]))
+    constant = fg.tensor([3.0, 4.0])  # an eager Tensor next to a traced array
+    for transform in (fg.grad, lambda f: fg.jit(fg.grad(f))):
+        g = transform(lambda a: fnp.sum(product(a, constant)._value))(np.array([1.0, 2.0]))
+        np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
+def test_in_place_ops_refuse_shared_traced_values_and_captured_tensors():
+    def through_a_view(a):
+        t = fg.tensor(a)
+        t[0].mul_(3)  # the write was lost on t
+        return (t * t).sum()._value
+
+    with pytest.raises(RuntimeError, match="shares its values with another live tensor"):
+        fg.grad(through_a_view)(np.ones((2, 3)))
+
+    def reshaped(a):  # nothing else sees the view: allowed
+        x = (fg.tensor(a) * 1).view(-1)
+        x.clamp_(min=0)
+        return x.sum()._value
+
+    np.testing.assert_array_equal(fg.grad(reshaped)(np.array([[1.0, -2.0], [3.0, 4.0]])),
+                                  [[1.0, 0.0], [1.0, 1.0]])
+    captured = fg.zeros(3)
+
+    def accumulate(x):
+        captured.add_(fg.tensor(x))  # the tracer leaked into the captured tensor
+        return fnp.sum(x)
+
+    with pytest.raises(RuntimeError, match="captured tensor"):
+        fg.grad(accumulate)(np.ones(3))
+    np.testing.assert_array_equal(captured.numpy(), [0.0, 0.0, 0.0])
+
+    mask, values = fg.tensor([[True, False], [True, False]]), fg.tensor([10.0, 20.0])
+
+    def fill(a):  # values fill the selected elements in order (they were broadcast)
+        t = fg.tensor(a) * 1
+        t[mask] = values
+        return t._value
+
+    np.testing.assert_array_equal(fg.jit(fill)(np.ones((2, 2))), [[10.0, 1.0], [20.0, 1.0]])

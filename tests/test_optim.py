@@ -557,3 +557,5 @@ def test_optimizers_take_named_parameters_as_pytorch_does():
     assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
     with pytest.raises(ValueError, match="with or without names"):
         optim.SGD([("weight", model.weight), model.bias], lr=0.1)
+    with pytest.raises(ValueError, match="groups should be with or without names"):
+        opt.add_param_group({"params": nn.Linear(2, 1).parameters()})

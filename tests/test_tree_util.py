@@ -361,3 +361,13 @@ def test_custom_nodes_with_a_bad_flatten_or_unhashable_aux_get_clear_errors():
         tree_flatten(NotAPair(1.0))
     with pytest.raises(TypeError, match="aux data of a ListAux pytree node must be hashable"):
         fg.jit(lambda node: node.x * 2)(ListAux(np.ones(2)))  # "unhashable type: 'list'"
+
+
+def test_register_dataclass_refuses_fields_the_constructor_does_not_take():
+    @dataclasses.dataclass
+    class WithDerived:
+        x: float
+        cached: int = dataclasses.field(init=False, default=7)
+
+    with pytest.raises(ValueError, match="init=False"):  # unflattening reset it to 7
+        register_dataclass(WithDerived)

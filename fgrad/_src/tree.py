@@ -59,7 +59,12 @@ def register_dataclass(cls, data_fields=None, meta_fields=None):
     """
     import dataclasses
 
-    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    not_init = [f.name for f in dataclasses.fields(cls) if not f.init]
+    if not_init:  # NB: unflattening calls the constructor, which would reset them
+        raise ValueError(f"register_dataclass: {cls.__name__}'s fields {not_init} are not "
+                         "constructor arguments (init=False), so unflattening would lose "
+                         "them; register the class with register_pytree_node instead")
+    fields = [f.name for f in dataclasses.fields(cls)]
     if (data_fields is None) != (meta_fields is None):
         raise TypeError("register_dataclass: give both data_fields and meta_fields, or "
                         "neither (then every field is data)")
@@ -67,7 +72,7 @@ def register_dataclass(cls, data_fields=None, meta_fields=None):
     meta = [] if meta_fields is None else list(meta_fields)
     if sorted(data + meta) != sorted(fields):
         raise ValueError(f"register_dataclass: data_fields {data} and meta_fields {meta} "
-                         f"must name each of {cls.__name__}'s init fields {fields} once")
+                         f"must name each of {cls.__name__}'s fields {fields} once")
     register_pytree_node(
         cls,
         lambda obj: ([getattr(obj, n) for n in data], tuple(getattr(obj, n) for n in meta)),

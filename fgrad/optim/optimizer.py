@@ -111,6 +111,9 @@ class Optimizer:
         if names is not None:
             group["param_names"] = names
             params = [p for _, p in params]
+        if self.param_groups and (names is None) != ("param_names" not in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with or without names: "
+                             "give every group named_parameters(), or none")
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "

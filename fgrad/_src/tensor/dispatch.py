@@ -35,13 +35,14 @@ class Op:
     ops whose result may share memory with an input (``view``, ``t``, ...).
     ``exact`` (a node's backward under ``create_graph``) records only the inputs the
     outputs depend on, and an output that depends on none requires no grad, as in
-    PyTorch's backward formulas (``d(3 x)/dx`` is a constant).
+    PyTorch's backward formulas (``d(3 x)/dx`` is a constant). Without ``cache`` the
+    op is staged on every call (its function may close over values that change).
     """
 
-    __slots__ = ("name", "fn", "view", "exact")
+    __slots__ = ("name", "fn", "view", "exact", "cache")
 
-    def __init__(self, name, fn, view=False, exact=False):
-        self.name, self.fn, self.view, self.exact = name, fn, view, exact
+    def __init__(self, name, fn, view=False, exact=False, cache=True):
+        self.name, self.fn, self.view, self.exact, self.cache = name, fn, view, exact, cache
 
     def __repr__(self):
         return f"Op({self.name if isinstance(self.name, str) else self.fn.__name__})"
@@ -151,7 +152,9 @@ def apply(op, args, params=()):
         if len(_cache) > _CACHE_LIMIT:
             _cache.clear()
         diff = key[-1] if grad else ()
-        entry = _cache[key] = _stage(op, params, args, diff)
+        entry = _stage(op, params, args, diff)
+        if op.cache:
+            _cache[key] = entry
     outs = entry.forward(*vals)
     if not entry.diff:
         if not entry.multi:

@@ -344,35 +344,11 @@ amax = Op("AmaxBackward0", lambda x, dim, keepdim: fnp.max(x, axis=dim, keepdims
 amin = Op("AminBackward0", lambda x, dim, keepdim: fnp.min(x, axis=dim, keepdims=keepdim))
 
 
-def _evenly_distributed(reduce):
-    """PyTorch's full max/min: the gradient is shared evenly by the elements equal to the
-    result, or by the nan elements when the result is nan (fgrad.numpy's rule, as JAX's,
-    gives nan everywhere then)."""
-
-    @custom_vjp
-    def chosen(x):
-        return reduce(x)
-
-    def fwd(x):
-        out = reduce(x)
-        return out, (x, out)
-
-    def bwd(saved, ct):
-        x, out = saved
-        hits = fnp.where(fnp.isnan(out), fnp.isnan(x), fnp.equal(x, out))
-        share = fnp.divide(ct, fnp.sum(hits).astype(get_aval(x).dtype))
-        return (fnp.where(hits, share, fnp.zeros_like(x)),)
-
-    chosen.defvjp(fwd, bwd)
-
-    def op(x):
-        return chosen(x) if get_aval(x).dtype.kind == "f" else reduce(x)
-
-    return op
-
-
-max_all = Op("MaxBackward1", _evenly_distributed(fnp.max))
-min_all = Op("MinBackward1", _evenly_distributed(fnp.min))
+# NB: ties share the gradient evenly, as in PyTorch. With a nan present the result and
+# every element's gradient are nan (JAX's rule; PyTorch gives it to the nan element):
+# a rule of its own (a custom_vjp) would lose forward mode (jacfwd of Tensor code).
+max_all = Op("MaxBackward1", lambda x: fnp.max(x))
+min_all = Op("MinBackward1", lambda x: fnp.min(x))
 
 
 def _select_along(x, index, dim, keepdim):

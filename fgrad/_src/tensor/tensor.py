@@ -688,7 +688,8 @@ class Tensor:
 
     def __setitem__(self, index, value):
         value = _operand(value)
-        if _holds_tracer(self, value, index) and _is_full_mask(index, self):
+        if _holds_tracer(self, value, index) and _is_full_mask(index, self) and np.ndim(
+                value._value if isinstance(value, Tensor) else value) == 0:
             from fgrad._src.numpy import lax_numpy as fnp  # x[x > 1] = v, traced
 
             new = fnp.where(index._value, value._value if isinstance(value, Tensor) else value,
@@ -1345,20 +1346,27 @@ def _integer_or(op, numpy_fn, x, y):
 
 
 def _is_full_mask(index, t):
-    """``index`` is a bool Tensor of ``t``'s shape (``t[t > 1] = 0``)."""
+    """``index`` is a bool Tensor of ``t``'s shape (``t[t > 1] = 0``; with a scalar value
+    that is a select; other values fill the selected elements in order)."""
     return (isinstance(index, Tensor) and index._value.dtype == np.bool_
             and tuple(index._value.shape) == tuple(t._value.shape))
 
 
 def _fill_value(x, value):
-    """``masked_fill``'s value for ``x``: a float that an integer tensor cannot hold (nan,
-    inf, or beyond its range) is PyTorch's overflow error, not a garbage integer."""
+    """``masked_fill``'s value for ``x``: a number (or a concrete 0-d tensor) that an
+    integer tensor cannot hold (nan, inf, or beyond its range) is PyTorch's overflow
+    error, not a garbage integer."""
     value = _operand(value)
     dtype = x._value.dtype
-    if isinstance(value, float) and dtype.kind in "iu" and not (
-            np.isfinite(value) and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max):
+    number = value
+    if isinstance(value, Tensor) and isinstance(value._value, np.ndarray) and (
+            value._value.ndim == 0):
+        number = value._value.item()
+    if isinstance(number, (int, float)) and not isinstance(number, builtins.bool) and (
+            dtype.kind in "iu") and not (np.isfinite(number) and np.iinfo(dtype).min <= number
+                                         <= np.iinfo(dtype).max):
         raise RuntimeError(f"value cannot be converted to type {dtype} without overflow: "
-                           f"{value} (an integer tensor holds finite integers)")
+                           f"{number} (an integer tensor holds finite integers in its range)")
     return value
 
 
@@ -1650,8 +1658,22 @@ def _holds_tracer(*xs):
 
 def _rebind_traced(self, value, cast="same_kind"):
     """An in-place op on traced values: ``self`` takes the new value over, as torch.func
-    runs in-place ops under its transforms. Traced values are immutable, so a view of
-    ``self`` made before keeps the old values (docs/kinks.md)."""
+    runs in-place ops under its transforms. Traced values are immutable, so this is
+    refused while a view of ``self`` or the tensor ``self`` views is alive (it would not
+    see the write), and for a tensor made outside the transform (a captured one)."""
+    if not isinstance(self._value, Tracer):
+        raise RuntimeError(
+            "an in-place op would write a traced value into a tensor made outside the "
+            "transform (a captured tensor); under fg.grad/fg.jit/fg.vmap compute a new "
+            "tensor and return it instead of mutating one from outside")
+    family = self.__dict__.get("_traced_family")
+    if family and any(ref() is not None and ref() is not self for ref in family):
+        raise RuntimeError(
+            "an in-place op on a traced tensor that shares its values with another live "
+            "tensor (a view of it, or the tensor it is a view of) is not supported under "
+            "fg transforms: traced values cannot be shared, so the other tensor would not "
+            "see the write; use the out-of-place form (y = y * 2) or clone() first")
+    self.__dict__.pop("_traced_family", None)
     want = self._value.dtype
     if value.dtype != want:
         if not np.can_cast(value.dtype, want, cast):
