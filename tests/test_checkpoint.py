@@ -361,3 +361,11 @@ def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path)
     fg.save({"a": 2}, link)  # replaced the link by a file; the target kept {"a": 1}
     assert os.path.islink(link) and fg.load(real) == {"a": 2}
     assert sorted(os.listdir(tmp_path)) == ["link.pt", "real.pt"]
+
+
+def test_save_onto_a_loop_of_symlinks_is_an_error(tmp_path):
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    with pytest.raises(OSError, match="loop of symbolic links"):  # replaced the link
+        fg.save({"a": 1}, tmp_path / "a")
+    assert os.path.islink(tmp_path / "a")

@@ -269,3 +269,5 @@ def test_make_jaxpr_traces_keyword_arguments_and_checks_static_argnums():
     assert "2.0:f64[]" in text
     with pytest.raises(ValueError, match="out of range"):
         fg.make_jaxpr(lambda x: x, static_argnums=3)(np.ones(2))
+    assert "3.0:f64[]" in str(fg.make_jaxpr(lambda x, n: x * n, static_argnums=np.int64(1))(
+        np.ones(2), 3))

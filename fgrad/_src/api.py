@@ -6,6 +6,7 @@ and unflattens the result.
 from __future__ import annotations
 
 import functools
+import operator
 
 import numpy as np
 
@@ -684,7 +685,9 @@ def make_jaxpr(f, static_argnums=()):
       in (d,) }
     """
     check_callable(f, "make_jaxpr")
-    given = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    given = (static_argnums,) if isinstance(static_argnums, (int, np.integer)) else tuple(
+        static_argnums)
+    given = tuple(operator.index(i) for i in given)
 
     @functools.wraps(f)
     def make_jaxpr_f(*args, **kwargs):

@@ -36,6 +36,7 @@ manifest against every entry (names, dtypes, shapes, hashes) and raises
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -165,6 +166,8 @@ def save(obj, f):
     # writes through it; replacing the link itself would leave the target stale.
     given = os.fspath(f)
     path = os.path.realpath(given)
+    if os.path.islink(path):  # realpath stops at a loop of links
+        raise OSError(errno.ELOOP, f"fg.save: {given!r} is a loop of symbolic links")
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"fg.save: cannot write {given!r}: the directory {directory!r} "
