@@ -146,6 +146,8 @@ class custom_vjp:
     def __init__(self, fun):
         check_callable(fun, "custom_vjp")
         functools.update_wrapper(self, fun)
+        if "__name__" not in self.__dict__:  # a functools.partial or a callable object
+            self.__name__ = type(fun).__name__
         self.fun = fun
         self.fwd = None
         self.bwd = None
@@ -257,25 +259,32 @@ class custom_vjp:
         def bwd_flat(res_leaves, cts):
             residuals = tree_unflatten(res_tree_cell["tree"], res_leaves)
             result = self.bwd(residuals, tree_unflatten(out_tree, cts))
-            n_args = len(in_tree.children)
-            if not isinstance(result, tuple) or len(result) != n_args:
-                raise TypeError(
-                    f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
-                    f"argument ({n_args}), got {type(result).__name__}"
-                    + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
-                )
-            ct_leaves = _leaves_like(in_tree, result)
-            if ct_leaves is None:
-                ct_tree = tree_flatten(result, is_leaf=lambda x: x is None)[1]
-                raise TypeError(
-                    f"custom_vjp bwd of {name} returned structure {ct_tree}, which does "
-                    f"not match the arguments' structure {in_tree} (None may stand for "
-                    "a zero cotangent of any subtree)"
-                )
+            ct_leaves = cotangent_leaves(name, in_tree, result)
             return [None] * num_consts + [_check_ct(name, i, ct, aval) for i, (ct, aval) in
                                           enumerate(zip(ct_leaves, in_avals))]
 
         return fwd_flat, bwd_flat
+
+
+def cotangent_leaves(name, in_tree, result):
+    """The cotangents ``bwd`` returned (one per argument of structure ``in_tree``), one
+    per argument leaf (None for a zero); a TypeError naming the mistake otherwise."""
+    n_args = len(in_tree.children)
+    if not isinstance(result, tuple) or len(result) != n_args:
+        raise TypeError(
+            f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
+            f"argument ({n_args}), got {type(result).__name__}"
+            + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
+        )
+    ct_leaves = _leaves_like(in_tree, result)
+    if ct_leaves is None:
+        ct_tree = tree_flatten(result, is_leaf=lambda x: x is None)[1]
+        raise TypeError(
+            f"custom_vjp bwd of {name} returned structure {ct_tree}, which does not match "
+            f"the arguments' structure {in_tree} (None may stand for a zero cotangent of "
+            "any subtree)"
+        )
+    return ct_leaves
 
 
 def _leaves_like(treedef, value):

@@ -37,11 +37,11 @@ def apply_traced(op, args, params):
 
     outs = tuple(wrap(v) for v in out) if isinstance(out, (tuple, list)) else (wrap(out),)
     if op.view and isinstance(args[0], Tensor):
-        _note_family(args[0], outs)
+        note_family(args[0], outs)
     return outs if isinstance(out, (tuple, list)) else outs[0]
 
 
-def _note_family(x, views):
+def note_family(x, views):
     """Tensors made by view ops share their values with their input in PyTorch. Traced
     values cannot be shared, so such tensors join ``x``'s family (weak references, in a
     list they all hold): an in-place op on one of them while another lives is refused

@@ -40,63 +40,73 @@ def call(fn, args):
     leaves, in_tree = tree_flatten(args)
     was_tensor = [isinstance(x, Tensor) for x in leaves]
     values = [x._value if t else x for x, t in zip(leaves, was_tensor)]
-    if any(isinstance(v, Tracer) for v in values):
-        return tree_map(_as_tensor, _seen_as_tensors(fn, was_tensor)(
-            *tree_unflatten(in_tree, values)))
-    if not (grad_mode.state.enabled and any(t and x._requires_grad
-                                            for x, t in zip(leaves, was_tensor))):
+    # NB: only Tensors and traced values are the rule's inputs; Python numbers, NumPy
+    # arrays and other objects reach fun/fwd/bwd as they are (ints stay ints), as they
+    # would in a torch.autograd.Function.
+    dynamic = [i for i, (v, t) in enumerate(zip(values, was_tensor))
+               if t or isinstance(v, Tracer)]
+    traced = any(isinstance(values[i], Tracer) for i in dynamic)
+    if not traced and not (grad_mode.state.enabled and any(
+            t and x._requires_grad for x, t in zip(leaves, was_tensor))):
         return fn.fun(*args)  # nothing to differentiate: eager Tensor code
-    positions = [i for i, t in enumerate(was_tensor) if t]
-    view = _seen_as_tensors(fn, was_tensor)
+    view = _seen_as_tensors(fn, in_tree, values, was_tensor, dynamic)
+    if traced:
+        return tree_map(_as_tensor, view(*[values[i] for i in dynamic]))
     out_tree: dict = {}
 
-    def flat(*tensor_values):
-        full = list(values)
-        for i, v in zip(positions, tensor_values):
-            full[i] = v
-        outs, out_tree["tree"] = tree_flatten(view(*tree_unflatten(in_tree, full)))
+    def flat(*dynamic_values):
+        outs, out_tree["tree"] = tree_flatten(view(*dynamic_values))
         return tuple(outs)
 
     outs = apply(Op(f"{fn.__name__}Backward", flat, cache=False),
-                 tuple(leaves[i] for i in positions))
+                 tuple(leaves[i] for i in dynamic))
     return tree_unflatten(out_tree["tree"], list(outs) if isinstance(outs, tuple) else [outs])
 
 
-def _seen_as_tensors(fn, was_tensor):
-    """A custom_vjp doing what ``fn`` does on values, whose ``fun``, ``fwd`` and ``bwd``
-    get the arguments that were Tensors (and the residuals that were, and the
-    cotangents) as Tensors holding those values; their Tensor results are unwrapped."""
-    residual_tensors: dict = {}
+def _seen_as_tensors(fn, in_tree, values, was_tensor, dynamic):
+    """A custom_vjp of the ``dynamic`` leaves doing what ``fn`` does, whose ``fun``,
+    ``fwd`` and ``bwd`` get the whole arguments back, with Tensors where the caller
+    passed Tensors (holding the traced values), the other leaves as given, and the
+    residuals and cotangents as Tensors; their Tensor results are unwrapped."""
+    saved: dict = {}
 
-    def as_called(args):
-        leaves, tree = tree_flatten(args)
-        return tree_unflatten(tree, [Tensor._wrap(v) if t else v
-                                     for v, t in zip(leaves, was_tensor)])
+    def arguments(dynamic_values):
+        full = list(values)
+        for i, v in zip(dynamic, dynamic_values):
+            full[i] = Tensor._wrap(v) if was_tensor[i] else v
+        return tree_unflatten(in_tree, full)
 
-    def fun(*args):
-        return _values(fn.fun(*as_called(args)))
+    def fun(*dynamic_values):
+        return _values(fn.fun(*arguments(dynamic_values)))
 
-    def fwd(*args):
-        result = fn.fwd(*as_called(args))
+    def fwd(*dynamic_values):
+        result = fn.fwd(*arguments(dynamic_values))
         if not (isinstance(result, tuple) and len(result) == 2):
             return result  # custom_vjp names the mistake
         out, residuals = result
-        leaves, tree = tree_flatten(residuals)
-        residual_tensors["mask"] = [isinstance(r, Tensor) for r in leaves]
-        return _values(out), tree_unflatten(tree, [r._value if isinstance(r, Tensor) else r
-                                                   for r in leaves])
+        # NB: array residuals (Tensors among them) go through the rule; anything else
+        # (a shape, an index list, a Python number) is kept here as it is
+        leaves, saved["tree"] = tree_flatten(residuals)
+        saved["leaves"] = leaves
+        saved["arrays"] = [i for i, r in enumerate(leaves) if isinstance(r, _ARRAYS)]
+        return _values(out), [_values(leaves[i]) for i in saved["arrays"]]
 
-    def bwd(residuals, ct):
-        leaves, tree = tree_flatten(residuals)
-        residuals = tree_unflatten(tree, [Tensor._wrap(r) if t else r for r, t in
-                                          zip(leaves, residual_tensors["mask"])])
-        cts = fn.bwd(residuals, tree_map(_as_tensor, ct))
-        return tuple(_values(c) for c in cts) if isinstance(cts, tuple) else cts
+    def bwd(arrays, ct):
+        leaves = list(saved["leaves"])
+        for i, r in zip(saved["arrays"], arrays):
+            leaves[i] = Tensor._wrap(r) if isinstance(leaves[i], Tensor) else r
+        residuals = tree_unflatten(saved["tree"], leaves)
+        result = fn.bwd(residuals, tree_map(_as_tensor, ct))
+        per_leaf = custom_derivatives.cotangent_leaves(fn.__name__, in_tree, result)
+        return tuple(_values(per_leaf[i]) for i in dynamic)
 
     view = custom_derivatives.custom_vjp(fun)
     view.defvjp(fwd, bwd)
     view.__name__ = fn.__name__
     return view
+
+
+_ARRAYS = (Tensor, Tracer, np.ndarray, np.generic)
 
 
 def _values(tree):

@@ -17,6 +17,7 @@ here: every cotangent comes from the primitives' JVP and transpose rules.
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from fgrad._src.interpreters import ad
 from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
 
 _counter = itertools.count()
+_IDENTIFIER = re.compile(r"\W")
 # Primitives whose NumPy implementation may return a view of (or the same) input.
 _VIEW_PRIMITIVES = frozenset(
     {"reshape", "transpose", "squeeze", "expand_dims", "slice", "rev", "stop_gradient",
@@ -304,7 +306,7 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
         if i < copy_outputs and (isinstance(x, core.Literal) or x in borrowed):
             text = f"_np_array({text})"
         results.append(text)
-    fname = f"_fgrad_{name}_{next(_counter)}"
+    fname = f"_fgrad_{_IDENTIFIER.sub('_', name)}_{next(_counter)}"  # "<lambda>Backward"
     src = f"def {fname}({', '.join(args)}):\n" + "\n".join(lines) + (
         f"\n    return ({', '.join(results)}{',' if results else ''})\n"
     )

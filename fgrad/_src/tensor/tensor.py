@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from fgrad._src.core import Tracer, get_aval
+from fgrad._src.nn.tracing import note_family
 from fgrad._src.tensor import dispatch, grad_mode, graph, ops
 from fgrad._src.tensor import repr as tensor_repr
 from fgrad._src.tensor.dispatch import apply
@@ -354,10 +355,18 @@ class Tensor:
         return self._value
 
     def detach(self):
-        """A tensor sharing this one's values, outside the graph."""
+        """A tensor sharing this one's values, outside the graph (under a transform: the
+        values with their gradient stopped, as torch.func's detach)."""
+        if isinstance(self._value, Tracer):
+            out = Tensor._wrap(_stopped(self._value))
+            note_family(self, (out,))  # NB: PyTorch's detach() shares the values
+            return out
         return dispatch.note_detached(self, Tensor._wrap(self._value))
 
     def detach_(self):
+        if isinstance(self._value, Tracer):
+            self._value = _stopped(self._value)
+            return self
         view = self.__dict__.get("_view_of")
         if view is not None and view[1][0] is not None and self._requires_grad:
             raise RuntimeError("Can't detach views in-place. Use detach() instead (fgrad: this "
@@ -368,7 +377,7 @@ class Tensor:
 
     @property
     def data(self):
-        return dispatch.note_detached(self, Tensor._wrap(self._value))
+        return self.detach()
 
     @data.setter
     def data(self, value):
@@ -404,7 +413,7 @@ class Tensor:
     nelement = numel
 
     def element_size(self):
-        return self._value.itemsize
+        return self._value.dtype.itemsize
 
     @property
     def device(self):
@@ -418,7 +427,8 @@ class Tensor:
         return self._value.dtype.kind == "f"
 
     def is_contiguous(self):
-        return builtins.bool(self._value.flags.c_contiguous)
+        # NB: a traced value has no memory layout; it is used as if contiguous
+        return isinstance(self._value, Tracer) or builtins.bool(self._value.flags.c_contiguous)
 
     def numpy(self, force=False):
         """The underlying NumPy array (shared, not copied)."""
@@ -549,7 +559,7 @@ class Tensor:
         return self
 
     def contiguous(self):
-        return self if self._value.flags.c_contiguous else apply(ops.clone, (self,))
+        return self if self.is_contiguous() else apply(ops.clone, (self,))
 
     def clone(self):
         return apply(ops.clone, (self,))
@@ -687,7 +697,7 @@ class Tensor:
         return out
 
     def __setitem__(self, index, value):
-        value = _operand(value)
+        value = _fill_value(self, value)  # NB: nan into an int tensor is an error
         if _holds_tracer(self, value, index) and _is_full_mask(index, self) and np.ndim(
                 value._value if isinstance(value, Tensor) else value) == 0:
             from fgrad._src.numpy import lax_numpy as fnp  # x[x > 1] = v, traced
@@ -1245,6 +1255,11 @@ class Tensor:
         return _fill(self, 0, "ZeroBackward0")
 
     def fill_(self, value):
+        if isinstance(value, Tensor) and (value._requires_grad or _holds_tracer(value)):
+            if value.ndim != 0:
+                raise RuntimeError("fill_ only supports 0-dimension value tensor but got "
+                                   f"tensor with {value.ndim} dimensions.")
+            return self.copy_(value)  # NB: differentiable in the value, as PyTorch's
         return _fill(self, _scalar(value.item() if isinstance(value, Tensor) else value),
                      "FillBackward2")
 
@@ -1353,9 +1368,9 @@ def _is_full_mask(index, t):
 
 
 def _fill_value(x, value):
-    """``masked_fill``'s value for ``x``: a number (or a concrete 0-d tensor) that an
-    integer tensor cannot hold (nan, inf, or beyond its range) is PyTorch's overflow
-    error, not a garbage integer."""
+    """``masked_fill``'s (or an assignment's) value for ``x``: a number (or a concrete 0-d
+    tensor) that an integer tensor cannot hold (nan, inf, or beyond its range) is
+    PyTorch's overflow error, not a garbage integer."""
     value = _operand(value)
     dtype = x._value.dtype
     number = value
@@ -1650,6 +1665,12 @@ def _check_inplace(t):
         raise RuntimeError(_INPLACE_NO_GRAD_VIEW)
 
 
+def _stopped(value):
+    from fgrad._src.lax import lax
+
+    return lax.stop_gradient(value) if value.dtype.kind == "f" else value
+
+
 def _holds_tracer(*xs):
     """Some of ``xs`` is a Tensor holding a traced value (under a transform, e.g. in a
     module's forward inside ``fg.nn.functional_call``)."""
@@ -1658,14 +1679,10 @@ def _holds_tracer(*xs):
 
 def _rebind_traced(self, value, cast="same_kind"):
     """An in-place op on traced values: ``self`` takes the new value over, as torch.func
-    runs in-place ops under its transforms. Traced values are immutable, so this is
-    refused while a view of ``self`` or the tensor ``self`` views is alive (it would not
-    see the write), and for a tensor made outside the transform (a captured one)."""
-    if not isinstance(self._value, Tracer):
-        raise RuntimeError(
-            "an in-place op would write a traced value into a tensor made outside the "
-            "transform (a captured tensor); under fg.grad/fg.jit/fg.vmap compute a new "
-            "tensor and return it instead of mutating one from outside")
+    runs in-place ops under its transforms (also a tensor holding constants, such as a
+    buffer made with ``fg.zeros`` inside the function). Traced values are immutable, so
+    this is refused while a view of ``self`` or the tensor ``self`` views is alive: it
+    would not see the write."""
     family = self.__dict__.get("_traced_family")
     if family and any(ref() is not None and ref() is not self for ref in family):
         raise RuntimeError(
