@@ -36,23 +36,9 @@ def apply_traced(op, args, params):
         return Tensor._wrap(v if isinstance(v, (Tracer, np.ndarray)) else np.asarray(v))
 
     outs = tuple(wrap(v) for v in out) if isinstance(out, (tuple, list)) else (wrap(out),)
+    result = outs if isinstance(out, (tuple, list)) else outs[0]
     if op.view and isinstance(args[0], Tensor):
-        note_family(args[0], outs)
-    return outs if isinstance(out, (tuple, list)) else outs[0]
+        from fgrad._src.tensor import dispatch
 
-
-def note_family(x, views):
-    """Tensors made by view ops share their values with their input in PyTorch. Traced
-    values cannot be shared, so such tensors join ``x``'s family (weak references, in a
-    list they all hold): an in-place op on one of them while another lives is refused
-    (``tensor._rebind_traced``) rather than lost on the others."""
-    import weakref
-
-    family = x.__dict__.get("_traced_family")
-    if family is None:
-        family = x.__dict__["_traced_family"] = [weakref.ref(x)]
-    elif len(family) > 64:
-        family[:] = [ref for ref in family if ref() is not None]
-    for v in views:
-        v.__dict__["_traced_family"] = family
-        family.append(weakref.ref(v))
+        dispatch.note_traced_views(op, args, params, result)
+    return result

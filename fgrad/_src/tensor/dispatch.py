@@ -198,20 +198,21 @@ def apply(op, args, params=()):
     return out
 
 
-def _note_views(op, args, params, out):
-    """Remember which outputs of a view op share memory with its input: each gets
+def _note_views(op, args, params, out, traced=False):
+    """Remember which outputs of a view op share memory with its input (with ``traced``,
+    every output: traced values have no memory, and PyTorch's view ops share it): each gets
     ``_view_of = (base, recipe)``, from which ``make_view`` makes the view afresh from
     the base (PyTorch's ``_base``), and joins the base's weakly held ``_views``. An
     in-place op recorded on either then updates the other (``tensor._take_over``)."""
     x = args[0]
     if not isinstance(x, Tensor):
         return
-    root = graph.base_array(x._value)
+    root = None if traced else graph.base_array(x._value)
     base, parent_recipe, views = _base_of(x)
     multi = type(out) is tuple
     for j, t in enumerate(out if multi else (out,)):
         # NB: else a copy (advanced indexing, a reshape of a non-contiguous input)
-        if graph.base_array(t._value) is root:
+        if traced or graph.base_array(t._value) is root:
             t._view_of = (base, (op, args[1:], params, j if multi else None, parent_recipe))
             views.append(weakref.ref(t))
             if not _state.enabled and base._requires_grad:
@@ -246,11 +247,30 @@ def make_view(base, recipe):
     op, rest, params, index, parent_recipe = recipe
     x = base if parent_recipe is None else make_view(base, parent_recipe)
     if op is None:  # detach() / .data
-        return _wrap(x._value)
+        return _wrap(detached(x._value))
     out = apply(op, (x, *rest), params)
     return out if index is None else out[index]
 
 
+def detached(value):
+    """``value`` as ``detach()`` gives it: the same array, or a traced value with its
+    gradient stopped (traced values cannot share memory; torch.func stops it too)."""
+    if not isinstance(value, _Tracer) or value.dtype.kind != "f":
+        return value
+    from fgrad._src.lax import lax
+
+    return lax.stop_gradient(value)
+
+
+def note_traced_views(op, args, params, out):
+    """``_note_views`` for an op on traced values: every output of a view op is a view,
+    except advanced indexing, which copies in PyTorch."""
+    if op is getitem_op and names.index_name(params[0]) == "IndexBackward0":
+        return
+    _note_views(op, args, params, out, traced=True)
+
+
+getitem_op = None  # set by fgrad._src.tensor.ops
 _DIFF_0 = (0,)
 _DIFF_2 = {(True, True): (0, 1), (True, False): (0,), (False, True): (1,)}
 _CACHE_LIMIT = 20000

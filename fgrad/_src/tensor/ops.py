@@ -18,7 +18,7 @@ from fgrad._src.custom_derivatives import custom_vjp
 from fgrad._src.lax import lax
 from fgrad._src.numpy import indexing, linalg
 from fgrad._src.numpy import lax_numpy as fnp
-from fgrad._src.tensor import names
+from fgrad._src.tensor import dispatch, names
 from fgrad._src.tensor.dispatch import Op
 from fgrad._src.tensor.dtype import DEFAULT_FLOAT, result_type
 
@@ -570,6 +570,7 @@ def _getitem(x, *rest):
 
 
 getitem = Op(lambda avals, params: names.index_name(params[0]), _getitem, view=True)
+dispatch.getitem_op = getitem  # NB: traced advanced indexing copies (note_traced_views)
 
 
 def _setitem(x, value, positions, mask, last=None):

@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 
 from fgrad._src.core import Tracer, get_aval
-from fgrad._src.nn.tracing import note_family
 from fgrad._src.tensor import dispatch, grad_mode, graph, ops
 from fgrad._src.tensor import repr as tensor_repr
 from fgrad._src.tensor.dispatch import apply
@@ -357,15 +356,11 @@ class Tensor:
     def detach(self):
         """A tensor sharing this one's values, outside the graph (under a transform: the
         values with their gradient stopped, as torch.func's detach)."""
-        if isinstance(self._value, Tracer):
-            out = Tensor._wrap(_stopped(self._value))
-            note_family(self, (out,))  # NB: PyTorch's detach() shares the values
-            return out
-        return dispatch.note_detached(self, Tensor._wrap(self._value))
+        return dispatch.note_detached(self, Tensor._wrap(dispatch.detached(self._value)))
 
     def detach_(self):
         if isinstance(self._value, Tracer):
-            self._value = _stopped(self._value)
+            self._value = dispatch.detached(self._value)
             return self
         view = self.__dict__.get("_view_of")
         if view is not None and view[1][0] is not None and self._requires_grad:
@@ -1665,12 +1660,6 @@ def _check_inplace(t):
         raise RuntimeError(_INPLACE_NO_GRAD_VIEW)
 
 
-def _stopped(value):
-    from fgrad._src.lax import lax
-
-    return lax.stop_gradient(value) if value.dtype.kind == "f" else value
-
-
 def _holds_tracer(*xs):
     """Some of ``xs`` is a Tensor holding a traced value (under a transform, e.g. in a
     module's forward inside ``fg.nn.functional_call``)."""
@@ -1680,17 +1669,15 @@ def _holds_tracer(*xs):
 def _rebind_traced(self, value, cast="same_kind"):
     """An in-place op on traced values: ``self`` takes the new value over, as torch.func
     runs in-place ops under its transforms (also a tensor holding constants, such as a
-    buffer made with ``fg.zeros`` inside the function). Traced values are immutable, so
-    this is refused while a view of ``self`` or the tensor ``self`` views is alive: it
-    would not see the write."""
-    family = self.__dict__.get("_traced_family")
-    if family and any(ref() is not None and ref() is not self for ref in family):
+    buffer made with ``fg.zeros`` inside the function). Views keep PyTorch's sharing
+    as in eager mode (``_take_over``): a write into a view goes into its base at the
+    view's elements, and every live view of a rebound base is made afresh from it."""
+    view_of = self.__dict__.get("_view_of")
+    if view_of is not None and view_of[1][0] is None and isinstance(self._value, Tracer):
         raise RuntimeError(
-            "an in-place op on a traced tensor that shares its values with another live "
-            "tensor (a view of it, or the tensor it is a view of) is not supported under "
-            "fg transforms: traced values cannot be shared, so the other tensor would not "
-            "see the write; use the out-of-place form (y = y * 2) or clone() first")
-    self.__dict__.pop("_traced_family", None)
+            "an in-place op on a detach()ed traced tensor is not supported under fg "
+            "transforms (its values would have to be written into the tensor it was "
+            "detached from); clone() it first")
     want = self._value.dtype
     if value.dtype != want:
         if not np.can_cast(value.dtype, want, cast):
@@ -1700,8 +1687,10 @@ def _rebind_traced(self, value, cast="same_kind"):
     if tuple(value.shape) != tuple(self._value.shape):
         raise RuntimeError(f"output with shape {list(self._value.shape)} doesn't match the "
                            f"broadcast shape {list(value.shape)}")
-    self._value = value
-    return self
+    if view_of is None and not self.__dict__.get("_views"):
+        self._value = value
+        return self
+    return _take_over(self, Tensor._wrap(value))
 
 
 def _inplace(self, op, args, params=(), copy=False):
