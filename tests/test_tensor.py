@@ -1746,3 +1746,27 @@ def test_masked_fill_of_an_integer_beyond_the_dtype_is_an_overflow_error():
         fg.tensor([1, 5], dtype=fg.uint8).masked_fill(mask, 300)  # wrapped to 44
     with pytest.raises(RuntimeError, match="without overflow"):
         fg.tensor([1, 5]).masked_fill(mask, fg.tensor(float("nan")))
+
+
+def test_fill_with_a_tensor_value_is_differentiable_in_the_value():
+    value = fg.tensor(2.0, requires_grad=True)
+    t = fg.zeros(3)
+    t.fill_(value * 3)  # the value's gradient was dropped (.item())
+    t.sum().backward()
+    assert value.grad.item() == 9.0
+    with pytest.raises(RuntimeError, match="0-dimension value"):
+        fg.zeros(3).fill_(fg.ones(2, requires_grad=True))
+
+
+def test_assigning_nan_or_an_out_of_range_number_into_an_integer_tensor_raises():
+    t = fg.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="without overflow"):
+        t[1] = 1e30
+
+    def traced(a):
+        u = fg.tensor(a).long()
+        u[0] = float("nan")  # was INT64_MIN under jit
+        return u._value
+
+    with pytest.raises(RuntimeError, match="without overflow"):
+        fg.jit(traced)(np.array([1.0, 2.0]))
