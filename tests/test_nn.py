@@ -1518,3 +1518,21 @@ def test_a_custom_vjp_of_tensors_keeps_ints_shapes_and_index_arrays_as_they_are(
     t = fg.tensor([1.0, 2.0], requires_grad=True)
     doubled(t).sum().backward()
     np.testing.assert_array_equal(t.grad.numpy(), [2.0, 2.0])
+
+
+def test_functional_call_never_writes_into_the_callers_arrays():
+    class Doubling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(2, 1)
+
+        def forward(self, x):
+            x.mul_(2)
+            return self.layer(x)
+
+    model, inputs = Doubling(), np.ones((1, 2), np.float32)
+    params = nn.get_params(model)
+    grads = [fg.grad(lambda p: fnp.sum(nn.functional_call(model, p, inputs)))(params)
+             for _ in range(2)]  # the second call saw the doubled input
+    np.testing.assert_array_equal(inputs, [[1.0, 1.0]])
+    np.testing.assert_array_equal(grads[0]["layer.weight"], grads[1]["layer.weight"])

@@ -89,7 +89,10 @@ def _leaf_tensor(x):
     if isinstance(x, Tracer):
         return Tensor._wrap(x)
     if isinstance(x, (np.ndarray, np.generic)):
-        return Tensor._wrap(np.asarray(x))
+        # NB: a copy, so that an in-place op in the forward cannot write into the
+        # caller's array (arrays in, arrays out: JAX's contract; under jit the inputs are
+        # traced and nothing is copied)
+        return Tensor._wrap(np.array(x))
     return x
 
 
