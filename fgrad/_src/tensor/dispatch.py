@@ -252,6 +252,29 @@ def make_view(base, recipe):
     return out if index is None else out[index]
 
 
+def concrete_view(shape, recipe):
+    """The view ``recipe`` describes, made from ``arange`` of ``shape`` in eager NumPy,
+    whatever transform is active: its values are the base's flat positions the view
+    covers, and its strides the ones the view has in eager mode."""
+    saved, _traced.active = _traced.active, 0  # NB: else apply would trace it too
+    try:
+        with grad_mode.no_grad():
+            size = int(np.prod(shape, dtype=np.int64))
+            everywhere = _wrap(np.arange(size, dtype=np.int64).reshape(shape))
+            return make_view(everywhere, recipe)._value
+    finally:
+        _traced.active = saved
+
+
+def recipe_detaches(recipe):
+    """The recipe passes through a ``detach()``: writes through it are not recorded."""
+    while recipe is not None:
+        if recipe[0] is None:
+            return True
+        recipe = recipe[4]
+    return False
+
+
 def detached(value):
     """``value`` as ``detach()`` gives it: the same array, or a traced value with its
     gradient stopped (traced values cannot share memory; torch.func stops it too)."""

@@ -422,8 +422,8 @@ class Tensor:
         return self._value.dtype.kind == "f"
 
     def is_contiguous(self):
-        # NB: a traced value has no memory layout; it is used as if contiguous
-        return isinstance(self._value, Tracer) or builtins.bool(self._value.flags.c_contiguous)
+        layout = _layout(self)
+        return layout is None or builtins.bool(layout.flags.c_contiguous)
 
     def numpy(self, force=False):
         """The underlying NumPy array (shared, not copied)."""
@@ -959,7 +959,7 @@ class Tensor:
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list, Size)):
             return self.to(shape[0])
         shape = _dims(shape)
-        if _reshape_copies(self._value, shape):
+        if _reshape_copies(_layout(self), shape):
             raise RuntimeError(
                 "view size is not compatible with input tensor's size and stride (at least one "
                 "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
@@ -970,7 +970,7 @@ class Tensor:
 
     def reshape(self, *shape):
         shape = _dims(shape)
-        op = ops.reshape_copy if _reshape_copies(self._value, shape) else ops.view
+        op = ops.reshape_copy if _reshape_copies(_layout(self), shape) else ops.view
         return apply(op, (self,), (shape,))
 
     def reshape_as(self, other):
@@ -1507,9 +1507,21 @@ def _false_index_axes(index, ndim):
     return tuple(axes)
 
 
+def _layout(t):
+    """An array with ``t``'s memory layout: its value, or for a traced value (which has
+    none) None when it is no view, else the view made from a concrete base of the same
+    shape (the strides it has in eager mode, as PyTorch's)."""
+    if not isinstance(t._value, Tracer):
+        return t._value
+    view_of = t.__dict__.get("_view_of")
+    if view_of is None:
+        return None
+    return dispatch.concrete_view(view_of[0]._value.shape, view_of[1])
+
+
 def _reshape_copies(value, shape):
-    """Whether reshaping ``value`` to ``shape`` needs a copy (its strides allow no view),
-    as for a transposed matrix flattened. Tracers (``fg.nn.functional_call``) never do."""
+    """Whether reshaping ``value`` (an array, or None: contiguous) to ``shape`` needs a
+    copy (its strides allow no view), as for a transposed matrix flattened."""
     flags = getattr(value, "flags", None)
     if flags is None or flags.c_contiguous:
         return False
@@ -1673,11 +1685,6 @@ def _rebind_traced(self, value, cast="same_kind"):
     as in eager mode (``_take_over``): a write into a view goes into its base at the
     view's elements, and every live view of a rebound base is made afresh from it."""
     view_of = self.__dict__.get("_view_of")
-    if view_of is not None and view_of[1][0] is None and isinstance(self._value, Tracer):
-        raise RuntimeError(
-            "an in-place op on a detach()ed traced tensor is not supported under fg "
-            "transforms (its values would have to be written into the tensor it was "
-            "detached from); clone() it first")
     want = self._value.dtype
     if value.dtype != want:
         if not np.can_cast(value.dtype, want, cast):
@@ -1690,7 +1697,31 @@ def _rebind_traced(self, value, cast="same_kind"):
     if view_of is None and not self.__dict__.get("_views"):
         self._value = value
         return self
+    if view_of is not None and dispatch.recipe_detaches(view_of[1]):
+        return _untracked_write(self, value)
     return _take_over(self, Tensor._wrap(value))
+
+
+def _untracked_write(self, value):
+    """A traced write through a ``detach()`` alias (or a view of one): the values change
+    in the original too, but not its gradient, as an eager write into shared memory that
+    no graph records."""
+    from fgrad._src.lax import lax
+
+    base, recipe = self.__dict__["_view_of"]
+    positions = np.ascontiguousarray(dispatch.concrete_view(base._value.shape, recipe))
+    mask = np.zeros(base._value.size, np.bool_)
+    mask[positions.reshape(-1)] = True
+    old = base._value
+    with grad_mode.no_grad():
+        written = apply(ops.setitem, (Tensor._wrap(old), Tensor._wrap(value),
+                                      Tensor._wrap(positions), Tensor._wrap(mask)))._value
+    # NB: the new values, with the old ones' gradient: written + (old - old)
+    base._value = lax.add(lax.stop_gradient(written),
+                          lax.sub(old, lax.stop_gradient(old))) if old.dtype.kind == "f" \
+        else written
+    _refresh_views(base)  # ``self`` among them
+    return self
 
 
 def _inplace(self, op, args, params=(), copy=False):
@@ -1772,9 +1803,7 @@ def _take_over(self, result):
     if base._requires_grad and base._grad_fn is None:
         raise RuntimeError(_INPLACE_VIEW_OF_LEAF)
     size = base._value.size
-    with grad_mode.no_grad():
-        everywhere = Tensor._wrap(np.arange(size, dtype=np.int64).reshape(base._value.shape))
-        positions = np.ascontiguousarray(dispatch.make_view(everywhere, recipe)._value)
+    positions = np.ascontiguousarray(dispatch.concrete_view(base._value.shape, recipe))
     mask = np.zeros(size, np.bool_)
     mask[positions.reshape(-1)] = True
     if np.count_nonzero(mask) < positions.size:
