@@ -1520,17 +1520,27 @@ def test_a_custom_vjp_of_tensors_keeps_ints_shapes_and_index_arrays_as_they_are(
     np.testing.assert_array_equal(t.grad.numpy(), [2.0, 2.0])
 
 
+class _EditedLinear(nn.Module):
+    """A Linear layer whose input or output is edited in place by ``edit_input(x)`` or
+    ``edit_output(y)`` in the forward."""
+
+    def __init__(self, n_in, n_out, edit_input=None, edit_output=None):
+        super().__init__()
+        self.layer = nn.Linear(n_in, n_out)
+        self.edit_input, self.edit_output = edit_input, edit_output
+
+    def forward(self, x):
+        if self.edit_input is not None:
+            self.edit_input(x)
+        y = self.layer(x)
+        if self.edit_output is not None:
+            self.edit_output(y)
+        return y
+
+
 def test_functional_call_never_writes_into_the_callers_arrays():
-    class Doubling(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.Linear(2, 1)
-
-        def forward(self, x):
-            x.mul_(2)
-            return self.layer(x)
-
-    model, inputs = Doubling(), np.ones((1, 2), np.float32)
+    model = _EditedLinear(2, 1, edit_input=lambda x: x.mul_(2))
+    inputs = np.ones((1, 2), np.float32)
     params = nn.get_params(model)
     grads = [fg.grad(lambda p: fnp.sum(nn.functional_call(model, p, inputs)))(params)
              for _ in range(2)]  # the second call saw the doubled input
@@ -1561,25 +1571,19 @@ def test_traced_reshapes_copy_or_view_as_in_eager_mode_and_detached_writes_keep_
     np.testing.assert_allclose(fg.jit(f)(x), want_value, rtol=1e-12)
 
 
+def _halve_first_two(y):
+    y[:, :2] *= 0.5  # its write positions were computed as tracers under jit
+
+
 def test_in_place_on_a_view_in_a_module_forward_works_under_jit_and_vmap():
-    class HalfFirstTwo(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(3, 4)
-
-        def forward(self, x):
-            x = self.fc(x)
-            x[:, :2] *= 0.5  # its write positions were computed as tracers under jit
-            return x
-
-    model, x = HalfFirstTwo(), np.ones((5, 3), np.float32)
+    model, x = _EditedLinear(3, 4, edit_output=_halve_first_two), np.ones((5, 3), np.float32)
     params = nn.get_params(model)
 
     def loss(p, x):
         return fnp.sum(nn.functional_call(model, p, x))
 
-    want = fg.grad(loss)(params, x)["fc.bias"]
+    want = fg.grad(loss)(params, x)["layer.bias"]
     np.testing.assert_allclose(want, [2.5, 2.5, 5.0, 5.0])
-    np.testing.assert_allclose(fg.jit(fg.grad(loss))(params, x)["fc.bias"], want)
+    np.testing.assert_allclose(fg.jit(fg.grad(loss))(params, x)["layer.bias"], want)
     assert fg.vmap(lambda row: nn.functional_call(model, params, row))(x[:, None]).shape == (
         5, 1, 4)
