@@ -1709,17 +1709,15 @@ def _untracked_write(self, value):
     from fgrad._src.lax import lax
 
     base, recipe = self.__dict__["_view_of"]
-    positions = np.ascontiguousarray(dispatch.concrete_view(base._value.shape, recipe))
-    mask = np.zeros(base._value.size, np.bool_)
-    mask[positions.reshape(-1)] = True
+    positions, mask = _written_positions(base, recipe)
     old = base._value
     with grad_mode.no_grad():
-        written = apply(ops.setitem, (Tensor._wrap(old), Tensor._wrap(value),
-                                      Tensor._wrap(positions), Tensor._wrap(mask)))._value
-    # NB: the new values, with the old ones' gradient: written + (old - old)
-    base._value = lax.add(lax.stop_gradient(written),
-                          lax.sub(old, lax.stop_gradient(old))) if old.dtype.kind == "f" \
-        else written
+        written = apply(ops.setitem, (Tensor._wrap(old), Tensor._wrap(value), positions,
+                                      mask))._value
+    if old.dtype.kind == "f":
+        # NB: the new values, with the old ones' gradient: written + (old - old)
+        written = lax.add(lax.stop_gradient(written), lax.sub(old, lax.stop_gradient(old)))
+    base._value = written
     _refresh_views(base)  # ``self`` among them
     return self
 
@@ -1802,17 +1800,23 @@ def _take_over(self, result):
     base, recipe = view_of
     if base._requires_grad and base._grad_fn is None:
         raise RuntimeError(_INPLACE_VIEW_OF_LEAF)
-    size = base._value.size
-    positions = np.ascontiguousarray(dispatch.concrete_view(base._value.shape, recipe))
-    mask = np.zeros(size, np.bool_)
-    mask[positions.reshape(-1)] = True
-    if np.count_nonzero(mask) < positions.size:
-        raise RuntimeError(_EXPANDED_WRITE)
+    positions, mask = _written_positions(base, recipe)
     before = Tensor._wrap(base._value, base._grad_fn, base._requires_grad, base._output_nr)
-    written = apply(ops.setitem, (before, result, Tensor._wrap(positions), Tensor._wrap(mask)))
+    written = apply(ops.setitem, (before, result, positions, mask))
     _rebase(base, written)
     _refresh_views(base)  # ``self`` among them
     return self
+
+
+def _written_positions(base, recipe):
+    """``(positions, mask)`` Tensors of a write into the view ``recipe`` of ``base``: the
+    flat positions it covers (in the view's shape) and a mask of them over ``base``."""
+    positions = np.ascontiguousarray(dispatch.concrete_view(base._value.shape, recipe))
+    mask = np.zeros(base._value.size, np.bool_)
+    mask[positions.reshape(-1)] = True
+    if np.count_nonzero(mask) < positions.size:
+        raise RuntimeError(_EXPANDED_WRITE)
+    return Tensor._wrap(positions), Tensor._wrap(mask)
 
 
 def _write_through(self, shared):
