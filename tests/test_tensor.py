@@ -1770,3 +1770,12 @@ def test_assigning_nan_or_an_out_of_range_number_into_an_integer_tensor_raises()
 
     with pytest.raises(RuntimeError, match="without overflow"):
         fg.jit(traced)(np.array([1.0, 2.0]))
+
+
+def test_contiguous_of_a_transposed_tensor_is_c_contiguous():
+    # The copy kept the transposed strides, so the attention idiom below raised.
+    x = fg.randn(2, 4, 3, 5, requires_grad=True)
+    y = x.transpose(1, 2).contiguous()
+    assert y.is_contiguous() and y.view(2, 3, 20).shape == (2, 3, 20)
+    y.view(2, 3, 20).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 4, 3, 5)))

@@ -554,7 +554,12 @@ class Tensor:
         return self
 
     def contiguous(self):
-        return self if self.is_contiguous() else apply(ops.clone, (self,))
+        if self.is_contiguous():
+            return self
+        out = apply(ops.clone, (self,))
+        if isinstance(out._value, np.ndarray):  # NB: a copy keeps the input's strides
+            out._value = np.ascontiguousarray(out._value)
+        return out
 
     def clone(self):
         return apply(ops.clone, (self,))
