@@ -1779,3 +1779,23 @@ def test_contiguous_of_a_transposed_tensor_is_c_contiguous():
     assert y.is_contiguous() and y.view(2, 3, 20).shape == (2, 3, 20)
     y.view(2, 3, 20).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 4, 3, 5)))
+
+
+@pytest.mark.parametrize("name", ["relu_", "sigmoid_", "tanh_", "sin_", "floor_", "square_",
+                                  "reciprocal_"])
+def test_in_place_math_methods_compute_and_record_like_their_out_of_place_forms(name):
+    x = fg.tensor([0.5, -1.5, 2.0], requires_grad=True)
+    y = x * 1
+    assert getattr(y, name)() is y
+    assert type(y.grad_fn).__name__ == type(getattr(x * 1, name[:-1])().grad_fn).__name__
+    y.sum().backward()
+    x2 = fg.tensor([0.5, -1.5, 2.0], requires_grad=True)
+    getattr(x2 * 1, name[:-1])().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), x2.grad.numpy())
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        fg.tensor([1, 2]).sin_()  # an integer tensor cannot hold the floats
+
+
+def test_clamp_min_and_max_in_place():
+    assert fg.tensor([1.0, -2.0]).clamp_min_(0).tolist() == [1.0, 0.0]
+    assert fg.tensor([1.0, -2.0]).clamp_max_(0).tolist() == [0.0, -2.0]

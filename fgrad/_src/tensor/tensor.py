@@ -1298,6 +1298,12 @@ class Tensor:
 
     clip_ = clamp_
 
+    def clamp_min_(self, min):  # noqa: A002
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max):  # noqa: A002
+        return self.clamp_(max=max)
+
     def neg_(self):
         return _inplace(self, ops.neg, (self,))
 
@@ -1410,6 +1416,15 @@ def _math_method(op):
     return method
 
 
+def _inplace_math_method(op, name):
+    def method(self):
+        return _inplace(self, op, (self,))
+
+    method.__name__ = name
+    method.__doc__ = f"In-place ``{name[:-1]}``: ``x.{name}()`` (PyTorch's in-place method)."
+    return method
+
+
 for _name, _op in {
     "exp": ops.exp, "log": ops.log, "log1p": ops.log1p, "expm1": ops.expm1, "log2": ops.log2,
     "log10": ops.log10, "sin": ops.sin, "cos": ops.cos, "tan": ops.tan, "tanh": ops.tanh,
@@ -1422,6 +1437,8 @@ for _name, _op in {
     "relu": ops.relu,
 }.items():
     setattr(Tensor, _name, _math_method(_op))
+    if not hasattr(Tensor, _name + "_"):  # relu_, sigmoid_, tanh_, sin_, floor_, ...
+        setattr(Tensor, _name + "_", _inplace_math_method(_op, _name + "_"))
 
 
 class _MinMax(tuple):
