@@ -698,13 +698,12 @@ class Tensor:
 
     def __setitem__(self, index, value):
         value = _fill_value(self, value)  # NB: nan into an int tensor is an error
+        raw = value._value if isinstance(value, Tensor) else value
         if _holds_tracer(self, value, index) and _is_full_mask(index, self) and np.ndim(
-                value._value if isinstance(value, Tensor) else value) == 0:
+                raw) == 0:
             from fgrad._src.numpy import lax_numpy as fnp  # x[x > 1] = v, traced
 
-            new = fnp.where(index._value, value._value if isinstance(value, Tensor) else value,
-                            self._value)
-            _rebind_traced(self, new)
+            _rebind_traced(self, fnp.where(index._value, raw, self._value))
             return
         template, arrays = _parse_index(index, self._value.shape)
         _check_inplace(self)
@@ -712,7 +711,6 @@ class Tensor:
         recording = _holds_tracer(self, value) or _grad_state.enabled and (
             self._requires_grad or isinstance(value, Tensor) and value._requires_grad)
         moved = ops.torch_index_axes(template, self._value.ndim, [a.shape for a in arrays])
-        raw = value._value if isinstance(value, Tensor) else value
         if not recording and not moved:
             _make_writable(self)
             self._value[np_index] = raw
@@ -1707,15 +1705,9 @@ def _rebind_traced(self, value, cast="same_kind"):
     as in eager mode (``_take_over``): a write into a view goes into its base at the
     view's elements, and every live view of a rebound base is made afresh from it."""
     view_of = self.__dict__.get("_view_of")
-    want = self._value.dtype
-    if value.dtype != want:
-        if not np.can_cast(value.dtype, want, cast):
-            raise RuntimeError(f"result type {_torch_type(value.dtype)} can't be cast to the "
-                               f"desired output type {_torch_type(want)}")
-        value = value.astype(want)
-    if tuple(value.shape) != tuple(self._value.shape):
-        raise RuntimeError(f"output with shape {list(self._value.shape)} doesn't match the "
-                           f"broadcast shape {list(value.shape)}")
+    _check_inplace_result(self, value, cast)
+    if value.dtype != self._value.dtype:
+        value = value.astype(self._value.dtype)
     if view_of is None and not self.__dict__.get("_views"):
         self._value = value
         return self
@@ -1775,21 +1767,25 @@ def _inplace(self, op, args, params=(), copy=False):
         before = Tensor._wrap(self._value, self._grad_fn, self._requires_grad, self._output_nr)
         args = tuple(before if a is self else a for a in args)
     result = apply(op, args, params)
-    if result._value.dtype != self._value.dtype:
-        if not np.can_cast(result._value.dtype, self._value.dtype, "same_kind"):
-            raise RuntimeError(
-                f"result type {_torch_type(result._value.dtype)} can't be cast to the desired "
-                f"output type {_torch_type(self._value.dtype)}")
-        if recording:
-            result = apply(ops.to_copy, (result,), (self._value.dtype,))
-    if result._value.shape != self._value.shape:
-        raise RuntimeError(
-            f"output with shape {list(self._value.shape)} doesn't match the broadcast shape "
-            f"{list(result._value.shape)}")
+    _check_inplace_result(self, result._value)
+    if recording and result._value.dtype != self._value.dtype:
+        result = apply(ops.to_copy, (result,), (self._value.dtype,))
     if recording:
         return _take_over(self, result)
     _write(self, result._value)
     return self
+
+
+def _check_inplace_result(self, value, cast="same_kind"):
+    """PyTorch's errors for an in-place op whose result ``value`` ``self`` cannot hold: a
+    dtype it cannot be cast to, or another shape."""
+    if value.dtype != self._value.dtype and not np.can_cast(value.dtype, self._value.dtype,
+                                                            cast):
+        raise RuntimeError(f"result type {_torch_type(value.dtype)} can't be cast to the "
+                           f"desired output type {_torch_type(self._value.dtype)}")
+    if tuple(value.shape) != tuple(self._value.shape):
+        raise RuntimeError(f"output with shape {list(self._value.shape)} doesn't match the "
+                           f"broadcast shape {list(value.shape)}")
 
 
 def _torch_type(dtype):
