@@ -24,21 +24,29 @@ state = _State()
 
 
 def apply_traced(op, args, params):
-    import numpy as np
-
-    from fgrad._src.core import Tracer
     from fgrad._src.tensor.tensor import Tensor
 
     vals = [a._value if isinstance(a, Tensor) else a for a in args]
     out = op.fn(*vals, *params)
-
-    def wrap(v):
-        return Tensor._wrap(v if isinstance(v, (Tracer, np.ndarray)) else np.asarray(v))
-
-    outs = tuple(wrap(v) for v in out) if isinstance(out, (tuple, list)) else (wrap(out),)
-    result = outs if isinstance(out, (tuple, list)) else outs[0]
+    if isinstance(out, (tuple, list)):
+        result = tuple(as_tensor(v) for v in out)
+    else:
+        result = as_tensor(out)
     if op.view and isinstance(args[0], Tensor):
         from fgrad._src.tensor import dispatch
 
         dispatch.note_traced_views(op, args, params, result)
     return result
+
+
+def as_tensor(value):
+    """``value`` as a Tensor (a Tensor as it is): a traced value or an array wrapped as it
+    is, anything else (a Python number) through ``np.asarray``."""
+    import numpy as np
+
+    from fgrad._src.core import Tracer
+    from fgrad._src.tensor.tensor import Tensor
+
+    if isinstance(value, Tensor):
+        return value
+    return Tensor._wrap(value if isinstance(value, (Tracer, np.ndarray)) else np.asarray(value))

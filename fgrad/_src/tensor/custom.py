@@ -29,6 +29,7 @@ import numpy as np
 
 from fgrad._src import custom_derivatives
 from fgrad._src.core import Tracer
+from fgrad._src.nn.tracing import as_tensor
 from fgrad._src.tensor import grad_mode
 from fgrad._src.tensor.dispatch import Op, apply
 from fgrad._src.tensor.tensor import Tensor
@@ -49,9 +50,9 @@ def call(fn, args):
     if not traced and not (grad_mode.state.enabled and any(
             t and x._requires_grad for x, t in zip(leaves, was_tensor))):
         return fn.fun(*args)  # nothing to differentiate: eager Tensor code
-    view = _seen_as_tensors(fn, in_tree, values, was_tensor, dynamic)
+    view = _seenas_tensors(fn, in_tree, values, was_tensor, dynamic)
     if traced:
-        return tree_map(_as_tensor, view(*[values[i] for i in dynamic]))
+        return tree_map(as_tensor, view(*[values[i] for i in dynamic]))
     out_tree: dict = {}
 
     def flat(*dynamic_values):
@@ -63,7 +64,7 @@ def call(fn, args):
     return tree_unflatten(out_tree["tree"], list(outs) if isinstance(outs, tuple) else [outs])
 
 
-def _seen_as_tensors(fn, in_tree, values, was_tensor, dynamic):
+def _seenas_tensors(fn, in_tree, values, was_tensor, dynamic):
     """A custom_vjp of the ``dynamic`` leaves doing what ``fn`` does, whose ``fun``,
     ``fwd`` and ``bwd`` get the whole arguments back, with Tensors where the caller
     passed Tensors (holding the traced values), the other leaves as given, and the
@@ -96,7 +97,7 @@ def _seen_as_tensors(fn, in_tree, values, was_tensor, dynamic):
         for i, r in zip(saved["arrays"], arrays):
             leaves[i] = Tensor._wrap(r) if isinstance(leaves[i], Tensor) else r
         residuals = tree_unflatten(saved["tree"], leaves)
-        result = fn.bwd(residuals, tree_map(_as_tensor, ct))
+        result = fn.bwd(residuals, tree_map(as_tensor, ct))
         per_leaf = custom_derivatives.cotangent_leaves(fn.__name__, in_tree, result)
         return tuple(_values(per_leaf[i]) for i in dynamic)
 
@@ -111,11 +112,6 @@ _ARRAYS = (Tensor, Tracer, np.ndarray, np.generic)
 
 def _values(tree):
     return tree_map(lambda x: x._value if isinstance(x, Tensor) else x, tree)
-
-
-def _as_tensor(x):
-    return x if isinstance(x, Tensor) else Tensor._wrap(x if isinstance(x, (Tracer, np.ndarray))
-                                                         else np.asarray(x))
 
 
 custom_derivatives.tensor_call = call
