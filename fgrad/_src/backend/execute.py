@@ -44,6 +44,7 @@ def warmup(background=False, dtypes=("float32", "float64"), processes=1):
     ``processes=N`` compiles into the on-disk cache from N worker processes first.
 
     >>> thread = warmup(background=True)  # compiles while the program goes on
+    >>> thread.join()  # (a program run meanwhile waits only for kernels it needs)
     """
     from fgrad._src.backend import interp
 

@@ -4,8 +4,8 @@
 ``ClosedJaxpr`` object), checks the arguments and calls ``execute_trusted``, which
 ``fg.jit``'s hot path calls directly: take an arena set (``lower.ArenaSet``) from the
 program's pool, copy small inputs in (large float ones are read where they lie, large
-float outputs written straight into fresh arrays), make one call into the dispatcher
-``kernels_entry.run_packed`` and copy small outputs out.
+float outputs written straight into fresh arrays), make one ``ctypes`` call into the
+dispatcher ``kernels_entry.run_packed`` and copy small outputs out.
 
 Arenas come from a per-program pool: a call pops a free arena set (or makes a new
 one) and pushes it back when done, so concurrent calls of one program never share
@@ -13,13 +13,15 @@ memory and sequential calls reuse it. Kernels report runtime errors (an index ou
 of range) as a status code and op index; the message is formatted here. Jaxprs
 that cannot be lowered run on the reference evaluator instead.
 
-Nothing is compiled at import. Each kernel is compiled (or loaded from the on-disk
-cache) the first time a program needs it; ``warmup()`` does all of them ahead of
-time. See docs/performance.md.
+Nothing is compiled at import. Each kernel is linked from its cached object
+(``native``, no numba import) or compiled with numba the first time a program needs
+it; ``warmup()`` does all of them ahead of time. See docs/performance.md.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import logging
 import threading
 import time
@@ -28,23 +30,24 @@ import warnings
 import numpy as np
 
 from fgrad._src import core
-from fgrad._src.backend import blas, lower
+from fgrad._src.backend import blas, lower, native
 from fgrad._src.backend import kernels_codes as codes
-from fgrad._src.backend.kernels_codes import IA_GEMM, IA_GEMV, N_SLOTS, ST_CHOICE, ST_INDEX
+from fgrad._src.backend.kernels_codes import (
+    FLAT_BASE,
+    IA_GEMM,
+    IA_GEMV,
+    N_SLOTS,
+    ST_CHOICE,
+    ST_INDEX,
+)
 from fgrad._src.backend.lower import Unsupported
 
 logger = logging.getLogger("fgrad")
 
-try:
-    import numba  # noqa: F401
-except ImportError:  # pragma: no cover - numba is a dependency
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
+# NB: numba itself is imported only to compile a kernel that is not cached as an object
+# (``native``): a warm process runs programs without it.
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 AVAILABLE = HAVE_NUMBA  # execute.py routes programs here when this is true
-
-if HAVE_NUMBA:
-    from fgrad._src.backend import kernels_common, kernels_entry
 
 
 # --------------------------------------------------------------------------- compilation
@@ -55,21 +58,37 @@ _failed: set = set()  # slots that could not be compiled (their programs use the
 _state: dict = {"dispatch": None}
 COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling or loading
 MAX_IDLE_ARENAS = 4  # arena sets a program keeps for reuse (more only while threads run it)
+# NB: the dispatcher is called with the GIL released, as a builtin (``native.python_entry``)
+# or, where that cannot be made, through ctypes.
+_DISPATCH_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
+
+
+def _load_or_compile(name, compile_one):
+    """The address of kernel ``name``: linked from its stored object, or compiled with
+    numba (``compile_one() -> (cfunc, label)``) and stored for the next process."""
+    start = time.perf_counter()
+    loaded = native.load(name)
+    if loaded is None:
+        cfunc, label = compile_one()
+        native.store(name, label, cfunc)
+        loaded = cfunc.address, label
+    address, label = loaded
+    COMPILE_SECONDS[label] = time.perf_counter() - start
+    return address
 
 
 def _with_cache_fallback(compile_one, what):
-    start = time.perf_counter()
+    from fgrad._src.backend import kernels_common
+
     try:
-        result = _quietly(compile_one)
+        return _quietly(compile_one)
     except Exception as first:  # a broken cache directory or file: compile in memory
         if not kernels_common.CACHE_ENABLED:
             raise
         logger.warning("fgrad: compiling %s with the on-disk cache failed (%s); caching is "
                        "off for this process", what, first)
         kernels_common.disable_cache()
-        result = _quietly(compile_one)
-    COMPILE_SECONDS[what] = time.perf_counter() - start
-    return result
+        return _quietly(compile_one)
 
 
 def _quietly(compile_one):
@@ -82,23 +101,28 @@ def _quietly(compile_one):
         return compile_one()
 
 
+def _compile_dispatcher():
+    from fgrad._src.backend import kernels_entry as entry
+
+    compile_one = lambda: entry.compile_cfunc(  # noqa: E731
+        entry.run_packed, ("run_packed", ""), entry.DISPATCH_SIGNATURE)
+    return _with_cache_fallback(compile_one, "dispatcher"), "dispatcher"
+
+
+def _compile_kernel(slot):
+    from fgrad._src.backend import kernels_entry
+
+    fn, key = _all_kernels()[slot]
+    label = "/".join(filter(None, key))
+    return _with_cache_fallback(lambda: kernels_entry.compile_cfunc(fn, key), label), label
+
+
 def _dispatcher():
     dispatch = _state["dispatch"]
     if dispatch is None:
-        from numba import types
-
-        vector = lambda t: types.Array(t, 1, "C")  # noqa: E731
-        run_packed, patch = kernels_entry.run_packed, kernels_entry.patch_address
-        sig = (vector(types.int64),)
-        _with_cache_fallback(lambda: run_packed.compile(sig), "dispatcher")
-        patchers = {}
-        for dtype, t in ((np.dtype(np.float64), types.float64),
-                         (np.dtype(np.float32), types.float32)):
-            patch_sig = (vector(types.int64),) * 3 + (vector(t),)
-            _with_cache_fallback(lambda: patch.compile(patch_sig), "patch_address")  # noqa: B023
-            patchers[dtype] = patch.overloads[patch_sig].entry_point
-        _state["patch"] = patchers
-        dispatch = _state["dispatch"] = run_packed.overloads[sig].entry_point
+        address = _load_or_compile("dispatcher", _compile_dispatcher)
+        dispatch = native.python_entry(address) or _DISPATCH_TYPE(address)
+        _state["dispatch"] = dispatch
     return dispatch
 
 
@@ -114,16 +138,13 @@ def _compile_slots(slots) -> bool:
         with _compile_lock:
             if _table[slot] or slot in _failed:
                 continue
-            fn, key = _all_kernels()[slot]
             try:
-                cf = _with_cache_fallback(lambda: kernels_entry.compile_cfunc(fn, key),  # noqa: B023
-                                          "/".join(filter(None, key)))
+                _table[slot] = _load_or_compile(f"slot{slot}",
+                                                lambda: _compile_kernel(slot))  # noqa: B023
             except Exception:  # never fail a user's program because of the backend
-                logger.exception("fgrad: numba kernel %s failed to compile; programs that "
-                                 "use it run on the reference evaluator", key)
+                logger.exception("fgrad: numba kernel %d failed to compile; programs that "
+                                 "use it run on the reference evaluator", slot)
                 _failed.add(slot)
-                continue
-            _table[slot] = cf.address
     if _state["dispatch"] is None:
         with _compile_lock:
             try:
@@ -137,6 +158,8 @@ def _compile_slots(slots) -> bool:
 def _all_kernels():
     kernels = _state.get("kernels")
     if kernels is None:
+        from fgrad._src.backend import kernels_entry
+
         kernels = _state["kernels"] = kernels_entry.all_kernels()
     return kernels
 
@@ -160,7 +183,7 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
     slots = sorted(wanted)
 
     def work():
-        if processes > 1 and kernels_common.cache_dir() is not None:
+        if processes > 1 and cache_dir() is not None:
             _compile_in_workers([s for s in slots if not _table[s]], processes)
         _compile_slots(slots)
 
@@ -212,7 +235,15 @@ def _compile_in_workers(slots, processes):
 
 def cache_dir():
     """Where compiled kernels are cached on disk (None when compiling in memory)."""
-    return kernels_common.cache_dir() if HAVE_NUMBA else None
+    if not HAVE_NUMBA:
+        return None
+    directory = native.cache_dir()
+    if directory is None and native.ENABLED:  # numba's own cache (not on Linux)
+        from fgrad._src.backend import kernels_common
+
+        _all_kernels()  # NB: defining the kernels gives them their caches
+        directory = kernels_common.cache_dir()
+    return directory
 
 
 # --------------------------------------------------------------------------- running
@@ -304,7 +335,7 @@ def _new_arena_set(prog):
 def _make_run(prog, arenas):
     """``run(args) -> outputs``: one run of ``prog`` on ``arenas``, as short as the
     program allows (most small programs take one array and return one)."""
-    dispatch, ptrs, ia = _state["dispatch"], arenas.ptrs, arenas.ia
+    dispatch, ptrs, ia = _state["dispatch"], arenas.ptrs_address, arenas.ia
     if arenas.direct_inputs or arenas.direct_outputs:
         return lambda args: _run_direct(prog, arenas, args)
     inputs, outputs = arenas.copied_inputs, arenas.copied_outputs
@@ -336,7 +367,7 @@ def _run_direct(prog, arenas, args):
     """One run when some inputs or outputs are used in place (``ArenaSet``)."""
     for k, view in arenas.copied_inputs:
         view[...] = args[k]
-    code, patch = arenas.code, _state["patch"]
+    code = arenas.code
     keep = []  # NB: arrays the code points at must outlive the run
     donated, in_place = prog.aliased.values(), set()
     for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
@@ -344,7 +375,7 @@ def _run_direct(prog, arenas, args):
         if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and (
                 k not in donated or _writable_alone(x, k, args)):
             flat = x.reshape(-1)
-            if patch[dtype](code, positions, deltas, flat):
+            if _point_code_at(code, positions, deltas, flat):
                 keep.append(flat)
                 if k in donated:
                     in_place.add(k)
@@ -355,10 +386,10 @@ def _run_direct(prog, arenas, args):
     written = []
     for j, size, shape, dtype, positions, deltas in arenas.direct_outputs:
         flat = np.empty(size, dtype)
-        if not patch[dtype](code, positions, deltas, flat):  # pragma: no cover
+        if not _point_code_at(code, positions, deltas, flat):  # pragma: no cover
             raise RuntimeError("fgrad interpreter: NumPy returned a misaligned array")
         written.append((j, flat, shape))
-    status = _state["dispatch"](arenas.ptrs)
+    status = _state["dispatch"](arenas.ptrs_address)
     if status:
         raise _error(prog, status, arenas.ia)
     for j, flat, shape in written:
@@ -372,6 +403,16 @@ def _run_direct(prog, arenas, args):
         else:
             outs[j] = view.copy()
     return outs
+
+
+def _point_code_at(code, positions, deltas, flat):
+    """Point ``code[positions]`` at the float array ``flat``: element offsets from
+    ``FLAT_BASE`` plus ``deltas``. False (nothing written) if ``flat`` is misaligned."""
+    address = flat.__array_interface__["data"][0] - FLAT_BASE
+    if address % flat.itemsize:
+        return False
+    code[positions] = deltas + address // flat.itemsize
+    return True
 
 
 def _writable_alone(x, k, args):

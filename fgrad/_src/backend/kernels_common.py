@@ -1,38 +1,22 @@
 """The ``kernel`` decorator shared by every numba function of the interpreter.
 
-Each kernel is ``numba.njit(nogil=True, error_model="numpy")`` with an on-disk cache
-whose freshness stamp is a hash of *all* the interpreter's source files (kernels,
-dispatcher and the opcode table in ``lower.py``). numba's own stamp only covers the
-file a function is defined in, so editing an opcode or a callee in another file
-would otherwise load stale machine code. When no cache directory is usable the
-kernel compiles in memory instead; nothing here ever raises because of the cache.
+Each kernel is ``numba.njit(nogil=True, error_model="numpy")``. Where ``native`` caches
+compiled kernels as objects (Linux), numba compiles in memory and ``native`` stores the
+result. Elsewhere each one gets numba's on-disk cache, whose freshness stamp is a hash
+of *all* the interpreter's source files (``native.source_stamp``): numba's own stamp
+only covers the file a function is defined in, so editing an opcode or a callee in
+another file would otherwise load stale machine code. When no cache directory is usable
+the kernel compiles in memory; nothing here ever raises because of the cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import numba
 from numba.core import caching
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_SOURCES = ("kernels_codes.py", "kernels_common.py", "kernels_entry.py", "kernels_elementwise.py",
-            "kernels_data.py", "kernels_reduce.py", "kernels_math.py")
+from fgrad._src.backend import native
 
-
-def _source_stamp() -> str:
-    h = hashlib.sha256(numba.__version__.encode())
-    for name in _SOURCES:
-        try:
-            with open(os.path.join(_HERE, name), "rb") as f:
-                h.update(f.read())
-        except OSError:
-            h.update(name.encode())
-    return h.hexdigest()
-
-
-STAMP = _source_stamp()
+STAMP = native.source_stamp()
 
 
 def _stamped(locator):
@@ -57,7 +41,9 @@ class _FunctionCache(caching.FunctionCache):
 
 
 KERNELS: list = []  # every dispatcher and cfunc with a cache, for ``disable_cache``
-CACHE_ENABLED = os.environ.get("FGRAD_NUMBA_CACHE", "1") != "0"
+# NB: numba's disk cache only where kernel objects are not cached (``native``): a
+# kernel numba loads from its cache has no object code left to store.
+CACHE_ENABLED = native.ENABLED and native.cache_dir() is None
 
 
 def attach_cache(obj, py_func) -> None:

@@ -23,7 +23,6 @@ from fgrad._src.backend.kernels_codes import (
     CLS_F32,
     CLS_F64,
     CLS_I,
-    FLAT_BASE,
     FLOAT_BASE,
     IA_GEMM,
     IA_GEMV,
@@ -236,10 +235,10 @@ def all_kernels():
 _cfuncs: dict = {}  # (python function's qualname, dtype name) -> CFunc
 
 
-def compile_cfunc(fn, key):
+def compile_cfunc(fn, key, signature=SIGNATURE):
     cf = _cfuncs.get(key)
     if cf is None:
-        cf = CFunc(fn, (SIGNATURE.args, SIGNATURE.return_type), locals={},
+        cf = CFunc(fn, (signature.args, signature.return_type), locals={},
                    options={"error_model": "numpy"})
         kernels_common.attach_cache(cf, fn)
         cf.compile()
@@ -315,33 +314,24 @@ _as_pi = _pointer_from_int(types.int64)
 _as_pb = _pointer_from_int(types.uint8)
 
 
-@kernel
 def run_packed(ptrs):
-    """``run_program`` on arrays given as (address, length) pairs in ``ptrs``: code, the
+    """``run_program`` on arrays given as (address, length) pairs at ``ptrs``: code, the
     f64, f32, int64 and bool arenas, then the kernel table (see ``lower.ArenaSet``).
 
-    One array argument is cheaper to pass in from Python than six.
+    Compiled as a ``cfunc`` (``DISPATCH_SIGNATURE``) and called through ``ctypes`` with
+    the address of that one array, so running a program needs no numba import.
     """
-    code = carray(_as_pi(ptrs[0]), ptrs[1])
-    fd = carray(_as_p64(ptrs[2]), ptrs[3])
-    fs = carray(_as_p32(ptrs[4]), ptrs[5])
-    ia = carray(_as_pi(ptrs[6]), ptrs[7])
-    ba = carray(_as_pb(ptrs[8]), ptrs[9])
-    table = carray(_as_pi(ptrs[10]), ptrs[11])
+    p = carray(ptrs, 12)
+    code = carray(_as_pi(p[0]), p[1])
+    fd = carray(_as_p64(p[2]), p[3])
+    fs = carray(_as_p32(p[4]), p[5])
+    ia = carray(_as_pi(p[6]), p[7])
+    ba = carray(_as_pb(p[8]), p[9])
+    table = carray(_as_pi(p[10]), p[11])
     return run_program(code, fd, fs, ia, ba, table)
 
 
-@kernel
-def patch_address(code, positions, deltas, x):
-    """Point ``code[positions]`` at the float array ``x``: element offsets from
-    ``FLAT_BASE`` plus ``deltas``. False (nothing written) if ``x`` is misaligned."""
-    address = x.ctypes.data - FLAT_BASE
-    if address % x.itemsize != 0:
-        return False
-    base = address // x.itemsize
-    for i in range(positions.size):
-        code[positions[i]] = base + deltas[i]
-    return True
+DISPATCH_SIGNATURE = types.int64(types.CPointer(types.int64))
 
 
 @kernel

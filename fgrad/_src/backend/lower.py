@@ -243,13 +243,13 @@ class ArenaSet:
     ``only_output`` is the view of a lone output copied as is; ``in_place_outputs`` the
     outputs written into large donated arguments (``Program.aliased``).
     ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
-    table's, so a run passes the dispatcher one array. ``run`` is the interpreter's
-    function running the program once on this set.
+    table's, so a run passes the dispatcher one address (``ptrs_address``). ``run`` is
+    the interpreter's function running the program once on this set.
     """
 
     __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
-                 "direct_outputs", "in_place_outputs", "only_output", "n_out", "ptrs", "ia",
-                 "run")
+                 "direct_outputs", "in_place_outputs", "only_output", "n_out", "ptrs",
+                 "ptrs_address", "ia", "run")
 
     def __init__(self, prog, arrays, table):
         self.arrays = arrays
@@ -306,6 +306,7 @@ class ArenaSet:
         # NB: the addresses stay valid while this object (holding the arrays and the
         # code) lives; the kernel table is a module global only ever written in place.
         self.ptrs = np.asarray(ptrs, np.int64)
+        self.ptrs_address = self.ptrs.ctypes.data
         self.run = None  # ``run(args) -> outputs``, set by the interpreter
 
 
