@@ -39,7 +39,7 @@ def fast_runner(closed):
 
 
 def warmup(background=False, dtypes=("float32", "float64"), processes=1):
-    """Compile (or load from numba's on-disk cache) the interpreter's kernels now,
+    """Compile (or link from the on-disk cache) the interpreter's kernels now,
     instead of on first use; ``background=True`` does it in a daemon thread (returned),
     ``processes=N`` compiles into the on-disk cache from N worker processes first.
 

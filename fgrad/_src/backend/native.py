@@ -44,7 +44,7 @@ ENABLED = os.environ.get("FGRAD_NUMBA_CACHE", "1") != "0"  # the same switch as 
 _MAGIC = b"fgrad kernel object 1\n"
 _ELF_MACHINES = {"x86_64": 62, "AMD64": 62, "aarch64": 183, "arm64": 183}
 _lock = threading.Lock()
-_state: dict = {}  # the stamp, the directory, the target machine, the engines
+_state: dict = {}  # the stamp, the directory, the target machine, engines, objects
 
 
 def _package_file(package, *parts):
@@ -243,6 +243,7 @@ def _link(obj, symbol):
     if missing:
         raise LookupError(f"unresolved symbols {missing[:5]}")
     engine = _new_engine(ll, target_machine)
+    _state.setdefault("objects", []).append(obj)  # NB: LLVM may keep pointing into it
     engine.add_object_file(ll.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return engine.get_function_address(symbol)
