@@ -167,3 +167,15 @@ def test_programs_run_through_ctypes_when_no_builtin_entry_can_be_made(monkeypat
     out = fg.jit(lambda x, y: x * y + 1.0)(np.arange(3.0), np.arange(3.0))
     assert isinstance(interp._state["dispatch"], interp._DISPATCH_TYPE)
     np.testing.assert_array_equal(out, [1.0, 2.0, 5.0])
+
+
+def test_another_kernels_object_under_this_name_is_refused(tmp_path, monkeypatch):
+    data = _stored_object("dispatcher")
+    monkeypatch.setitem(native._state, "dir", str(tmp_path))
+    (tmp_path / os.path.basename(native._path("slot0"))).write_bytes(data)  # a renamed file
+    assert native.load("slot0") is None
+    (tmp_path / os.path.basename(native._path("dispatcher"))).write_bytes(data)
+    assert native.load("dispatcher") is not None
+    monkeypatch.setitem(native._state, "stamp", "0" * 64)  # a file of another key
+    (tmp_path / os.path.basename(native._path("dispatcher"))).write_bytes(data)
+    assert native.load("dispatcher") is None

@@ -155,8 +155,8 @@ def store(name, label, cfunc) -> None:
         _, kind, (obj, _) = cfunc._library.serialize_using_object_code()
         if kind != "object" or not _is_elf(obj):
             return
-        header = {"symbol": cfunc.native_name, "label": label, "size": len(obj),
-                  "sha256": hashlib.sha256(obj).hexdigest()}
+        header = {"name": name, "stamp": stamp(), "symbol": cfunc.native_name,
+                  "label": label, "size": len(obj), "sha256": hashlib.sha256(obj).hexdigest()}
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -181,6 +181,9 @@ def load(name):
         with open(path, "rb") as f:
             data = f.read()
         header, obj = _parse(data)
+        if header["name"] != name or header["stamp"] != stamp():
+            # NB: another kernel's file (copied or renamed) would run as this one
+            raise ValueError(f"the file holds {header['name']!r} of another key")
         with _lock, _numba_compiler_lock():
             address = _link(obj, header["symbol"])
     except Exception as e:
