@@ -179,3 +179,98 @@ def test_another_kernels_object_under_this_name_is_refused(tmp_path, monkeypatch
     monkeypatch.setitem(native._state, "stamp", "0" * 64)  # a file of another key
     (tmp_path / os.path.basename(native._path("dispatcher"))).write_bytes(data)
     assert native.load("dispatcher") is None
+
+
+def test_python_entry_refuses_what_is_not_an_address():
+    import ctypes
+
+    strlen = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
+    run = native.python_entry(strlen)
+    for not_an_address in (0, True, 4095):  # the first page: never a pointer
+        with pytest.raises(ValueError, match="not a data address"):
+            run(not_an_address)
+    with pytest.raises(OverflowError):
+        run(-1)
+    with pytest.raises(OverflowError):
+        run(2 ** 64)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_a_cache_entry_that_is_no_regular_file_is_not_read(tmp_path, monkeypatch, kind):
+    monkeypatch.setitem(native._state, "dir", str(tmp_path))
+    path = native._path("dispatcher")
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block forever
+    elif kind == "device":
+        os.symlink("/dev/zero", path)  # reading it would never end
+    else:
+        with open(path, "wb") as f:
+            f.truncate(native._MAX_BYTES + 1)
+    assert native.load("dispatcher") is None
+
+
+def test_stored_objects_are_readable_by_others(tmp_path, monkeypatch):
+    header, obj = native._parse(_stored_object("dispatcher"))
+    monkeypatch.setitem(native._state, "dir", str(tmp_path))
+    native.store("copy", "a copy", _CompiledLike(header["symbol"], obj))
+    assert os.stat(native._path("copy")).st_mode & 0o777 == 0o644
+
+
+def test_numba_config_file_in_the_working_directory_changes_the_stamp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = native._compute_stamp()
+    (tmp_path / ".numba_config.yaml").write_text("boundscheck: 1\n")
+    assert native._compute_stamp() != base
+
+
+def test_a_fork_during_a_compile_leaves_the_child_a_usable_lock():
+    import threading
+    import time
+
+    held = threading.Event()
+
+    def compiling():
+        with interp._compile_lock:
+            held.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=compiling)
+    thread.start()
+    held.wait()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the compiling thread does not exist here
+        got = interp._compile_lock.acquire(timeout=5)
+        os.write(write_end, b"1" if got else b"0")
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 1)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    thread.join()
+    assert answer == b"1"
+
+
+def test_warmup_from_workers_links_what_is_cached_without_numba():
+    interp.warmup()  # every kernel compiled or linked here, so every object is stored
+    code = (
+        "import sys, fgrad as fg\n"
+        "from fgrad._src.backend import interp\n"
+        "fg.warmup(processes=2)\n"
+        "print(bool(interp._table.all()), 'numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "False"]  # no worker started, numba never imported
+
+
+def test_with_numba_jit_disabled_programs_run_on_the_reference_quietly():
+    code = (
+        "import numpy as np, fgrad as fg\n"
+        "print(fg.jit(fg.grad(lambda x: (x * x).sum()))(np.arange(3.0)).tolist())\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env)
+    assert done.stdout.strip() == "[0.0, 2.0, 4.0]"
+    assert done.stderr == ""  # no traceback logged per kernel

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import logging
+import os
 import threading
 import time
 import warnings
@@ -47,7 +48,9 @@ logger = logging.getLogger("fgrad")
 # NB: numba itself is imported only to compile a kernel that is not cached as an object
 # (``native``): a warm process runs programs without it.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
-AVAILABLE = HAVE_NUMBA  # execute.py routes programs here when this is true
+# NB: ``NUMBA_DISABLE_JIT=1`` (numba runs Python instead) leaves programs to the reference.
+_JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0")
+AVAILABLE = HAVE_NUMBA and not _JIT_DISABLED  # execute.py routes programs here when true
 
 
 # --------------------------------------------------------------------------- compilation
@@ -57,23 +60,38 @@ _table = np.zeros(N_SLOTS, np.int64)  # kernel slot -> address of its compiled e
 _failed: set = set()  # slots that could not be compiled (their programs use the reference)
 _state: dict = {"dispatch": None}
 COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling or loading
+# NB: a fork while another thread (a background warmup) compiles would leave the child a
+# lock nobody releases: forks wait for the kernel in progress, then both sides go on.
+os.register_at_fork(before=lambda: _compile_lock.acquire(),
+                    after_in_parent=lambda: _compile_lock.release(),
+                    after_in_child=lambda: _compile_lock.release())
 MAX_IDLE_ARENAS = 4  # arena sets a program keeps for reuse (more only while threads run it)
 # NB: the dispatcher is called with the GIL released, as a builtin (``native.python_entry``)
 # or, where that cannot be made, through ctypes.
 _DISPATCH_TYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
 
 
-def _load_or_compile(name, compile_one):
-    """The address of kernel ``name``: linked from its stored object, or compiled with
-    numba (``compile_one() -> (cfunc, label)``) and stored for the next process."""
+def _link_cached(name):
+    """The address of kernel ``name`` linked from its stored object, or None."""
     start = time.perf_counter()
     loaded = native.load(name)
     if loaded is None:
-        cfunc, label = compile_one()
-        native.store(name, label, cfunc)
-        loaded = cfunc.address, label
+        return None
     address, label = loaded
     COMPILE_SECONDS[label] = time.perf_counter() - start
+    return address
+
+
+def _load_or_compile(name, compile_one):
+    """The address of kernel ``name``: linked from its stored object, or compiled with
+    numba (``compile_one() -> (cfunc, label)``) and stored for the next process."""
+    address = _link_cached(name)
+    if address is None:
+        start = time.perf_counter()
+        cfunc, label = compile_one()
+        native.store(name, label, cfunc)
+        COMPILE_SECONDS[label] = time.perf_counter() - start
+        address = cfunc.address
     return address
 
 
@@ -174,7 +192,7 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
     processes in parallel (numba compiles one function at a time per process), then
     loads the results; without a usable cache it compiles in this process as usual.
     """
-    if not HAVE_NUMBA:
+    if not AVAILABLE:
         return None
     wanted = set(range(N_SLOTS)) - set(range(2 * codes.N_FLOAT_KINDS))
     for dt in dtypes:
@@ -184,7 +202,13 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
 
     def work():
         if processes > 1 and cache_dir() is not None:
-            _compile_in_workers([s for s in slots if not _table[s]], processes)
+            for slot in slots:  # NB: what is cached already needs no worker (nor numba)
+                with _compile_lock:
+                    if not _table[slot]:
+                        _table[slot] = _link_cached(f"slot{slot}") or 0
+            missing = [s for s in slots if not _table[s]]
+            if missing:
+                _compile_in_workers(missing, processes)
         _compile_slots(slots)
 
     if background:
@@ -217,8 +241,6 @@ def _compile_in_workers(slots, processes):
         w = loads.index(min(loads))
         loads[w] += _COST.get(name, 0.3) * len(groups[name])
         shares[w].extend(groups[name])
-    import os
-
     import fgrad
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(fgrad.__file__)))
@@ -294,7 +316,7 @@ def ready_program(closed):
 
 
 def _prepare(prog) -> bool:
-    if not HAVE_NUMBA or not _compile_slots(prog.slots):
+    if not AVAILABLE or not _compile_slots(prog.slots):
         return False
     prog.ready = True
     return True

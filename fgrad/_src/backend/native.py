@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import platform
+import stat as stat_module
 import struct
 import sys
 import tempfile
@@ -42,6 +43,7 @@ SOURCES = ("kernels_codes.py", "kernels_common.py", "kernels_entry.py", "kernels
            "kernels_data.py", "kernels_reduce.py", "kernels_math.py")
 ENABLED = os.environ.get("FGRAD_NUMBA_CACHE", "1") != "0"  # the same switch as numba's cache
 _MAGIC = b"fgrad kernel object 1\n"
+_MAX_BYTES = 1 << 26  # the largest kernel object is ~50 KB
 _ELF_MACHINES = {"x86_64": 62, "AMD64": 62, "aarch64": 183, "arm64": 183}
 _lock = threading.Lock()
 _state: dict = {}  # the stamp, the directory, the target machine, engines, objects
@@ -86,6 +88,8 @@ def _compute_stamp() -> str:
     settings = sorted((k, v) for k, v in os.environ.items()
                       if k.startswith("NUMBA_") and k != "NUMBA_CACHE_DIR")
     h.update(repr(settings).encode())
+    if os.path.isfile(".numba_config.yaml"):  # NB: numba reads it from the working directory
+        h.update(_read(".numba_config.yaml"))
     try:
         import llvmlite.binding as ll
 
@@ -159,6 +163,7 @@ def store(name, label, cfunc) -> None:
                   "label": label, "size": len(obj), "sha256": hashlib.sha256(obj).hexdigest()}
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         try:
+            os.fchmod(fd, 0o644)  # NB: mkstemp's 0600 would hide a shared cache from others
             with os.fdopen(fd, "wb") as f:
                 f.write(_MAGIC + json.dumps(header).encode() + b"\n" + obj)
             os.replace(tmp, path)  # NB: atomic: a reader sees the old file or the new one
@@ -178,8 +183,12 @@ def load(name):
     if path is None or not os.path.exists(path):
         return None
     try:
+        info = os.stat(path)
+        # NB: never open a FIFO (it blocks) or a device (/dev/zero never ends)
+        if not stat_module.S_ISREG(info.st_mode) or info.st_size > _MAX_BYTES:
+            raise ValueError("not a regular file of a kernel's size")
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(_MAX_BYTES)
         header, obj = _parse(data)
         if header["name"] != name or header["stamp"] != stamp():
             # NB: another kernel's file (copied or renamed) would run as this one
@@ -286,24 +295,42 @@ def _linker():
 # --------------------------------------------------------------------------- calling
 
 # ``run(address: int) -> int``, a METH_O builtin: calls the C function at @target with the
-# pointer ``address`` and the GIL released.
+# pointer ``address`` and the GIL released. Anything but an int, a negative one or one in
+# the first page (0, True, ...) raises instead.
 _ENTRY_IR = r"""
 @target = global i64 0
-declare ptr @PyLong_AsVoidPtr(ptr)
+@value_error = global i64 0
+@refusal = private unnamed_addr constant [26 x i8] c"fgrad: not a data address\00"
+declare i64 @PyLong_AsUnsignedLongLong(ptr)
+declare ptr @PyErr_Occurred()
+declare void @PyErr_SetString(ptr, ptr)
 declare ptr @PyEval_SaveThread()
 declare void @PyEval_RestoreThread(ptr)
 declare ptr @PyLong_FromLongLong(i64)
 
 define ptr @fgrad_entry(ptr %self, ptr %arg) {
 start:
-  %pointer = call ptr @PyLong_AsVoidPtr(ptr %arg)
-  %failed = icmp eq ptr %pointer, null
-  br i1 %failed, label %error, label %call
-error:
+  %value = call i64 @PyLong_AsUnsignedLongLong(ptr %arg)
+  %all_ones = icmp eq i64 %value, -1
+  br i1 %all_ones, label %maybe_error, label %check
+maybe_error:
+  %error = call ptr @PyErr_Occurred()
+  %raised = icmp ne ptr %error, null
+  br i1 %raised, label %fail, label %check
+fail:
+  ret ptr null
+check:
+  %low = icmp ult i64 %value, 4096
+  br i1 %low, label %refuse, label %call
+refuse:
+  %exception_address = load i64, ptr @value_error
+  %exception = inttoptr i64 %exception_address to ptr
+  call void @PyErr_SetString(ptr %exception, ptr @refusal)
   ret ptr null
 call:
   %address = load i64, ptr @target
   %function = inttoptr i64 %address to ptr
+  %pointer = inttoptr i64 %value to ptr
   %state = call ptr @PyEval_SaveThread()
   %status = call i64 %function(ptr %pointer)
   call void @PyEval_RestoreThread(ptr %state)
@@ -343,14 +370,18 @@ def _make_entry(address):
     module.triple = target_machine.triple
     module.data_layout = str(target_machine.target_data)
     module.verify()
-    missing = [f.name for f in module.functions
-               if f.is_declaration and not ll.address_of_symbol(f.name)]
+    external = [*module.functions, *module.global_variables]
+    missing = [v.name for v in external if v.is_declaration and not ll.address_of_symbol(v.name)]
     if missing:
         raise LookupError(f"unresolved symbols {missing}")
     engine = ll.create_mcjit_compiler(module, target_machine)
     _state.setdefault("engines", []).append(engine)  # NB: never destroyed (see _new_engine)
     engine.finalize_object()
     ctypes.c_int64.from_address(engine.get_global_value_address("target")).value = address
+    # NB: the exception type by address: a ``PyExc_*`` symbol means the variable to C but
+    # the object itself to numba's code, and numba's meaning is registered here.
+    value_error = engine.get_global_value_address("value_error")
+    ctypes.c_int64.from_address(value_error).value = id(ValueError)
     method = _MethodDef(b"fgrad_run", engine.get_function_address("fgrad_entry"), _METH_O,
                         None)
     _state.setdefault("method_defs", []).append(method)  # NB: the builtin points at it
