@@ -4,8 +4,9 @@
 ``ClosedJaxpr`` object), checks the arguments and calls ``execute_trusted``, which
 ``fg.jit``'s hot path calls directly: take an arena set (``lower.ArenaSet``) from the
 program's pool, copy small inputs in (large float ones are read where they lie, large
-float outputs written straight into fresh arrays), make one ``ctypes`` call into the
-dispatcher ``kernels_entry.run_packed`` and copy small outputs out.
+float outputs written straight into fresh arrays), make one call into the compiled
+dispatcher ``kernels_entry.run_packed`` (a builtin made by ``native.python_entry``) and
+copy small outputs out.
 
 Arenas come from a per-program pool: a call pops a free arena set (or makes a new
 one) and pushes it back when done, so concurrent calls of one program never share

@@ -318,8 +318,9 @@ def run_packed(ptrs):
     """``run_program`` on arrays given as (address, length) pairs at ``ptrs``: code, the
     f64, f32, int64 and bool arenas, then the kernel table (see ``lower.ArenaSet``).
 
-    Compiled as a ``cfunc`` (``DISPATCH_SIGNATURE``) and called through ``ctypes`` with
-    the address of that one array, so running a program needs no numba import.
+    Compiled as a ``cfunc`` (``DISPATCH_SIGNATURE``) and called from Python with the
+    address of that one array (``native.python_entry``), so running a program needs no
+    numba import.
     """
     p = carray(ptrs, 12)
     code = carray(_as_pi(p[0]), p[1])
