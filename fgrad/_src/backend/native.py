@@ -261,11 +261,19 @@ def _link(obj, symbol):
     return engine.get_function_address(symbol)
 
 
-def _new_engine(ll, target_machine):
-    """An MCJIT engine for one object (objects may define the same helper symbols)."""
-    module = ll.parse_assembly("")
+def _module(ll, target_machine, ir=""):
+    """An LLVM module of ``ir`` for ``target_machine`` (MCJIT requires its data layout)."""
+    module = ll.parse_assembly(ir)
     module.triple = target_machine.triple
     module.data_layout = str(target_machine.target_data)
+    return module
+
+
+def _new_engine(ll, target_machine, module=None):
+    """An MCJIT engine for one object (objects may define the same helper symbols), or
+    for ``module``."""
+    if module is None:
+        module = _module(ll, target_machine)
     engine = ll.create_mcjit_compiler(module, target_machine)
     # NB: engines are never destroyed: the code they hold runs as long as the process,
     # and destroying one while others live upset LLVM (an assertion, a crash).
@@ -366,16 +374,13 @@ def _make_entry(address):
     import llvmlite.binding as ll
 
     target_machine = _linker()
-    module = ll.parse_assembly(_ENTRY_IR)
-    module.triple = target_machine.triple
-    module.data_layout = str(target_machine.target_data)
+    module = _module(ll, target_machine, _ENTRY_IR)
     module.verify()
     external = [*module.functions, *module.global_variables]
     missing = [v.name for v in external if v.is_declaration and not ll.address_of_symbol(v.name)]
     if missing:
         raise LookupError(f"unresolved symbols {missing}")
-    engine = ll.create_mcjit_compiler(module, target_machine)
-    _state.setdefault("engines", []).append(engine)  # NB: never destroyed (see _new_engine)
+    engine = _new_engine(ll, target_machine, module)
     engine.finalize_object()
     ctypes.c_int64.from_address(engine.get_global_value_address("target")).value = address
     # NB: the exception type by address: a ``PyExc_*`` symbol means the variable to C but
