@@ -180,10 +180,13 @@ def store(name, label, cfunc) -> None:
 def load(name):
     """``(address, label)`` of kernel ``name`` linked from its stored object, or None."""
     path = _path(name)
-    if path is None or not os.path.exists(path):
+    if path is None:
         return None
     try:
         info = os.stat(path)
+    except OSError:  # not stored (yet)
+        return None
+    try:
         # NB: never open a FIFO (it blocks) or a device (/dev/zero never ends)
         if not stat_module.S_ISREG(info.st_mode) or info.st_size > _MAX_BYTES:
             raise ValueError("not a regular file of a kernel's size")
@@ -250,15 +253,22 @@ def _link(obj, symbol):
     import llvmlite.binding as ll
 
     target_machine = _linker()
-    # NB: MCJIT aborts the process on a symbol it cannot resolve: check them all first.
-    missing = [s for s in undefined_symbols(obj) if not ll.address_of_symbol(s)]
-    if missing:
-        raise LookupError(f"unresolved symbols {missing[:5]}")
+    _check_resolvable(ll, undefined_symbols(obj))
     engine = _new_engine(ll, target_machine)
     _state.setdefault("objects", []).append(obj)  # NB: LLVM may keep pointing into it
     engine.add_object_file(ll.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return engine.get_function_address(symbol)
+
+
+def _check_resolvable(ll, names):
+    """Raise LookupError unless every symbol in ``names`` resolves in this process.
+
+    NB: MCJIT aborts the process on a symbol it cannot resolve: check them all first.
+    """
+    missing = [name for name in names if not ll.address_of_symbol(name)]
+    if missing:
+        raise LookupError(f"unresolved symbols {missing[:5]}")
 
 
 def _module(ll, target_machine, ir=""):
@@ -377,9 +387,7 @@ def _make_entry(address):
     module = _module(ll, target_machine, _ENTRY_IR)
     module.verify()
     external = [*module.functions, *module.global_variables]
-    missing = [v.name for v in external if v.is_declaration and not ll.address_of_symbol(v.name)]
-    if missing:
-        raise LookupError(f"unresolved symbols {missing}")
+    _check_resolvable(ll, [v.name for v in external if v.is_declaration])
     engine = _new_engine(ll, target_machine, module)
     engine.finalize_object()
     ctypes.c_int64.from_address(engine.get_global_value_address("target")).value = address
@@ -406,12 +414,10 @@ def _register_numba_helpers(ll):
     ``rtsys.initialize``. Loading an extension module registers it in ``sys.modules``
     under its full name, so a later ``import numba`` uses these very modules.
     """
-    helperlib = _extension("numba._helperlib", "_helperlib")
-    for name, address in helperlib.c_helpers.items():
-        ll.add_symbol("numba_" + name, address)
-    dynfunc = _extension("numba._dynfunc", "_dynfunc")
-    for name, address in dynfunc.c_helpers.items():
-        ll.add_symbol("numba_" + name, address)
+    for helpers in (_extension("numba._helperlib", "_helperlib"),
+                    _extension("numba._dynfunc", "_dynfunc")):
+        for name, address in helpers.c_helpers.items():
+            ll.add_symbol("numba_" + name, address)
     ll.add_symbol("_Py_NoneStruct", id(None))
     for value in vars(builtins).values():
         if isinstance(value, type) and issubclass(value, BaseException):
