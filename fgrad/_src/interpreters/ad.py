@@ -17,7 +17,7 @@ from functools import reduce
 import numpy as np
 
 from fgrad._src import core
-from fgrad._src.core import ShapedArray, Tracer, Var, get_aval
+from fgrad._src.core import ShapedArray, Tracer, get_aval
 from fgrad._src.interpreters.partial_eval import DynamicJaxprTrace, JaxprBuilder
 
 jvp_rules: dict = {}
@@ -117,7 +117,10 @@ class JVPTrace(core.Trace):
             raise NotImplementedError(f"primitive {primitive.name} has no JVP rule")
         primals_out, tangents_out = rule(primals, tangents, **params)
         avals = [None] * len(primals_out)
-        if any(t.aval.weak_type for t in tracers):
+        weak = False
+        for t in tracers:
+            weak = weak or t.aval.weak_type
+        if weak:
             # NB: concrete NumPy results cannot carry NEP 50 weakness (Python scalars do).
             avals = core.abstract_eval(primitive, [t.aval for t in tracers], params)
             avals = [a if a.weak_type and not isinstance(p, Tracer) else None
@@ -167,17 +170,18 @@ def backward_pass(jaxpr, consts, cts_out) -> list:
     Cotangents of inputs that received nothing are ``Zero``.
     """
     primal_env: dict = dict(zip(jaxpr.constvars, consts))
+    # NB: a set of Vars; a Literal (hashed by identity) is never in it.
     linear_vars = set(jaxpr.in_binders)
 
     def read_primal(x):
         return x.val if isinstance(x, core.Literal) else primal_env[x]
 
     def is_linear(x):
-        return isinstance(x, Var) and x in linear_vars
+        return x in linear_vars
 
     linear_eqns = []
     for eqn in jaxpr.eqns:
-        if any(is_linear(x) for x in eqn.inputs):
+        if not linear_vars.isdisjoint(eqn.inputs):
             linear_vars.update(eqn.out_binders)
             linear_eqns.append(eqn)
         else:
@@ -196,17 +200,21 @@ def backward_pass(jaxpr, consts, cts_out) -> list:
             write_ct(var, ct)
 
     for eqn in reversed(linear_eqns):
-        cts = [ct_env.pop(v, None) for v in eqn.out_binders]
-        if all(ct is None for ct in cts):
-            continue
-        cts = [Zero(v.aval) if ct is None else ct for v, ct in zip(eqn.out_binders, cts)]
+        if eqn.primitive.multiple_results:
+            cts = [ct_env.pop(v, None) for v in eqn.out_binders]
+            if all(ct is None for ct in cts):
+                continue
+            ct = [Zero(v.aval) if ct is None else ct for v, ct in zip(eqn.out_binders, cts)]
+        else:
+            ct = ct_env.pop(eqn.out_binders[0], None)
+            if ct is None:
+                continue
         invals = [UndefPrimal(x.aval) if is_linear(x) else read_primal(x) for x in eqn.inputs]
         rule = transpose_rules.get(eqn.primitive)
         if rule is None:
             raise NotImplementedError(
                 f"primitive {eqn.primitive.name} is not linear: it has no transpose rule"
             )
-        ct = cts if eqn.primitive.multiple_results else cts[0]
         cts_in = rule(ct, *invals, **eqn.params)
         for x, ct_in in zip(eqn.inputs, cts_in):
             if is_linear(x):

@@ -19,40 +19,30 @@ from fgrad._src.core import (
     ShapedArray,
     Tracer,
     Var,
-    abstract_eval,
+    abstract_eval_rules,
 )
 from fgrad._src.errors import UnexpectedTracerError
 
 
 class JaxprBuilder:
-    """Accumulates equations, constants and the tracer -> Var map of one jaxpr."""
+    """Accumulates the equations and constants of one jaxpr. Each of its tracers holds its
+    own atom (a ``Var``, or a ``Literal`` for a Python scalar or 0-d constant)."""
 
     def __init__(self):
         self.eqns: list = []
-        self.tracer_to_var: dict = {}  # id(tracer) -> Var
-        self.tracers: list = []  # keeps tracers alive so ids stay unique
         self.const_tracers: dict = {}  # id(value) -> (tracer, its snapshot)
+        self.const_values: list = []  # keeps those values alive so their ids are not reused
         self.constvals: dict = {}  # Var -> value
-        self.literals: dict = {}  # id(tracer) -> Literal
         self.literal_eqns: dict = {}  # (primitive, literal, params) -> its out tracers
 
-    def new_var(self, tracer) -> Var:
-        var = self.tracer_to_var[id(tracer)] = Var(tracer.aval)
-        self.tracers.append(tracer)
-        return var
-
     def atom(self, tracer):
-        literal = self.literals.get(id(tracer))
-        if literal is not None:
-            return literal
-        try:
-            return self.tracer_to_var[id(tracer)]
-        except KeyError:
-            raise UnexpectedTracerError(
-                f"{tracer!r} does not belong to the function being traced: a traced value "
-                "escaped from an earlier transform (for example it was stored in a global "
-                "or a closure). Pass it as an argument instead."
-            ) from None
+        if isinstance(tracer, DynamicJaxprTracer) and tracer._builder is self:
+            return tracer._atom
+        raise UnexpectedTracerError(
+            f"{tracer!r} does not belong to the function being traced: a traced value "
+            "escaped from an earlier transform (for example it was stored in a global "
+            "or a closure). Pass it as an argument instead."
+        )
 
     def to_jaxpr(self, in_tracers, out_tracers) -> tuple[Jaxpr, list]:
         """Build the jaxpr with inputs ``in_tracers`` and outputs ``out_tracers``.
@@ -61,32 +51,37 @@ class JaxprBuilder:
         """
         in_binders = [self.atom(t) for t in in_tracers]
         outs = [self.atom(t) for t in out_tracers]
-        eqns = dead_code_elimination(self.eqns, outs)
-        used = {x for eqn in eqns for x in eqn.inputs if isinstance(x, Var)}
-        used.update(x for x in outs if isinstance(x, Var))
-        constvars = [v for v in self.constvals if v in used]
+        eqns, live = dead_code_elimination(self.eqns, outs)
+        constvars = [v for v in self.constvals if v in live]
         consts = [self.constvals[v] for v in constvars]
         return Jaxpr(constvars, in_binders, eqns, outs), consts
 
 
-def dead_code_elimination(eqns, outs) -> list:
-    """Keep only equations whose outputs are (transitively) needed by ``outs``."""
-    live = {x for x in outs if isinstance(x, Var)}
+def dead_code_elimination(eqns, outs) -> tuple[list, set]:
+    """Keep only equations whose outputs are (transitively) needed by ``outs``; also
+    returns the atoms they read (with ``outs``)."""
+    live = set(outs)
     kept = []
     for eqn in reversed(eqns):
-        if any(v in live for v in eqn.out_binders):
+        if not live.isdisjoint(eqn.out_binders):
             kept.append(eqn)
-            live.update(x for x in eqn.inputs if isinstance(x, Var))
+            # NB: literals go in too (hashed by identity); only Vars are ever looked up.
+            live.update(eqn.inputs)
     kept.reverse()
-    return kept
+    return kept, live
 
 
 class DynamicJaxprTracer(Tracer):
-    __slots__ = ("_trace", "aval")
+    # NB: ``_atom`` is the tracer's Var or Literal in the jaxpr ``_builder`` builds; a
+    # tracer bound at a trace always belongs to that trace's builder (``core.bind`` refuses
+    # tracers of a finished trace), so equations read it without a lookup.
+    __slots__ = ("_trace", "aval", "_atom", "_builder")
 
-    def __init__(self, trace, aval: ShapedArray):
+    def __init__(self, trace, aval: ShapedArray, atom, builder):
         self._trace = trace
         self.aval = aval
+        self._atom = atom
+        self._builder = builder
 
 
 def _is_literal_value(val) -> bool:
@@ -103,9 +98,7 @@ class DynamicJaxprTrace(core.Trace):
         return self.main.global_data
 
     def new_arg(self, aval: ShapedArray) -> DynamicJaxprTracer:
-        tracer = DynamicJaxprTracer(self, aval)
-        self.builder.new_var(tracer)
-        return tracer
+        return DynamicJaxprTracer(self, aval, Var(aval), self.builder)
 
     def pure(self, val):
         builder = self.builder
@@ -113,40 +106,39 @@ class DynamicJaxprTrace(core.Trace):
         if seen is not None and core.unchanged_since(seen[1], val):
             return seen[0]  # NB: else written into since its first use: a new constant
         value = core.snapshot(val)
-        tracer = DynamicJaxprTracer(self, core.get_aval(value))
+        aval = core.get_aval(value)
         if _is_literal_value(value) and not isinstance(value, Tracer):
-            builder.literals[id(tracer)] = Literal(value)
-            builder.tracers.append(tracer)
+            tracer = DynamicJaxprTracer(self, aval, Literal(value), builder)
         else:
-            var = builder.new_var(tracer)
-            builder.constvals[var] = value
+            tracer = DynamicJaxprTracer(self, aval, Var(aval), builder)
+            builder.constvals[tracer._atom] = value
         builder.const_tracers[id(val)] = (tracer, value)
-        builder.tracers.append(val)  # keep the value alive so its id is not reused
+        builder.const_values.append(val)
         return tracer
 
     lift = pure
 
     def process_primitive(self, primitive, tracers, params):
-        # NB: the hottest function of tracing, so JaxprBuilder.atom/new_var are inlined.
+        # NB: the hottest function of tracing: abstract_eval is inlined.
         builder = self.main.global_data
-        literals, tracer_to_var = builder.literals, builder.tracer_to_var
-        try:
-            inputs = [literals.get(id(t)) or tracer_to_var[id(t)] for t in tracers]
-        except KeyError:
-            inputs = [builder.atom(t) for t in tracers]  # raises, naming the escaped tracer
+        inputs = [t._atom for t in tracers]
         key = None
         if primitive.stage_once_per_literal and type(inputs[0]) is Literal:
             key = _literal_eqn_key(primitive, inputs[0], params)
             outs = builder.literal_eqns.get(key)
             if outs is not None:
                 return outs
-        avals_out = abstract_eval(primitive, [t.aval for t in tracers], params)
-        out_tracers = [DynamicJaxprTracer(self, aval) for aval in avals_out]
-        outvars = []
-        for tracer in out_tracers:
-            var = tracer_to_var[id(tracer)] = Var(tracer.aval)
-            outvars.append(var)
-        builder.tracers.extend(out_tracers)
+        rule = abstract_eval_rules.get(primitive)
+        if rule is None:
+            raise NotImplementedError(
+                f"primitive {primitive.name} has no abstract evaluation rule")
+        if primitive.multiple_results:
+            outvars = [Var(aval) for aval in rule(*[t.aval for t in tracers], **params)]
+            out_tracers = [DynamicJaxprTracer(self, v.aval, v, builder) for v in outvars]
+        else:
+            var = Var(rule(*[t.aval for t in tracers], **params))
+            outvars = [var]
+            out_tracers = [DynamicJaxprTracer(self, var.aval, var, builder)]
         builder.eqns.append(JaxprEqn(primitive, inputs, params, outvars))
         if key is not None:
             builder.literal_eqns[key] = out_tracers
