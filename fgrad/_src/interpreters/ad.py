@@ -53,7 +53,8 @@ class UndefPrimal:
 
 def tangent_aval(aval: ShapedArray) -> ShapedArray:
     """The aval of a tangent for a primal of ``aval`` (weak type dropped)."""
-    return ShapedArray(aval.shape, aval.dtype)
+    # NB: avals are never mutated, so a strong one is its own tangent aval.
+    return ShapedArray.trusted(aval.shape, aval.dtype) if aval.weak_type else aval
 
 
 def zeros_like_aval(aval: ShapedArray):

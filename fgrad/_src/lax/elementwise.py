@@ -14,6 +14,31 @@ from fgrad._src.interpreters.ad import UndefPrimal
 from fgrad._src.lax import lax
 from fgrad._src.lax.utils import ANY, FLOAT, NUMERIC, binop, primitive, unop
 
+_SCALAR_CONSTANTS: dict = {}  # (dtype, repr of a Python scalar) -> its 0-d array
+
+
+def scalar_constant(scalar, dtype):
+    """``np.asarray(scalar, dtype)`` for a Python scalar, one read-only array per value:
+    staging recognises an array it has seen (by identity) and reuses its literal, and with
+    it the staged broadcast (``1 - y``, ``x * 0.5`` in user code and in rules).
+
+    >>> scalar_constant(0.5, np.dtype("float32")) is scalar_constant(0.5, np.dtype("float32"))
+    True
+    """
+    if type(scalar) not in (bool, int, float):
+        return np.asarray(scalar, dtype)
+    key = (dtype, repr(scalar))  # NB: repr keeps 0.0 and -0.0 (equal, same hash) apart
+    const = _SCALAR_CONSTANTS.get(key)
+    if const is None:
+        if len(_SCALAR_CONSTANTS) >= 1024:
+            _SCALAR_CONSTANTS.clear()
+        const = np.asarray(scalar, dtype)
+        if const.item() != scalar:
+            return const  # NB: rounded, overflowed or nan: cast (and warn) every time
+        const.flags.writeable = False  # shared by every trace that uses this value
+        _SCALAR_CONSTANTS[key] = const
+    return const
+
 
 def _scalar_like(scalar, other):
     aval = core.get_aval(other)
@@ -23,7 +48,7 @@ def _scalar_like(scalar, other):
         np.asarray(scalar).dtype == aval.dtype
     ):
         return scalar
-    return np.asarray(scalar, aval.dtype)
+    return scalar_constant(scalar, aval.dtype)
 
 
 def _match(x, y):

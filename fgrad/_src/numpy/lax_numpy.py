@@ -210,32 +210,13 @@ def _float_tracer_and_python_scalar(x, y):
     aval = tracer.aval
     if aval.weak_type or aval.dtype not in _FLOAT_DTYPES:
         return None
-    const = _scalar_constant(scalar, aval.dtype)
+    const = lax.scalar_constant(scalar, aval.dtype)
     if aval.shape:
         const = lax.broadcast_in_dim(const, aval.shape, ())
     return [tracer, const] if tracer_first else [const, tracer]
 
 
 _INT_OR_FLOAT = (int, float)
-_SCALAR_CONSTANTS: dict = {}  # (dtype, repr of a Python scalar) -> its 0-d array
-
-
-def _scalar_constant(scalar, dtype):
-    """``_cast(scalar, dtype)``, one array per value: staging recognises an array it has
-    seen (by identity) and reuses its literal, and with it the staged broadcast."""
-    key = (dtype, repr(scalar))  # NB: repr keeps 0.0 and -0.0 (equal, same hash) apart
-    const = _SCALAR_CONSTANTS.get(key)
-    if const is None:
-        if len(_SCALAR_CONSTANTS) >= 1024:
-            _SCALAR_CONSTANTS.clear()
-        const = _cast(scalar, dtype)
-        if const.item() != scalar:
-            return const  # NB: rounded, overflowed or nan: cast (and warn) every time
-        const.flags.writeable = False  # shared by every trace that uses this value
-        _SCALAR_CONSTANTS[key] = const
-    return const
-
-
 # --------------------------------------------------------------------------- elementwise
 
 
