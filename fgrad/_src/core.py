@@ -7,7 +7,6 @@ eager ``EvalTrace`` at the bottom runs the primitive's implementation. The IR
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 from contextlib import contextmanager
@@ -173,12 +172,10 @@ def to_numpy(x) -> np.ndarray | np.generic:
 class Var:
     """A variable of a jaxpr; its name is assigned when the jaxpr is printed."""
 
-    __slots__ = ("aval", "count")
-    _counter = itertools.count()
+    __slots__ = ("aval",)
 
     def __init__(self, aval: ShapedArray):
         self.aval = aval
-        self.count = next(Var._counter)
 
     def __repr__(self):
         return f"Var({self.aval.str_short()})"
