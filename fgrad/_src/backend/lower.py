@@ -141,7 +141,7 @@ def _slot(fields):
     """The kernel slot of a record (``fields[0]`` is its family, before encoding)."""
     fam = fields[0]
     if fam in (FAM_UNARY_F, FAM_BINARY_F):
-        return FLOAT_BASE[fields[2].buf.cls] + (K_UNARY if fam == FAM_UNARY_F else K_BINARY)
+        return FLOAT_BASE[fields[2].cls] + (K_UNARY if fam == FAM_UNARY_F else K_BINARY)
     if fam in (FAM_UNARY_I, FAM_BINARY_I, FAM_BOOL):
         return INT_SLOTS[(fam,)]
     if fam == FAM_CONVERT:
@@ -168,6 +168,7 @@ _EW_NPOS = {FAM_UNARY_F: 4, FAM_UNARY_I: 4, FAM_BINARY_F: 5, FAM_BINARY_I: 5, FA
             FAM_COMPARE: 6, FAM_SELECT: 6, FAM_CONVERT: 5}
 
 _ALIGN_BYTES = 64
+_N_PTRS = 12  # (address, length) of the code, the four arenas and the kernel table
 # Positions in a FAM_DOT record's fields (kernels_codes.FAM_DOT) that a fold rewrites.
 _DOT_OUT, _DOT_ALPHA, _DOT_ACCUMULATE = 4, 11, 12
 
@@ -210,24 +211,27 @@ class Program:
 
     def new_arenas(self, table) -> ArenaSet:
         """Fresh arenas holding the constant pool; ``table`` is the kernel address table."""
-        arrays = []
-        for size, image, dtype in zip(self.sizes, self.images, CLS_DTYPES):
-            arena = _aligned_empty(size, dtype)
-            arena[: image.size] = image
-            arrays.append(arena)
-        return ArenaSet(self, arrays, table)
+        return ArenaSet(self, table)
 
     def __repr__(self):
         sizes = "/".join(str(s) for s in self.sizes)
         return f"Program({self.n_ops} ops, arenas f64/f32/i64/bool = {sizes} elements)"
 
 
-def _aligned_empty(size, dtype):
-    """``np.empty(size, dtype)`` starting on a 64-byte boundary."""
-    spare = 64 // dtype.itemsize
-    raw = np.empty(size + spare, dtype)
-    skip = (-raw.ctypes.data % 64) // dtype.itemsize
-    return raw[skip: skip + size]
+def _aligned_block(parts):
+    """Empty arrays of ``(size, dtype)`` ``parts``, each starting on a 64-byte boundary,
+    and their addresses. NB: they are slices of one allocation, whose address is asked
+    once: an array's ``ctypes.data`` costs ~1.5 us, and NumPy's ``empty`` ~0.5 us."""
+    starts, nbytes = [], 0
+    for size, dtype in parts:
+        starts.append(nbytes)
+        nbytes += -(-size * dtype.itemsize // _ALIGN_BYTES) * _ALIGN_BYTES
+    raw = np.empty(nbytes + _ALIGN_BYTES, np.uint8)
+    address = raw.ctypes.data
+    skip = -address % _ALIGN_BYTES
+    arrays = [np.frombuffer(raw, dtype, size, skip + start)
+              for start, (size, dtype) in zip(starts, parts)]
+    return arrays, [address + skip + start for start in starts]
 
 
 class ArenaSet:
@@ -244,23 +248,30 @@ class ArenaSet:
     outputs written into large donated arguments (``Program.aliased``).
     ``ptrs`` packs the code's and the arenas' addresses and lengths, then the kernel
     table's, so a run passes the dispatcher one address (``ptrs_address``). ``run`` is
-    the interpreter's function running the program once on this set.
+    the interpreter's function running the program once on this set. The arenas (in
+    ``arrays``), ``code`` and ``ptrs`` are aligned slices of one allocation.
     """
 
     __slots__ = ("arrays", "code", "copied_inputs", "direct_inputs", "copied_outputs",
                  "direct_outputs", "in_place_outputs", "only_output", "n_out", "ptrs",
                  "ptrs_address", "ia", "run")
 
-    def __init__(self, prog, arrays, table):
+    def __init__(self, prog, table):
+        int64 = CLS_DTYPES[CLS_I]
+        parts = [*zip(prog.sizes, CLS_DTYPES), (prog.code.size, int64), (_N_PTRS, int64)]
+        views, addresses = _aligned_block(parts)
+        *arrays, code, ptrs = views
+        *arena_addresses, code_address, ptrs_address = addresses
+        for arena, image in zip(arrays, prog.images):
+            if image.size:
+                arena[: image.size] = image
         self.arrays = arrays
         self.ia = arrays[CLS_I]
-        origin = {c: (arrays[c].ctypes.data - FLAT_BASE) // CLS_DTYPES[c].itemsize
-                  for c in FLOAT_CLASSES}
-        code = prog.code.copy()
+        origin = [(arena_addresses[c] - FLAT_BASE) // CLS_DTYPES[c].itemsize
+                  for c in FLOAT_CLASSES]
+        code[:] = prog.code
         positions, classes, offsets = prog.float_refs
-        for c in FLOAT_CLASSES:
-            mine = classes == c
-            code[positions[mine]] = offsets[mine] + origin[c]
+        code[positions] = offsets + np.asarray(origin, np.int64)[classes]
         for flat, positions, deltas in prog.shared_consts:
             code[positions] = (flat.ctypes.data - FLAT_BASE) // flat.itemsize + deltas
         self.code = code
@@ -297,16 +308,18 @@ class ArenaSet:
         self.only_output = copied[0][1] if single else None
         self.n_out = len(prog.out_plan)
 
-        ptrs = [code.ctypes.data, code.size]
-        for c, array in enumerate((*arrays, table)):
+        packed = [code_address, code.size]
+        for c, array in enumerate(arrays):
             if c in FLOAT_CLASSES:
-                ptrs += [FLAT_BASE, FLAT_LEN]
+                packed += [FLAT_BASE, FLAT_LEN]
             else:
-                ptrs += [array.ctypes.data, array.size]
+                packed += [arena_addresses[c], array.size]
+        packed += [table.ctypes.data, table.size]
         # NB: the addresses stay valid while this object (holding the arrays and the
         # code) lives; the kernel table is a module global only ever written in place.
-        self.ptrs = np.asarray(ptrs, np.int64)
-        self.ptrs_address = self.ptrs.ctypes.data
+        ptrs[:] = packed
+        self.ptrs = ptrs
+        self.ptrs_address = ptrs_address
         self.run = None  # ``run(args) -> outputs``, set by the interpreter
 
 
@@ -323,7 +336,9 @@ class Buffer:
 
 
 class Ref:
-    """An arena offset resolved after allocation: ``buf.offset + delta``."""
+    """An arena offset into a buffer, resolved after allocation: ``buf.offset + delta``.
+    In an op's fields a ``Buffer`` stands for its own offset: Refs are made where the
+    offset may lie inside the buffer (copies) and where a field is rewritten."""
 
     __slots__ = ("buf", "delta")
 
@@ -347,9 +362,10 @@ class Val:
 
 
 class Op:
-    """One record before encoding. ``inplace`` lists read buffers whose storage the
-    output may take over when they die here (dynamic_update_slice, scatter_add and
-    cumsum; never elementwise ops, see ``unary``)."""
+    """One record before encoding: ``fields`` holds numbers and arena offsets (each a
+    ``Buffer`` or a ``Ref``; an elementwise op's operands are always Buffers). ``inplace``
+    lists read buffers whose storage the output may take over when they die here
+    (dynamic_update_slice, scatter_add and cumsum; never elementwise ops, see ``unary``)."""
 
     __slots__ = ("fields", "reads", "writes", "inplace", "name")
 
@@ -417,6 +433,7 @@ _COMPARE = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}
 _COMMUTATIVE = {ADD, MUL, MAX, MIN, AND, OR, XOR, EQ, NE}
 _FLIPPED = {LT: GT, GT: LT, LE: GE, GE: LE}
 _REDUCE = {"reduce_sum": RSUM, "reduce_prod": RPROD, "reduce_max": RMAX, "reduce_min": RMIN}
+_INT64 = np.iinfo(np.int64)
 
 
 # --------------------------------------------------------------------------- lowering
@@ -429,35 +446,23 @@ _COMPUTED_CLASSES = {np.dtype(np.float64): CLS_F64, np.dtype(np.float32): CLS_F3
 
 def _cse_key(eqn, ins):
     """What makes ``eqn`` the same computation as an earlier one (every primitive is pure):
-    its primitive, params and operands — values by identity, literals by their constant
-    buffer, which equal bits share (``_Lowerer.const``: 0.0 and -0.0 stay apart), and
-    their type. None when a param is unhashable."""
-    operands = []
-    for atom, val in zip(eqn.inputs, ins):
-        if atom.__class__ is core.Literal:
-            operands.append((val.buf, atom.aval.dtype, atom.aval.weak_type))
-        else:
-            operands.append(id(val))
+    its primitive, params and operands — values by identity (their ``Val``; it has no
+    ``__eq__``), literals by their constant buffer, which equal bits share
+    (``_Lowerer.const``: 0.0 and -0.0 stay apart), and their type. Unhashable when a
+    param is (looking it up raises TypeError)."""
+    operands = tuple(ins)
+    for atom in eqn.inputs:
+        if atom.__class__ is core.Literal:  # NB: rare: most equations have none
+            operands = tuple([
+                val if atom.__class__ is not core.Literal
+                else (val.buf, atom.aval.dtype, atom.aval.weak_type)
+                for atom, val in zip(eqn.inputs, ins)
+            ])
+            break
     params = eqn.params
     if not params:
-        return eqn.primitive, tuple(operands)
-    key = (eqn.primitive, tuple(operands), tuple(sorted(params.items())))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-_HANDLERS: dict = {}  # primitive name -> the _Lowerer method that lowers it, or None
-
-
-def _handler(name):
-    try:
-        return _HANDLERS[name]
-    except KeyError:
-        handler = _HANDLERS[name] = getattr(_Lowerer, "p_" + name, None)
-        return handler
+        return eqn.primitive, operands
+    return eqn.primitive, operands, tuple(sorted(params.items()))
 
 
 class _Lowerer:
@@ -467,6 +472,7 @@ class _Lowerer:
         self.ops: list = []
         self.consts: list = []  # (Buffer, flat array)
         self.small_consts: dict = {}
+        self.scalars: dict = {}  # (class, value, sign) -> its Val (see scalar_const)
         self.scratch: dict = {}  # float class -> the reductions' partial-sum stack
         self.name = ""
         # Epilogue folding (see _fold_into_dot): how many reads each buffer's jaxpr
@@ -500,28 +506,42 @@ class _Lowerer:
         raise Unsupported(f"dtype {dtype}")
 
     def new_val(self, aval):
-        cls = self.cls_of(aval.dtype)
+        # NB: the start of cls_of inlined: every op's output comes here.
+        cls = _COMPUTED_CLASSES.get(aval.dtype)
+        if cls is None:
+            cls = self.cls_of(aval.dtype)
         return Val(aval, cls, Buffer(cls, _size(aval), "temp"))
 
     def const(self, value, aval):
         cls = self.cls_of(aval.dtype, strict=False)
         flat = np.asarray(value).astype(self.cls_dtypes[cls]).ravel()
+        known = flat.item(0) if flat.size == 1 else None
         key = None
         if flat.size <= 16:
             key = (cls, flat.size, flat.tobytes())
             buf = self.small_consts.get(key)
             if buf is not None:
-                return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
+                return Val(aval, cls, buf, None, known)
         buf = Buffer(cls, flat.size, "const")
         self.consts.append((buf, flat))
         self.const_values[buf] = flat
         if key is not None:
             self.small_consts[key] = buf
-        return Val(aval, cls, buf, value=flat[0].item() if flat.size == 1 else None)
+        return Val(aval, cls, buf, None, known)
 
     def scalar_const(self, value, cls):
-        dtype = self.cls_dtypes[cls]
-        return self.const(np.asarray(value, dtype), core.ShapedArray((), dtype))
+        """The constant ``value`` of class ``cls``, a shared Val (never changed: lazy values
+        wrap it, ops read its buffer).
+        NB: cached because reductions and products ask for the same few (0, 1, the
+        identities) again and again, and ``const`` costs several NumPy calls. The sign is
+        in the key: 0.0 == -0.0."""
+        key = (cls, value, math.copysign(1, value))
+        val = self.scalars.get(key)
+        if val is None:
+            dtype = self.cls_dtypes[cls]
+            val = self.const(np.asarray(value, dtype), core.ShapedArray.trusted((), dtype))
+            self.scalars[key] = val
+        return val
 
     @staticmethod
     def lazy(aval, scalar):
@@ -544,7 +564,7 @@ class _Lowerer:
 
     def fill(self, cls, scalar_buf, buf, n):
         """Write the one value in ``scalar_buf`` to all ``n`` elements of ``buf``."""
-        self.emit([FAM_MOVE, FILL, cls, Ref(scalar_buf), Ref(buf), n], [scalar_buf], [buf])
+        self.emit([FAM_MOVE, FILL, cls, scalar_buf, buf, n], [scalar_buf], [buf])
 
     @staticmethod
     def sref(x):
@@ -552,55 +572,70 @@ class _Lowerer:
         return x.buf if x.buf is not None else x.scalar.buf
 
     def emit(self, fields, reads, writes, inplace=()):
-        self.ops.append(Op(fields, list(reads), list(writes), list(inplace), self.name))
+        """Append the op; it takes the lists passed over (every caller builds fresh ones)."""
+        self.ops.append(Op(fields, reads, writes, inplace, self.name))
 
     # ---- the walk
 
     def lower_jaxpr(self, jaxpr, const_vals, in_vals):
-        reads_of: dict = {}  # jaxpr variable -> how many times equations and outputs read it
-        for atom in [x for eqn in jaxpr.eqns for x in eqn.inputs] + list(jaxpr.outs):
-            if not isinstance(atom, core.Literal):
+        # jaxpr variable -> how many times equations and outputs read it (literals are
+        # counted too, and never looked up)
+        reads_of: dict = {}
+        for eqn in jaxpr.eqns:
+            for atom in eqn.inputs:
                 reads_of[atom] = reads_of.get(atom, 0) + 1
-        env: dict = {}
+        for atom in jaxpr.outs:
+            reads_of[atom] = reads_of.get(atom, 0) + 1
+        env: dict = {}  # jaxpr variable -> its Val; a literal -> its Val, once read
+        uses = self.uses
 
         def bind(v, x):
             env[v] = x
             if x.buf is not None:
-                self.uses[x.buf] = self.uses.get(x.buf, 0) + reads_of.get(v, 0)
+                uses[x.buf] = uses.get(x.buf, 0) + reads_of.get(v, 0)
 
         for v, c in zip(jaxpr.constvars, const_vals):
             bind(v, c)
         for v, x in zip(jaxpr.in_binders, in_vals):
             bind(v, x)
 
-        literal_vals: dict = {}  # id(Literal) -> its Val (the jaxpr keeps it alive)
-
         def read(atom):
-            if type(atom) is core.Literal:
-                val = literal_vals.get(id(atom))
-                if val is None:
-                    val = literal_vals[id(atom)] = self.const(atom.val, atom.aval)
-                return val
+            if atom.__class__ is core.Literal and atom not in env:
+                # NB: a literal becomes a constant when first read (the jaxpr keeps it
+                # alive, so it stays a valid key): the constant pool follows the equations.
+                env[atom] = self.const(atom.val, atom.aval)
             return env[atom]
 
         computed: dict = {}  # common subexpressions: _cse_key -> the outputs
         for eqn in jaxpr.eqns:
             name = eqn.primitive.name
-            handler = _handler(name)
+            handler = _HANDLERS.get(name)
             if handler is None:
                 raise Unsupported(f"primitive {name}")
             self.name = name
-            ins = [read(x) for x in eqn.inputs]
+            try:
+                ins = [env[x] for x in eqn.inputs]  # NB: read() inlined: the common case
+            except KeyError:  # a literal not read yet
+                ins = [read(x) for x in eqn.inputs]
             key = _cse_key(eqn, ins)
-            outs = computed.get(key) if key is not None else None
+            try:
+                outs = computed.get(key)
+            except TypeError:  # an unhashable param: never merged
+                key = outs = None
             if outs is not None and any(self.holder.get(x.buf, x) is not x for x in outs):
                 outs = None  # a fold has since overwritten that value's buffer
             if outs is None:
-                outs = handler(self, ins, eqn.params, [v.aval for v in eqn.out_binders])
+                binders = eqn.out_binders
+                # NB: nearly every equation has one output: no list comprehension for it.
+                avals = [binders[0].aval] if len(binders) == 1 else [v.aval for v in binders]
+                outs = handler(self, ins, eqn.params, avals)
                 if key is not None:
                     computed[key] = outs
             for v, out in zip(eqn.out_binders, outs):
-                bind(v, out)
+                # NB: bind() inlined: this loop runs for every equation.
+                env[v] = out
+                if out.buf is not None:
+                    uses[out.buf] = uses.get(out.buf, 0) + reads_of.get(v, 0)
         return [read(x) for x in jaxpr.outs]
 
     # ---- elementwise
@@ -610,12 +645,12 @@ class _Lowerer:
             s = self.unary(x.scalar, x.scalar.aval.update(dtype=aval.dtype), fam, op, ipar)
             return self.lazy(aval, s)
         out = self.new_val(aval)
-        n = _size(aval)
+        n = out.buf.size
         if n:
             if fam == FAM_BOOL:
-                fields = [FAM_BOOL, op, Ref(x.buf), Ref(x.buf), Ref(out.buf), n, VV]
+                fields = [FAM_BOOL, op, x.buf, x.buf, out.buf, n, VV]
             else:
-                fields = [fam, op, Ref(x.buf), Ref(out.buf), n, ipar]
+                fields = [fam, op, x.buf, out.buf, n, ipar]
             # NB: elementwise outputs never reuse their input's buffer: LLVM's runtime
             # alias check sees the overlap and runs the scalar loop (measured 4x slower
             # for log). Liveness still recycles buffers from one op to the next.
@@ -673,15 +708,15 @@ class _Lowerer:
             mode, xb = SV, x.scalar.buf
         elif y.buf is None:
             mode, yb = VS, y.scalar.buf
-        if _size(x.aval) == 1 and _size(y.aval) == 1:
+        if mode != VV and _size(x.aval) == 1 and _size(y.aval) == 1:
             mode = VV
         out = self.new_val(aval)
-        n = _size(aval)
+        n = out.buf.size
         if n:
             if fam == FAM_COMPARE:
-                fields = [FAM_COMPARE, op, x.cls, Ref(xb), Ref(yb), Ref(out.buf), n, mode]
+                fields = [FAM_COMPARE, op, x.cls, xb, yb, out.buf, n, mode]
             else:
-                fields = [fam, op, Ref(xb), Ref(yb), Ref(out.buf), n, mode]
+                fields = [fam, op, xb, yb, out.buf, n, mode]
             self.emit(fields, [xb, yb], [out.buf])
         return out
 
@@ -697,7 +732,7 @@ class _Lowerer:
             return self.const(flat.astype(bool) if cls == CLS_B else flat, aval)
         out = Val(aval, cls, Buffer(cls, _size(aval), "temp"))
         if _size(aval):
-            self.emit([FAM_CONVERT, x.cls, cls, Ref(x.buf), Ref(out.buf), _size(aval),
+            self.emit([FAM_CONVERT, x.cls, cls, x.buf, out.buf, _size(aval),
                        int(cls == CLS_B)], [x.buf], [out.buf])
         return out
 
@@ -712,7 +747,8 @@ class _Lowerer:
         if op is None:
             raise Unsupported(f"{self.name} on {x.aval.dtype}")
         fam = (FAM_BINARY_F, FAM_BINARY_I, FAM_BOOL)[kind]
-        if kind == 0 and op in (ADD, SUB, MUL):
+        # NB: no product in the program (yet) is the common case: then nothing can fold.
+        if kind == 0 and self.dots and op in (ADD, SUB, MUL):
             folded = self._fold_into_dot(op, x, y, avals[0])
             if folded is not None:
                 return [folded]
@@ -734,7 +770,7 @@ class _Lowerer:
             if _size(which.aval):
                 wb = self.sref(which) if which.buf is None else which.buf
                 n = 1 if which.buf is None else _size(which.aval)
-                self.emit([FAM_UNARY_I, CHECK, Ref(wb), Ref(wb), n, len(cases)], [wb], [])
+                self.emit([FAM_UNARY_I, CHECK, wb, wb, n, len(cases)], [wb], [])
             if len(cases) == 2:
                 return [self.select2(self.convert(which, CLS_B), cases[0], cases[1], aval)]
             out = cases[0]
@@ -757,12 +793,12 @@ class _Lowerer:
             return out
         wscalar = int(which.buf is None or (_size(which.aval) == 1 and n != 1))
         wb = self.sref(which) if wscalar else which.buf
-        fields = [FAM_SELECT, CLS_B, out.cls, Ref(wb), wscalar, Ref(out.buf), n, 2]
+        fields = [FAM_SELECT, CLS_B, out.cls, wb, wscalar, out.buf, n, 2]
         reads = [wb]
         for c in (c0, c1):
             scalar = c.buf is None
             cb = c.scalar.buf if scalar else c.buf
-            fields += [Ref(cb), int(scalar)]
+            fields += [cb, int(scalar)]
             reads.append(cb)
         self.emit(fields, reads, [out.buf])
         return out
@@ -881,7 +917,7 @@ class _Lowerer:
             raise Unsupported("bool iota")
         if _size(aval):
             a, n, b = _split3(aval.shape, params["dimension"])
-            self.emit([FAM_REDUCE, IOTA, out.cls, Ref(out.buf), a, n, b], [], [out.buf])
+            self.emit([FAM_REDUCE, IOTA, out.cls, out.buf, a, n, b], [], [out.buf])
         return [out]
 
     # ---- indexing
@@ -899,9 +935,9 @@ class _Lowerer:
         if len(sizes) > MAX_NDIM:
             raise Unsupported("too many dimensions")
         sbufs = [self.sref(s) for s in starts]
-        self.emit([FAM_MOVE, DSLICE, x.cls, Ref(xb), Ref(out.buf), len(sizes), *sizes,
+        self.emit([FAM_MOVE, DSLICE, x.cls, xb, out.buf, len(sizes), *sizes,
                    *_contiguous_strides(x.aval.shape), *_contiguous_strides(sizes),
-                   *x.aval.shape, *[Ref(b) for b in sbufs]], [xb, *sbufs], [out.buf])
+                   *x.aval.shape, *sbufs], [xb, *sbufs], [out.buf])
         return [out]
 
     def p_dynamic_update_slice(self, ins, params, avals):
@@ -920,9 +956,9 @@ class _Lowerer:
             raise Unsupported("too many dimensions")
         reads = [xb, ub, *sbufs]
         inplace = [xb] if reads.count(xb) == 1 else []
-        self.emit([FAM_MOVE, DUS, x.cls, Ref(xb), Ref(ub), Ref(out.buf), _size(aval), len(sizes),
+        self.emit([FAM_MOVE, DUS, x.cls, xb, ub, out.buf, _size(aval), len(sizes),
                    *sizes, *_contiguous_strides(sizes), *_contiguous_strides(aval.shape),
-                   *aval.shape, *[Ref(b) for b in sbufs]], reads, [out.buf], inplace)
+                   *aval.shape, *sbufs], reads, [out.buf], inplace)
         return [out]
 
     def p_gather(self, ins, params, avals):
@@ -933,7 +969,7 @@ class _Lowerer:
         xb, ib = self.materialize(x), self.materialize(idx)
         a, n, b = _split3(x.aval.shape, params["axis"])
         # NB: indices are validated even when the output is empty (a == 0 or b == 0).
-        self.emit([FAM_MOVE, GATHER, x.cls, Ref(xb), Ref(ib), Ref(out.buf), a, n, b,
+        self.emit([FAM_MOVE, GATHER, x.cls, xb, ib, out.buf, a, n, b,
                    _size(idx.aval)], [xb, ib], [out.buf])
         return [out]
 
@@ -946,7 +982,7 @@ class _Lowerer:
         a, n, b = _split3(x.aval.shape, params["axis"])
         reads = [xb, ib, ub]
         inplace = [xb] if reads.count(xb) == 1 else []
-        self.emit([FAM_REDUCE, SCATTER_ADD, x.cls, Ref(xb), Ref(ib), Ref(ub), Ref(out.buf), a, n,
+        self.emit([FAM_REDUCE, SCATTER_ADD, x.cls, xb, ib, ub, out.buf, a, n,
                    b, _size(idx.aval)], reads, [out.buf], inplace)
         return [out]
 
@@ -998,9 +1034,9 @@ class _Lowerer:
                 acc *= dims[i][0]
         if x.cls == CLS_I:
             scratch = I_VALS
-        else:  # NB: a Ref, so the stack moves with the arena (see ``ArenaSet``)
-            scratch = Ref(self.scratch.setdefault(x.cls, Buffer(x.cls, F_SCRATCH, "scratch")))
-        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), _size(aval), Ref(identity.buf),
+        else:  # NB: a buffer's offset, so the stack moves with the arena (see ``ArenaSet``)
+            scratch = self.scratch.setdefault(x.cls, Buffer(x.cls, F_SCRATCH, "scratch"))
+        self.emit([FAM_REDUCE, op, x.cls, xb, out.buf, _size(aval), identity.buf,
                    scratch, len(dims), *[d[0] for d in dims], *ostrides],
                   [xb, identity.buf], [out.buf])
         return [out]
@@ -1012,8 +1048,8 @@ class _Lowerer:
             return self.scalar_const(0, cls)
         if op == RPROD:
             return self.scalar_const(1, cls)
-        big = np.iinfo(np.int64).max if cls == CLS_I else np.inf
-        small = np.iinfo(np.int64).min if cls == CLS_I else -np.inf
+        big = _INT64.max if cls == CLS_I else np.inf
+        small = _INT64.min if cls == CLS_I else -np.inf
         return self.scalar_const(small if op == RMAX else big, cls)
 
     def _arg_prim(self, ins, params, avals):
@@ -1026,7 +1062,7 @@ class _Lowerer:
         xb = self.materialize(x)
         a, k, b = _split3(x.aval.shape, params["axes"][0])
         op = ARGMAX if self.name == "argmax" else ARGMIN
-        self.emit([FAM_REDUCE, op, x.cls, Ref(xb), Ref(out.buf), a, k, b], [xb], [out.buf])
+        self.emit([FAM_REDUCE, op, x.cls, xb, out.buf, a, k, b], [xb], [out.buf])
         return [out]
 
     p_argmax = p_argmin = _arg_prim
@@ -1040,7 +1076,7 @@ class _Lowerer:
             return [out]
         xb = self.materialize(x)
         a, k, b = _split3(x.aval.shape, params["axis"])
-        self.emit([FAM_REDUCE, CUMSUM, x.cls, Ref(xb), Ref(out.buf), a, k, b,
+        self.emit([FAM_REDUCE, CUMSUM, x.cls, xb, out.buf, a, k, b,
                    int(params["reverse"])], [xb], [out.buf], [xb])
         return [out]
 
@@ -1092,8 +1128,8 @@ class _Lowerer:
         xb, tx = self._dot_operand(x, lb, x_free, lc)  # (batch, m, k)
         yb, ty = self._dot_operand(y, rb, rc, y_free)  # (batch, k, n)
         alpha = self.scalar_const(1, out.cls).buf
-        self.emit([FAM_DOT, out.cls, Ref(xb), Ref(yb), Ref(out.buf), b, m, k, n, tx, ty,
-                   Ref(alpha), 0], [xb, yb, alpha], [out.buf])
+        self.emit([FAM_DOT, out.cls, xb, yb, out.buf, b, m, k, n, tx, ty,
+                   alpha, 0], [xb, yb, alpha], [out.buf])
         if out.cls in FLOAT_CLASSES:
             self.dots[out.buf] = self.ops[-1]
         return [out]
@@ -1106,8 +1142,6 @@ class _Lowerer:
         broadcast bias) and the product accumulates into it. ``p - lr * (a.T @ b)`` (an
         SGD step) and ``x @ w + b`` then cost no pass of their own. None when nothing
         folds."""
-        if not self.dots:
-            return None  # NB: no product in the program (yet): the common case
         if op == MUL:
             for d, c in ((x, y), (y, x)):
                 dot = self._foldable_dot(d, aval)
@@ -1138,12 +1172,12 @@ class _Lowerer:
         still comes with an addend, ``y - c * P``: there the addend's sign rules)."""
         if not (0 < factor < math.inf):
             return False
-        return self.const_values[dot.fields[_DOT_ALPHA].buf][0] == 1
+        return self.const_values[dot.fields[_DOT_ALPHA]][0] == 1
 
     def _rescale_dot(self, d, dot, factor, aval):
-        alpha = self.const_values[dot.fields[_DOT_ALPHA].buf][0] * factor
+        alpha = self.const_values[dot.fields[_DOT_ALPHA]][0] * factor
         alpha_buf = self.scalar_const(alpha, d.cls).buf
-        dot.fields[_DOT_ALPHA] = Ref(alpha_buf)
+        dot.fields[_DOT_ALPHA] = alpha_buf
         dot.reads[2] = alpha_buf  # reads: x, y, alpha
         self.uses[d.buf] = 0  # its one reader is this fold; the new value's come next
         return self._new_holder(d.buf, aval, d.cls)
@@ -1167,7 +1201,7 @@ class _Lowerer:
         # NB: moving the product after the addend's ops is safe: its operands are never
         # written again, and nothing between read its output (``uses`` was 1).
         self.ops.remove(dot)
-        dot.fields[_DOT_OUT] = Ref(target)
+        dot.fields[_DOT_OUT] = target
         dot.fields[_DOT_ACCUMULATE] = 1
         dot.reads.append(target)
         dot.writes = [target]
@@ -1202,6 +1236,9 @@ for _name in _BINARY:
     setattr(_Lowerer, "p_" + _name, _Lowerer._binary_prim)
 for _name in _COMPARE:
     setattr(_Lowerer, "p_" + _name, _Lowerer._compare_prim)
+# primitive name -> the _Lowerer method that lowers it
+_HANDLERS = {name[2:]: method for name, method in vars(_Lowerer).items()
+             if name.startswith("p_")}
 
 
 # --------------------------------------------------------------------------- memory planning
@@ -1217,20 +1254,26 @@ class _Allocator:
 
     def alloc(self, size):
         cap = -(-size // self.align) * self.align
+        free = self.free
         best = None
-        for i, (_, sz) in enumerate(self.free):
-            if sz >= cap and (best is None or sz < self.free[best][1]):
+        for i, block in enumerate(free):
+            sz = block[1]
+            if sz == cap:  # NB: the first exact fit is the best fit: stop looking
+                best = i
+                break
+            if sz > cap and (best is None or sz < free[best][1]):
                 best = i
         if best is not None:
-            off, sz = self.free[best]
+            off, sz = free[best]
             if sz == cap:
-                del self.free[best]
+                del free[best]
             else:
-                self.free[best] = [off + cap, sz - cap]
+                free[best] = [off + cap, sz - cap]
             return off, cap
         off = self.top
         self.top += cap
-        self.high = max(self.high, self.top)
+        if self.top > self.high:
+            self.high = self.top
         return off, cap
 
     def release(self, off, cap):
@@ -1257,25 +1300,25 @@ def _pair_sin_cos(ops):
     """Merge ``sin x`` and ``cos x`` of the same buffer into one SINCOS op (at the
     earlier position): the argument reduction and both polynomials are shared, and the
     derivative of sin (or cos) always brings the other one in."""
-    sin_of: dict = {}
-    cos_of: dict = {}
-    for op in ops:
+    sin_at: dict = {}  # (buffer, n) -> the position of the first sin of it in ``ops``
+    cos_at: dict = {}
+    for i, op in enumerate(ops):
         f = op.fields
         if f[0] == FAM_UNARY_F and f[1] in (SIN, COS):
-            (sin_of if f[1] == SIN else cos_of).setdefault((f[2].buf, f[4]), op)
-    merged, dropped = {}, set()
-    for key, s in sin_of.items():
-        c = cos_of.get(key)
-        if c is None:
-            continue
-        first = s if ops.index(s) < ops.index(c) else c
-        x, n = key
-        merged[id(first)] = Op([FAM_UNARY_F, SINCOS, Ref(x), s.fields[3], n, c.fields[3]],
-                               [x], [s.writes[0], c.writes[0]], [], "sincos")
-        dropped.add(id(s if first is c else c))
-    if not merged:
+            (sin_at if f[1] == SIN else cos_at).setdefault((f[2], f[4]), i)
+    pairs = [(i, cos_at[key], key) for key, i in sin_at.items() if key in cos_at]
+    if not pairs:
         return ops
-    return [merged.get(id(op), op) for op in ops if id(op) not in dropped]
+    ops = list(ops)
+    dropped = []
+    for i, j, (x, n) in pairs:
+        s, c = ops[i], ops[j]
+        ops[min(i, j)] = Op([FAM_UNARY_F, SINCOS, x, s.fields[3], n, c.fields[3]],
+                            [x], [s.writes[0], c.writes[0]], [], "sincos")
+        dropped.append(max(i, j))
+    for i in sorted(dropped, reverse=True):
+        del ops[i]
+    return ops
 
 
 def _group(ops, pinned):
@@ -1284,37 +1327,43 @@ def _group(ops, pinned):
     Buffers a run both produces and consumes (and nothing else reads) shrink to one
     block of scratch."""
     units, run = [], []
+    groups = []  # the indices in ``units`` of the runs
 
     def close():
         if len(run) > 1:
+            groups.append(len(units))
             units.append(list(run))
         else:
             units.extend([op] for op in run)
         run.clear()
 
     for op in ops:
-        fam = op.fields[0]
-        n = op.fields[_EW_NPOS[fam]] if fam in _EW_NPOS else 0
+        fields = op.fields
+        npos = _EW_NPOS.get(fields[0])
+        n = fields[npos] if npos is not None else 0
         if n >= FUSE_MIN and (not run or run[0].fields[_EW_NPOS[run[0].fields[0]]] == n):
             run.append(op)
             continue
-        close()
+        if run:
+            close()
         if n >= FUSE_MIN:
             run.append(op)
         else:
             units.append([op])
     close()
-    users: dict = {}
+    if not groups:
+        return units
+    first: dict = {}  # buffer -> the first and the last unit that touch it
+    last: dict = {}
     for u, unit in enumerate(units):
         for op in unit:
             for b in op.reads + op.writes:
-                users.setdefault(b, set()).add(u)
-    for u, unit in enumerate(units):
-        if len(unit) < 2:
-            continue
-        for op in unit:
+                first.setdefault(b, u)
+                last[b] = u
+    for u in groups:
+        for op in units[u]:
             for w in op.writes:
-                if w.kind == "temp" and users[w] == {u} and w not in pinned:
+                if w.kind == "temp" and first[w] == last[w] == u and w not in pinned:
                     w.size, w.local = BLOCK, True
     return units
 
@@ -1329,9 +1378,12 @@ def _plan(units, pinned, allocs):
                 last[b] = i
     for b in pinned:
         last[b] = len(units)
+    dying: dict = {}  # unit index -> the buffers it touches last
+    for b, i in last.items():
+        dying.setdefault(i, []).append(b)
     for i, unit in enumerate(units):
         for op in unit:
-            taken = set()
+            taken = []
             for w in op.writes:
                 if w.offset is not None:
                     continue
@@ -1341,61 +1393,97 @@ def _plan(units, pinned, allocs):
                             and cand not in op.writes):
                         w.offset, w.cap = cand.offset, cand.cap
                         cand.cap = 0  # ownership moves to w
-                        taken.add(cand)
+                        taken.append(cand)
                         break
                 else:
                     if w.size:
                         w.offset, w.cap = allocs[w.cls].alloc(w.size)
                     else:
                         w.offset, w.cap = 0, 0
-        for b in {b for op in unit for b in op.reads + op.writes}:
-            if b.kind == "temp" and last.get(b) == i and b.cap:
+        # NB: in no particular order: freed blocks coalesce, so the allocator's state after
+        # a unit does not depend on the order of its releases.
+        for b in dying.get(i, ()):
+            if b.kind == "temp" and b.cap:
                 allocs[b.cls].release(b.offset, b.cap)
                 b.cap = 0
 
 
-def _encode(op):
-    """The record of ``op``: ``[length, slot, fields...]`` with offsets resolved, the
-    record positions of its per-element operands (patched block by block in a group),
-    and ``(position, buffer, delta)`` for every arena offset in it."""
+class _FloatRefs:
+    """Where the code holds float arena offsets, filled in by ``_encode``: ``positions``
+    and ``classes``, parallel lists; and ``large``, ``{buffer: [(position, delta), ...]}``
+    for the float buffers of ``DIRECT_MIN`` elements or more, the only ones a run may
+    point elsewhere (direct inputs and outputs, shared constants)."""
+
+    __slots__ = ("positions", "classes", "large")
+
+    def __init__(self):
+        self.positions: list = []
+        self.classes: list = []
+        self.large: dict = {}
+
+    def table(self, code):
+        """``(positions, classes, offsets)`` int64 arrays (``Program.float_refs``); the
+        offsets (``buf.offset + delta``) are what ``code`` holds at those positions."""
+        positions = np.asarray(self.positions, np.int64)
+        return positions, np.asarray(self.classes, np.int64), code[positions]
+
+
+def _encode(op, code, float_refs):
+    """Append the record of ``op`` to ``code``: ``[length, slot, fields...]`` with offsets
+    resolved; every float arena offset in it goes to ``float_refs`` (a ``_FloatRefs``).
+    Returns the record's kernel slot."""
     fields = op.fields
-    record, blocked, refs = [0, _slot(fields)], [], []
+    slot = _slot(fields)
+    start = len(code)
+    code += (0, slot)
     for f in fields[1:]:
-        if f.__class__ is Ref:
-            buf, pos = f.buf, len(record)
-            if buf.offset is None:
-                if buf.size:
-                    raise AssertionError(f"unplanned buffer in {op.name}")
-                buf.offset = 0  # an empty value nothing writes
-            if buf.size > 1 and not buf.local:
-                blocked.append(pos)
-            refs.append((pos, buf, f.delta))
-            record.append(buf.offset + f.delta)
-        else:
-            record.append(int(f))
-    record[0] = len(record)
-    return record, blocked, refs
+        kind = f.__class__
+        if kind is int:
+            code.append(f)
+            continue
+        if kind is Buffer:
+            buf, delta = f, 0
+        elif kind is Ref:
+            buf, delta = f.buf, f.delta
+        else:  # a NumPy integer or a bool
+            code.append(int(f))
+            continue
+        if buf.offset is None:
+            if buf.size:
+                raise AssertionError(f"unplanned buffer in {op.name}")
+            buf.offset = 0  # an empty value nothing writes
+        if buf.cls in FLOAT_CLASSES:
+            pos = len(code)
+            float_refs.positions.append(pos)
+            float_refs.classes.append(buf.cls)
+            if buf.size >= DIRECT_MIN:
+                float_refs.large.setdefault(buf, []).append((pos, delta))
+        code.append(buf.offset + delta)
+    code[start] = len(code) - start
+    return slot
 
 
-def _encode_group(unit):
-    """``[length, SLOT_GROUP, n, BLOCK, count, entries...]``; each entry is ``[entry length,
-    position of n, number of patches, patch positions..., record...]``. Also returns the
-    ``(position, buffer, delta)`` of every arena offset, as ``_encode`` does."""
+def _encode_group(unit, code, float_refs):
+    """Append ``[length, SLOT_GROUP, n, BLOCK, count, entries...]`` to ``code``; each entry
+    is ``[entry length, position of n, number of patches, patch positions..., record...]``,
+    the patches being the record positions of the op's per-element operands (moved on
+    block by block). Float offsets go to ``float_refs`` as in ``_encode``; returns the
+    slots of the unit's records."""
     fam = unit[0].fields[0]
-    n = unit[0].fields[_EW_NPOS[fam]]
-    out = [0, SLOT_GROUP, n, BLOCK, len(unit)]
-    refs = []
+    start = len(code)
+    code += (0, SLOT_GROUP, unit[0].fields[_EW_NPOS[fam]], BLOCK, len(unit))
+    slots = []
     for op in unit:
-        record, blocked, op_refs = _encode(op)
-        npos = _EW_NPOS[op.fields[0]] + 1
-        entry = [0, npos, len(blocked), *blocked]
-        start = len(out) + len(entry)
-        refs.extend((start + pos, buf, delta) for pos, buf, delta in op_refs)
-        entry.extend(record)
-        entry[0] = len(entry)
-        out.extend(entry)
-    out[0] = len(out)
-    return out, refs
+        fields = op.fields
+        # Field i is at position i + 1 of the record (after its length and slot).
+        blocked = [i + 1 for i, f in enumerate(fields)
+                   if f.__class__ is Buffer and f.size > 1 and not f.local]
+        record_length = 1 + len(fields)
+        code += (3 + len(blocked) + record_length, _EW_NPOS[fields[0]] + 1, len(blocked))
+        code += blocked
+        slots.append(_encode(op, code, float_refs))
+    code[start] = len(code) - start
+    return slots
 
 
 # --------------------------------------------------------------------------- entry point
@@ -1468,28 +1556,26 @@ def lower(closed) -> Program:
         images.append(image)
 
     code = [len(units), 2]
-    slots, names, refs = set(), [], []
+    slots, names = set(), []
+    float_refs = _FloatRefs()
     for unit in units:
-        slots.update(_slot(op.fields) for op in unit)
         if len(unit) == 1:
-            record, _, unit_refs = _encode(unit[0])
+            slots.add(_encode(unit[0], code, float_refs))
             names.append(unit[0].name)
         else:
-            record, unit_refs = _encode_group(unit)
+            slots.update(_encode_group(unit, code, float_refs))
             names.append("fused(" + ", ".join(op.name for op in unit) + ")")
-        refs.extend((len(code) + pos, buf, delta) for pos, buf, delta in unit_refs)
-        code.extend(record)
     out_plan = []
     for x, b in zip(outs, out_bufs):
         out_plan.append((x.cls, b.offset, b.offset + b.size, tuple(x.aval.shape),
                          np.dtype(x.aval.dtype)))
-    float_refs = [(pos, buf, delta) for pos, buf, delta in refs if buf.cls in FLOAT_CLASSES]
-    by_buf = _refs_by_buffer(float_refs)
-    in_refs, out_refs = _direct_io(by_buf, in_vals, out_bufs, aliased)
-    shared_consts = tuple((flat, *_positions(by_buf[buf])) for buf, flat in shared
-                          if buf in by_buf)
+    large = float_refs.large
+    in_refs, out_refs = _direct_io(large, in_vals, out_bufs, aliased)
+    shared_consts = tuple((flat, *_positions(large[buf])) for buf, flat in shared
+                          if buf in large)
+    code_array = np.asarray(code, np.int64)
     return Program(
-        code=np.asarray(code, np.int64),
+        code=code_array,
         sizes=sizes,
         images=images,
         in_plan=tuple(in_plan),
@@ -1498,7 +1584,7 @@ def lower(closed) -> Program:
         n_in=len(in_vals),
         in_shapes=tuple(tuple(v.aval.shape) for v in jaxpr.in_binders),
         slots=tuple(sorted(slots)),
-        float_refs=_ref_table(float_refs),
+        float_refs=float_refs.table(code_array),
         in_refs=in_refs,
         out_refs=out_refs,
         shared_consts=shared_consts,
@@ -1532,8 +1618,7 @@ def _donate(ops, in_vals, out_bufs, donated):
             if ib in head.reads and not self_copy:
                 continue
             for op in ops:
-                op.fields = [Ref(ib, f.delta) if isinstance(f, Ref) and f.buf is ob else f
-                             for f in op.fields]
+                op.fields = [_replaced(f, ob, ib) for f in op.fields]
                 op.reads = [ib if b is ob else b for b in op.reads]
                 op.writes = [ib if b is ob else b for b in op.writes]
             if self_copy:
@@ -1542,6 +1627,15 @@ def _donate(ops, in_vals, out_bufs, donated):
             aliased[j] = k
             break
     return aliased
+
+
+def _replaced(field, old, new):
+    """An op's ``field`` with buffer ``old`` replaced by ``new``."""
+    if field is old:
+        return new
+    if field.__class__ is Ref and field.buf is old:
+        return Ref(new, field.delta)
+    return field
 
 
 def _is_plain_copy(op, src, dst):
@@ -1556,21 +1650,6 @@ def _is_plain_copy(op, src, dst):
 DIRECT_MIN = 2048  # float inputs and outputs this large are used in place, not copied
 
 
-def _ref_table(refs):
-    """``(positions, classes, offsets)`` int64 arrays for ``(position, buffer, delta)``s."""
-    return (np.asarray([pos for pos, _, _ in refs], np.int64),
-            np.asarray([buf.cls for _, buf, _ in refs], np.int64),
-            np.asarray([buf.offset + delta for _, buf, delta in refs], np.int64))
-
-
-def _refs_by_buffer(float_refs):
-    """``{buffer: [(position, delta), ...]}``: where the code refers to each float buffer."""
-    entries: dict = {}
-    for pos, buf, delta in float_refs:
-        entries.setdefault(buf, []).append((pos, delta))
-    return entries
-
-
 def _positions(refs):
     """``(positions, deltas)`` int64 arrays for one buffer's ``(position, delta)`` list.
     NB: made only for the buffers a run patches (direct I/O, shared constants): two
@@ -1579,10 +1658,10 @@ def _positions(refs):
             np.asarray([delta for _, delta in refs], np.int64))
 
 
-def _direct_io(by_buf, in_vals, out_bufs, aliased):
+def _direct_io(large, in_vals, out_bufs, aliased):
     """Which large float inputs and outputs can live outside the arenas, and where the
-    code refers to them: ``{arg index: (positions, deltas)}`` and ``{output index:
-    (positions, deltas)}``.
+    code refers to them (``large``, see ``_FloatRefs``): ``{arg index: (positions,
+    deltas)}`` and ``{output index: (positions, deltas)}``.
 
     An output qualifies when it is a temporary no other output shares (not an input or a
     constant); an input when no output shares its buffer (a reshape of an input
@@ -1594,12 +1673,12 @@ def _direct_io(by_buf, in_vals, out_bufs, aliased):
     for k, x in enumerate(in_vals):
         buf = x.buf
         if buf.cls in FLOAT_CLASSES and buf.size >= DIRECT_MIN and buf not in out_set \
-                and buf.offset is not None and buf in by_buf:
-            in_refs[k] = _positions(by_buf[buf])
+                and buf.offset is not None and buf in large:
+            in_refs[k] = _positions(large[buf])
     out_refs = {}
     for j, buf in enumerate(out_bufs):
         # NB: a buffer returned twice stays in the arena: both outputs copy it out.
         if (buf.cls in FLOAT_CLASSES and buf.kind == "temp" and buf.size >= DIRECT_MIN
-                and out_bufs.count(buf) == 1 and buf in by_buf):
-            out_refs[j] = _positions(by_buf[buf])
+                and out_bufs.count(buf) == 1 and buf in large):
+            out_refs[j] = _positions(large[buf])
     return in_refs, out_refs
