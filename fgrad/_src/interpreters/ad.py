@@ -118,10 +118,7 @@ class JVPTrace(core.Trace):
             raise NotImplementedError(f"primitive {primitive.name} has no JVP rule")
         primals_out, tangents_out = rule(primals, tangents, **params)
         avals = [None] * len(primals_out)
-        weak = False
-        for t in tracers:
-            weak = weak or t.aval.weak_type
-        if weak:
+        if any(t.aval.weak_type for t in tracers):
             # NB: concrete NumPy results cannot carry NEP 50 weakness (Python scalars do).
             avals = core.abstract_eval(primitive, [t.aval for t in tracers], params)
             avals = [a if a.weak_type and not isinstance(p, Tracer) else None
