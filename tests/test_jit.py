@@ -295,3 +295,34 @@ def test_jit_captures_closed_over_arrays_when_it_traces():
     weights[:] = [5.0, 7.0]  # as in JAX: the traced program keeps the values it saw
     assert jf(np.ones(2)) == 3.0
     assert fg.jit(lambda x: fnp.sum(x * weights))(np.ones(2)) == 12.0
+
+
+def test_a_trace_closing_over_an_enclosing_transforms_tracer_is_not_reused():
+    # A jitted function reading a value another transform is tracing (through a global)
+    # holds that tracer as a constant: valid for that call only, so it is not cached.
+    seen = {}
+
+    @fg.jit
+    def scaled(z):
+        return z * seen["y"]
+
+    def under_vmap(y):
+        seen["y"] = y
+        return scaled(np.ones(()))
+
+    np.testing.assert_array_equal(fg.vmap(under_vmap)(np.arange(3.0)), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(fg.vmap(under_vmap)(np.arange(3.0) * 10), [0.0, 10.0, 20.0])
+    assert float(fg.grad(lambda y: under_vmap(y) * 3.0)(5.0)) == 3.0
+    seen["y"] = 2.0
+    assert float(scaled(np.ones(()))) == 2.0
+
+
+def test_a_tracer_of_a_finished_transform_is_an_escaped_tracer_when_lifted():
+    saved = []
+    fg.vmap(lambda y: saved.append(y) or y)(np.arange(3.0))
+
+    def outer(x):  # the inner trace would take the saved vmap tracer as a constant
+        return fg.make_jaxpr(lambda z: z * saved[0])(x)
+
+    with pytest.raises(fg.errors.UnexpectedTracerError, match="Escaped tracer"):
+        fg.make_jaxpr(outer)(1.0)

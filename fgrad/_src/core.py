@@ -651,9 +651,13 @@ def full_raise(trace: Trace, val):
             get_aval(val)  # raises a clear TypeError
         return trace.pure(val)
     level = trace.main.level
-    if val._trace.main is trace.main:
+    main = val._trace.main
+    if main is trace.main:
         return val
-    if val._trace.main.level < level:
+    if main.level < level:
+        stack = _state.stack
+        if stack[main.level] is not main:  # a tracer of a transform that has returned
+            raise _escaped_tracer(repr(val))
         return trace.lift(val)
     if val._trace.main.level > level:
         raise UnexpectedTracerError(

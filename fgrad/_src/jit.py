@@ -144,8 +144,12 @@ class JittedFunction:
         if self.donate_argnums:
             closed.donated = self._donated_leaves(args, kwargs)
         entry = (closed, store["tree"])
-        self._cache[key] = entry
-        lru.evict_oldest(self._cache, config.flags.jit_cache_size)
+        # NB: a trace that closed over a value traced by an enclosing transform (a global
+        # set under vmap or grad) holds that tracer as a constant: valid for this call
+        # only, so it is not cached.
+        if not any(isinstance(c, Tracer) for c in closed.consts):
+            self._cache[key] = entry
+            lru.evict_oldest(self._cache, config.flags.jit_cache_size)
         return entry, leaves
 
     def _donated_leaves(self, args, kwargs):
