@@ -168,7 +168,8 @@ _EW_NPOS = {FAM_UNARY_F: 4, FAM_UNARY_I: 4, FAM_BINARY_F: 5, FAM_BINARY_I: 5, FA
             FAM_COMPARE: 6, FAM_SELECT: 6, FAM_CONVERT: 5}
 
 _ALIGN_BYTES = 64
-_N_PTRS = 12  # (address, length) of the code, the four arenas and the kernel table
+# (address, length) of the code, of each arena and of the kernel table
+_N_PTRS = 2 * (1 + len(CLS_DTYPES) + 1)
 # Positions in a FAM_DOT record's fields (kernels_codes.FAM_DOT) that a fold rewrites.
 _DOT_OUT, _DOT_ALPHA, _DOT_ACCUMULATE = 4, 11, 12
 
@@ -454,9 +455,9 @@ def _cse_key(eqn, ins):
     for atom in eqn.inputs:
         if atom.__class__ is core.Literal:  # NB: rare: most equations have none
             operands = tuple([
-                val if atom.__class__ is not core.Literal
-                else (val.buf, atom.aval.dtype, atom.aval.weak_type)
-                for atom, val in zip(eqn.inputs, ins)
+                val if x.__class__ is not core.Literal
+                else (val.buf, x.aval.dtype, x.aval.weak_type)
+                for x, val in zip(eqn.inputs, ins)
             ])
             break
     params = eqn.params

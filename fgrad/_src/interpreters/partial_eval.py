@@ -19,7 +19,7 @@ from fgrad._src.core import (
     ShapedArray,
     Tracer,
     Var,
-    abstract_eval_rules,
+    abstract_eval,
 )
 from fgrad._src.errors import UnexpectedTracerError
 
@@ -126,7 +126,6 @@ class DynamicJaxprTrace(core.Trace):
     lift = pure
 
     def process_primitive(self, primitive, tracers, params):
-        # NB: the hottest function of tracing: abstract_eval is inlined.
         builder = self.main.global_data
         inputs = [t._atom for t in tracers]
         key = None
@@ -135,17 +134,9 @@ class DynamicJaxprTrace(core.Trace):
             outs = builder.literal_eqns.get(key)
             if outs is not None:
                 return outs
-        rule = abstract_eval_rules.get(primitive)
-        if rule is None:
-            raise NotImplementedError(
-                f"primitive {primitive.name} has no abstract evaluation rule")
-        if primitive.multiple_results:
-            outvars = [Var(aval) for aval in rule(*[t.aval for t in tracers], **params)]
-            out_tracers = [DynamicJaxprTracer(self, v.aval, v, builder) for v in outvars]
-        else:
-            var = Var(rule(*[t.aval for t in tracers], **params))
-            outvars = [var]
-            out_tracers = [DynamicJaxprTracer(self, var.aval, var, builder)]
+        avals_out = abstract_eval(primitive, [t.aval for t in tracers], params)
+        outvars = [Var(aval) for aval in avals_out]
+        out_tracers = [DynamicJaxprTracer(self, v.aval, v, builder) for v in outvars]
         builder.eqns.append(JaxprEqn(primitive, inputs, params, outvars))
         if key is not None:
             builder.literal_eqns[key] = out_tracers
