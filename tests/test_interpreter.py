@@ -850,6 +850,37 @@ def test_large_float_io_is_used_in_place():
     np.testing.assert_array_equal(first[0], kept)  # not overwritten by the next run
 
 
+def test_large_io_read_at_many_and_few_code_positions():
+    # A large input read by more ops than CodeRefs writes one by one (NumPy patches its
+    # positions), and a large output written by one op (patched from Python ints).
+    n = lower.DIRECT_MIN
+    readers = lower.CodeRefs.FEW + 3
+
+    def many_reads(x):
+        y = lax.neg(x)
+        for i in range(readers):
+            y = lax.add(y, lax.mul(x, float(i + 2)))  # each product reads x afresh
+        return y, lax.sin(x)
+
+    closed = stage(many_reads, [np.zeros(n)])
+    prog = interp.program_for(closed)
+    assert prog.in_refs[0][0].size > lower.CodeRefs.FEW
+    assert 0 < prog.out_refs[1][0].size <= lower.CodeRefs.FEW
+    rng = np.random.default_rng(1)
+    for _ in range(3):  # a new input and new outputs each run, through one arena set
+        x = rng.standard_normal(n)
+        total, sine = interp.run(closed, [x])
+        np.testing.assert_allclose(total, -x + x * sum(range(2, readers + 2)), rtol=1e-12)
+        np.testing.assert_allclose(sine, np.sin(x), rtol=1e-13, atol=1e-15)
+
+
+def test_data_address_is_numpy_data_pointer():
+    base = np.zeros((6, 8), np.float32)
+    for x in [np.empty(5), base, base[1:, 2::3], np.arange(10.0)[::-3], np.empty(0),
+              np.array(2.5), np.frombuffer(bytes(17), np.uint8, 8, offset=3)]:
+        assert interp._data_address(x) == x.__array_interface__["data"][0]
+
+
 def test_large_constants_are_shared_by_every_arena_set():
     n = lower.DIRECT_MIN + 1
     table = np.linspace(-1, 1, n)

@@ -393,30 +393,27 @@ def _run_direct(prog, arenas, args):
     code = arenas.code
     keep = []  # NB: arrays the code points at must outlive the run
     donated, in_place = prog.aliased.values(), set()
-    for k, dtype, positions, deltas, view, copied_offsets in arenas.direct_inputs:
+    for k, dtype, refs, view, copied_offsets in arenas.direct_inputs:
         x = args[k]
+        # NB: C-contiguous: its data is the flat array the code reads, from its start.
         if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and (
                 k not in donated or _writable_alone(x, k, args)):
-            flat = x.reshape(-1)
-            if _point_code_at(code, positions, deltas, flat):
-                keep.append(flat)
+            if _point_code_at(code, refs, x):
+                keep.append(x)
                 if k in donated:
                     in_place.add(k)
                 continue
         view[...] = x
-        code[positions] = copied_offsets
+        code[refs.positions] = copied_offsets
     outs = [None] * arenas.n_out
-    written = []
-    for j, size, shape, dtype, positions, deltas in arenas.direct_outputs:
-        flat = np.empty(size, dtype)
-        if not _point_code_at(code, positions, deltas, flat):  # pragma: no cover
+    for j, shape, dtype, refs in arenas.direct_outputs:
+        out = np.empty(shape, dtype)
+        if not _point_code_at(code, refs, out):  # pragma: no cover
             raise RuntimeError("fgrad interpreter: NumPy returned a misaligned array")
-        written.append((j, flat, shape))
+        outs[j] = out
     status = _state["dispatch"](arenas.ptrs_address)
     if status:
         raise _error(prog, status, arenas.ia)
-    for j, flat, shape in written:
-        outs[j] = flat.reshape(shape)
     for j, view, dtype in arenas.copied_outputs:
         outs[j] = view.copy() if dtype is None else view.astype(dtype)
     for j, k, shape, view in arenas.in_place_outputs:
@@ -428,14 +425,43 @@ def _run_direct(prog, arenas, args):
     return outs
 
 
-def _point_code_at(code, positions, deltas, flat):
-    """Point ``code[positions]`` at the float array ``flat``: element offsets from
-    ``FLAT_BASE`` plus ``deltas``. False (nothing written) if ``flat`` is misaligned."""
-    address = flat.__array_interface__["data"][0] - FLAT_BASE
-    if address % flat.itemsize:
+def _point_code_at(code, refs, array):
+    """Point the code positions of ``refs`` (``lower.CodeRefs``) at the C-contiguous
+    float ``array``: its offset in elements from ``FLAT_BASE`` plus each position's
+    delta. False (nothing written) if ``array`` is misaligned."""
+    address = _data_address(array) - FLAT_BASE
+    itemsize = array.itemsize
+    if address % itemsize:
         return False
-    code[positions] = deltas + address // flat.itemsize
+    refs.point(code, address // itemsize)
     return True
+
+
+def _data_address_reader():
+    """``address(array)``: where an ndarray's data starts.
+
+    ``__array_interface__`` builds a dict for it (~2 us here, twice per run of a program
+    with a large input and output). NumPy's array object starts with the Python object
+    header, then the data pointer (``PyArray_DATA``), which ctypes reads in ~0.2 us. The
+    reader is checked against ``__array_interface__`` once; on any disagreement (another
+    layout) that slower, documented form is used.
+    """
+    def documented(array):
+        return array.__array_interface__["data"][0]
+
+    read_pointer = ctypes.c_void_p.from_address
+    offset = object.__basicsize__  # NB: sizeof(PyObject): where the array's fields begin
+
+    def direct(array):
+        return read_pointer(id(array) + offset).value
+
+    samples = [np.empty(3), np.zeros((4, 5), np.float32)[1:, 2:], np.arange(6)[::-1]]
+    if all(direct(x) == documented(x) for x in samples):
+        return direct
+    return documented  # pragma: no cover - an array layout this build does not have
+
+
+_data_address = _data_address_reader()
 
 
 def _writable_alone(x, k, args):

@@ -281,15 +281,15 @@ class ArenaSet:
                     for k, c, lo, hi in prog.in_plan}
         self.copied_inputs = tuple((k, view) for k, (_, _, view) in in_views.items()
                                    if k not in prog.in_refs)
-        # (arg index, dtype, positions, deltas, view, the offsets when copied to the view)
+        # (arg index, dtype, CodeRefs, view, the offsets when copied to the view)
         self.direct_inputs = tuple(
-            (k, CLS_DTYPES[c], positions, deltas, view, origin[c] + lo + deltas)
+            (k, CLS_DTYPES[c], CodeRefs(positions, deltas), view, origin[c] + lo + deltas)
             for k, (c, lo, view) in in_views.items() if k in prog.in_refs
             for positions, deltas in [prog.in_refs[k]])
         copied, direct, in_place = [], [], []
         for j, (c, lo, hi, shape, dtype) in enumerate(prog.out_plan):
-            if j in prog.out_refs:  # (output index, size, shape, dtype, positions, deltas)
-                direct.append((j, hi - lo, shape, dtype, *prog.out_refs[j]))
+            if j in prog.out_refs:  # (output index, shape, dtype, CodeRefs)
+                direct.append((j, shape, dtype, CodeRefs(*prog.out_refs[j])))
                 continue
             view = arrays[c][lo:hi].reshape(shape)
             if prog.aliased.get(j) in prog.in_refs:
@@ -322,6 +322,32 @@ class ArenaSet:
         self.ptrs = ptrs
         self.ptrs_address = ptrs_address
         self.run = None  # ``run(args) -> outputs``, set by the interpreter
+
+
+class CodeRefs:
+    """Where a run patches the code for one buffer that lives outside the arenas: the
+    code positions that hold its offset and, per position, the delta from its start.
+
+    ``point(code, base)`` writes ``base + delta`` at each position. A few positions are
+    written one by one from Python ints (~0.1 us each), more with one NumPy fancy
+    assignment (~2 us whatever the count).
+    """
+
+    __slots__ = ("positions", "deltas", "pairs")
+    FEW = 8
+
+    def __init__(self, positions, deltas):
+        self.positions, self.deltas = positions, deltas
+        few = positions.size <= self.FEW
+        self.pairs = tuple(zip(positions.tolist(), deltas.tolist())) if few else None
+
+    def point(self, code, base):
+        pairs = self.pairs
+        if pairs is None:
+            code[self.positions] = self.deltas + base
+            return
+        for position, delta in pairs:
+            code[position] = base + delta
 
 
 class Buffer:
