@@ -68,7 +68,7 @@ from fgrad._src.backend.kernels_common import kernel
 from fgrad._src.backend.kernels_math import (
     sincos_limit,
     tanh_cap,
-    vexpx,
+    vexpx_in_place,
     vlog,
     vsin_and_cos,
     vsincos,
@@ -239,9 +239,7 @@ def _transcendental(op, x, z, n, one, zero):
         else:
             for i in range(n):
                 z[i] = (one + one) * min(np.abs(x[i]), cap)
-        m1 = op == EXPM1 or op == TANH
-        for i in range(n):
-            z[i] = vexpx(z[i], m1)
+        vexpx_in_place(z, n, op == EXPM1 or op == TANH)
         if op == LOGISTIC:  # exp(-|x|) never overflows; the stable form on each side of 0
             for i in range(n):
                 e = z[i]
