@@ -1799,3 +1799,57 @@ def test_in_place_math_methods_compute_and_record_like_their_out_of_place_forms(
 def test_clamp_min_and_max_in_place():
     assert fg.tensor([1.0, -2.0]).clamp_min_(0).tolist() == [1.0, 0.0]
     assert fg.tensor([1.0, -2.0]).clamp_max_(0).tolist() == [0.0, -2.0]
+
+
+# ---------------------------------------------------------------- generated NumPy code
+
+
+def _compiled(f, *args):
+    from fgrad._src.interpreters.partial_eval import trace_to_jaxpr
+    from fgrad._src.tensor import program
+
+    closed = trace_to_jaxpr(lambda *xs: list(f(*xs)), [program.arg_aval(a) for a in args])
+    return closed, program.compile_jaxpr(closed, "test", copy_outputs=len(closed.jaxpr.outs))
+
+
+def test_generated_code_reuses_only_temporaries_nothing_else_reads():
+    # A ufunc's result may go into a dying temporary (out=). Values still read later, or
+    # shared with a view, or owned by the caller keep their contents.
+    from fgrad._src import core
+
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)
+
+    def cases(x, w, b):
+        product = x @ w
+        biased = product + b  # the product dies here: written in place
+        twice = fnp.exp(biased) * 2.0
+        viewed = twice * 3.0
+        flat = fnp.reshape(viewed, (20,))  # a view of ``viewed``, returned below
+        later = fnp.tanh(viewed) + 1.0  # ``viewed`` dies here but a view shares it
+        kept = fnp.sin(later)
+        return later * 0.5, flat, kept, x * 1.0, fnp.negative(b)
+
+    closed, fn = _compiled(cases, x, w, b)
+    inputs = [x.copy(), w.copy(), b.copy()]
+    want = core.eval_jaxpr(closed.jaxpr, closed.consts, [x, w, b])
+    got = fn(*inputs)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-13)
+    for before, after in zip([x, w, b], inputs):
+        np.testing.assert_array_equal(before, after)  # the caller's arrays are untouched
+    assert all(fn.fresh_outputs)
+
+
+def test_generated_code_writes_in_place_into_a_dead_product():
+    # ``x @ w + b``: the sum is computed into the product's array, as NumPy's own
+    # temporary elision does; the caller sees a new array of the right values.
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    closed, fn = _compiled(lambda x, w, b: [x @ w + b], x, w, b)
+    assert [eqn.primitive.name for eqn in closed.jaxpr.eqns][::2] == ["dot_general", "add"]
+    keywords = [c for c in fn.__code__.co_consts if isinstance(c, tuple)]
+    assert any("out" in names for names in keywords)  # the add is called with out=
+    (out,) = fn(x, w, b)
+    np.testing.assert_allclose(out, x @ w + b, rtol=1e-13)
+    assert fn.fresh_outputs == (True,)

@@ -262,6 +262,10 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     def is_constant(x):
         return isinstance(x, core.Literal) or x in constants
 
+    # In-place results (see _dying_temporary): arrays this function made itself, fresh
+    # and writable, and those some view (reshape, broadcast, ...) shares memory with.
+    last_read = _last_reads(jaxpr)
+    owned, viewed = set(), set()
     for k, eqn in enumerate(jaxpr.eqns):
         impl = core.impl_rules[eqn.primitive]
         if all(is_constant(x) for x in eqn.inputs):
@@ -286,11 +290,21 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
         for pname, pval in eqn.params.items():
             env[f"p{k}_{pname}"] = pval
             call.append(f"{pname}=p{k}_{pname}")
+        makes_array = eqn.out_binders[0].aval.ndim > 0 and not check_nans
+        if isinstance(fast, np.ufunc) and makes_array:
+            dying = _dying_temporary(eqn, k, last_read, owned, viewed)
+            if dying is not None:
+                call.append(f"out={names[dying]}")
+            owned.add(eqn.out_binders[0])
+        elif _is_numpy_product(eqn, fast, impl) and makes_array:
+            owned.add(eqn.out_binders[0])
         outs = []
         prim = eqn.primitive.name
         aliases = (prim == "broadcast_in_dim" and fast is impl) or (
             prim in _VIEW_PRIMITIVES and any(x in borrowed for x in eqn.inputs)
         )
+        if aliases or prim in _VIEW_PRIMITIVES:
+            viewed.update(x for x in eqn.inputs if not isinstance(x, core.Literal))
         for j, var in enumerate(eqn.out_binders):
             names[var] = f"v{k}_{j}"
             outs.append(names[var])
@@ -314,6 +328,41 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
     fn = env[fname]
     fn.fresh_outputs = _fresh_outputs(jaxpr.outs, borrowed, root)
     return fn
+
+
+def _last_reads(jaxpr):
+    """Var -> the index of the last equation reading it (past the end: an output)."""
+    last = {}
+    for k, eqn in enumerate(jaxpr.eqns):
+        for x in eqn.inputs:
+            if not isinstance(x, core.Literal):
+                last[x] = k
+    for x in jaxpr.outs:
+        if not isinstance(x, core.Literal):
+            last[x] = len(jaxpr.eqns)
+    return last
+
+
+def _dying_temporary(eqn, k, last_read, owned, viewed):
+    """An input of the ufunc equation ``eqn`` (number ``k``) that its result may overwrite
+    (NumPy's ``out=``), or None: an array made by an earlier ufunc or product of this
+    function (``owned``: fresh, writable, nobody else's), with the result's shape and
+    dtype, that no view shares and nothing reads afterwards. NumPy does the same for
+    ``x @ w + b`` (the product is a temporary, so the sum is computed in place); here
+    every value is named, so NumPy cannot see that a value dies.
+    """
+    aval = eqn.out_binders[0].aval
+    for x in eqn.inputs:
+        if (not isinstance(x, core.Literal) and x in owned and x not in viewed
+                and last_read[x] == k
+                and x.aval.shape == aval.shape and x.aval.dtype == aval.dtype):
+            return x
+    return None
+
+
+def _is_numpy_product(eqn, fast, impl):
+    """Whether ``eqn`` is a ``dot_general`` run by ``np.dot`` (a fresh array)."""
+    return eqn.primitive.name == "dot_general" and fast is not impl
 
 
 def _nan_checked(fn, primitive):
