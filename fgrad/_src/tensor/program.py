@@ -291,7 +291,7 @@ def compile_jaxpr(closed, name, copy_outputs=0, view=False):
             env[f"p{k}_{pname}"] = pval
             call.append(f"{pname}=p{k}_{pname}")
         makes_array = eqn.out_binders[0].aval.ndim > 0 and not check_nans
-        if isinstance(fast, np.ufunc) and makes_array:
+        if isinstance(fast, np.ufunc) and fast.nout == 1 and makes_array:
             dying = _dying_temporary(eqn, k, last_read, owned, viewed)
             if dying is not None:
                 call.append(f"out={names[dying]}")
