@@ -294,3 +294,35 @@ def test_log_compiles_shows_changed_static_values_as_written(caplog):
         fg.config.update("log_compiles", False)
     assert "static arguments changed to ((-0.0, 3))" in caplog.text  # not the key's bytes
 
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+@pytest.mark.parametrize("n", [3, DIRECT_MIN])
+def test_big_endian_arrays_compute_in_native_dtypes(backend, n):
+    # An array read from a file may be big-endian (">f8"): its values are float64 ones,
+    # and every result is a native array, as NumPy's own results are.
+    previous = fg.config.read("backend")
+    fg.config.update("backend", backend)
+    try:
+        _check_big_endian_arguments(n)
+    finally:
+        fg.config.update("backend", previous)
+
+
+def _check_big_endian_arguments(n):
+    x = np.linspace(-1.0, 2.0, n).astype(">f8")
+    y = np.linspace(0.5, 1.5, n).astype(">f4")
+    native = x.astype(np.float64)
+    results = {
+        "jit one output": (fg.jit(lambda x: -x * 2.0 + 1.0)(x), -native * 2.0 + 1.0),
+        "jit two outputs": (fg.jit(lambda x, y: (x * y, x - y))(x, x)[0], native * native),
+        "jit mixed": (fg.jit(lambda x, y: x + y)(x, y), native + y.astype(np.float32)),
+        "grad": (fg.grad(lambda x: fnp.sum(x * x))(x), 2 * native),
+        "eager": (fnp.sin(x), np.sin(native)),
+        "vmap": (fg.vmap(lambda v: v * 2.0)(x), native * 2.0),
+        "closure": (fg.jit(lambda z: z * x)(np.ones(n)), native),
+    }
+    for name, (got, want) in results.items():
+        assert got.dtype.isnative, name
+        assert got.dtype == np.result_type(want), name
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=name)

@@ -1853,3 +1853,13 @@ def test_generated_code_writes_in_place_into_a_dead_product():
     (out,) = fn(x, w, b)
     np.testing.assert_allclose(out, x @ w + b, rtol=1e-13)
     assert fn.fresh_outputs == (True,)
+
+
+def test_big_endian_arrays_become_native_tensors():
+    x = np.array([1.0, -2.0, 3.0], dtype=">f8")
+    t = fg.tensor(x, requires_grad=True)
+    assert t.dtype == fg.float64 and t.detach().numpy().dtype.isnative
+    (t * t).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), [2.0, -4.0, 6.0])
+    with pytest.raises(ValueError, match="byte order"):
+        fg.from_numpy(x)  # it would share memory in a byte order Tensors do not compute in

@@ -85,7 +85,7 @@ def raise_to_shaped(aval: ShapedArray) -> ShapedArray:
     return aval
 
 
-_SUPPORTED: set = set()
+_CANONICAL: dict = {}  # a supported array dtype -> the dtype of its aval
 
 
 def get_aval(x) -> ShapedArray:
@@ -97,10 +97,9 @@ def get_aval(x) -> ShapedArray:
     if isinstance(x, Tracer):
         return x.aval
     if isinstance(x, (np.ndarray, np.generic)):
-        dtype = x.dtype
-        if dtype not in _SUPPORTED:
-            dtypes.check_supported(dtype)
-            _SUPPORTED.add(dtype)
+        dtype = _CANONICAL.get(x.dtype)
+        if dtype is None:
+            dtype = _CANONICAL[x.dtype] = dtypes.canonical_array_dtype(x.dtype)
         return ShapedArray.trusted(x.shape, dtype)
     if isinstance(x, (bool, int, float)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), weak_type=True)

@@ -42,6 +42,18 @@ def check_supported(dtype) -> np.dtype:
     return dtype
 
 
+def canonical_array_dtype(dtype) -> np.dtype:
+    """The dtype fgrad computes in for arrays of ``dtype``: the same type in the machine's
+    byte order, as NumPy's own results are (a big-endian ``>f8`` array from a file is a
+    float64 value); raises as ``check_supported`` for unsupported dtypes.
+
+    >>> canonical_array_dtype(">f8") == np.float64
+    True
+    """
+    dtype = check_supported(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
 def is_float(dtype) -> bool:
     """True for floating-point dtypes (the ones that carry gradients).
 

@@ -37,6 +37,9 @@ _NDARRAY = np.ndarray
 def _cast_result(out, dtype):
     if isinstance(out, (np.ndarray, np.generic)) and out.dtype == dtype:
         return out
+    dtype = np.dtype(dtype)
+    if not dtype.isnative:  # a big-endian operand's result is native, as its aval says
+        dtype = dtype.newbyteorder("=")
     return np.asarray(out, dtype)
 
 

@@ -49,7 +49,8 @@ def _infer(data, dtype=None):
     if isinstance(data, Tensor):
         return np.array(data._value)
     if isinstance(data, (np.ndarray, np.generic)):
-        return np.array(data)
+        # NB: a big-endian array (read from a file) becomes a native one, as in PyTorch.
+        return np.array(data, dtype=data.dtype.newbyteorder("="))
     if isinstance(data, (list, tuple)):
         data = [_unwrap(item) for item in data]
     arr = np.array(data)
@@ -144,6 +145,11 @@ def from_numpy(array):
     """A tensor sharing memory with the NumPy ``array``."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    if not array.dtype.isnative:
+        raise ValueError(
+            f"from_numpy: the array's byte order ({array.dtype.str}) is not this machine's, "
+            "so a tensor cannot share its memory; use fg.tensor(array), which converts it, "
+            "or convert it first with array.astype(array.dtype.newbyteorder('='))")
     as_dtype(array.dtype)
     return Tensor._wrap(array)
 
