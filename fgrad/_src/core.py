@@ -658,7 +658,7 @@ def full_raise(trace: Trace, val):
         if stack[main.level] is not main:  # a tracer of a transform that has returned
             raise _escaped_tracer(repr(val))
         return trace.lift(val)
-    if val._trace.main.level > level:
+    if main.level > level:
         raise UnexpectedTracerError(
             f"Escaped tracer {val!r}: a value traced by an inner transform leaked out of it. "
             "Return it from the transformed function instead of storing it."

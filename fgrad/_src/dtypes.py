@@ -50,7 +50,16 @@ def canonical_array_dtype(dtype) -> np.dtype:
     >>> canonical_array_dtype(">f8") == np.float64
     True
     """
-    dtype = check_supported(dtype)
+    return native_byte_order(check_supported(dtype))
+
+
+def native_byte_order(dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order (itself when it already is).
+
+    >>> native_byte_order(np.dtype(">i4")) == np.int32
+    True
+    """
+    dtype = np.dtype(dtype)
     return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 

@@ -37,10 +37,8 @@ _NDARRAY = np.ndarray
 def _cast_result(out, dtype):
     if isinstance(out, (np.ndarray, np.generic)) and out.dtype == dtype:
         return out
-    dtype = np.dtype(dtype)
-    if not dtype.isnative:  # a big-endian operand's result is native, as its aval says
-        dtype = dtype.newbyteorder("=")
-    return np.asarray(out, dtype)
+    # NB: a big-endian operand's result is native, as its aval says.
+    return np.asarray(out, dtypes.native_byte_order(dtype))
 
 
 def _as_first_dtype(impl, arity):

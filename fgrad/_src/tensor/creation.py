@@ -12,6 +12,7 @@ import builtins
 import numpy as np
 
 from fgrad._src.core import Tracer
+from fgrad._src.dtypes import native_byte_order
 from fgrad._src.tensor.dtype import DEFAULT_FLOAT, as_dtype
 from fgrad._src.tensor.tensor import Tensor, _dims, check_device
 
@@ -50,7 +51,7 @@ def _infer(data, dtype=None):
         return np.array(data._value)
     if isinstance(data, (np.ndarray, np.generic)):
         # NB: a big-endian array (read from a file) becomes a native one, as in PyTorch.
-        return np.array(data, dtype=data.dtype.newbyteorder("="))
+        return np.array(data, dtype=native_byte_order(data.dtype))
     if isinstance(data, (list, tuple)):
         data = [_unwrap(item) for item in data]
     arr = np.array(data)
