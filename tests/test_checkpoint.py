@@ -369,3 +369,21 @@ def test_save_onto_a_loop_of_symlinks_is_an_error(tmp_path):
     with pytest.raises(OSError, match="loop of symbolic links"):  # replaced the link
         fg.save({"a": 1}, tmp_path / "a")
     assert os.path.islink(tmp_path / "a")
+
+
+def test_save_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    # Reading the umask means setting it for the whole process, so a thread creating a
+    # file meanwhile would get the wrong permissions: a new checkpoint gets the umask's
+    # from the kernel instead.
+    old = os.umask(0o027)
+    try:
+        def umask(mask):
+            raise AssertionError("fg.save set the process-wide umask")
+
+        monkeypatch.setattr(os, "umask", umask)
+        path = _saved(tmp_path, {"w": fg.ones(1)}, "new.pt")
+        assert os.stat(path).st_mode & 0o777 == 0o640
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["new.pt"]  # no temp file left
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

@@ -5,6 +5,7 @@ printed as ``fgrad.``); PyTorch itself is not needed to run these tests.
 """
 
 import gc
+import sys
 import threading
 import warnings
 
@@ -1863,3 +1864,75 @@ def test_big_endian_arrays_become_native_tensors():
     np.testing.assert_array_equal(t.grad.numpy(), [2.0, -4.0, 6.0])
     with pytest.raises(ValueError, match="byte order"):
         fg.from_numpy(x)  # it would share memory in a byte order Tensors do not compute in
+
+
+def _in_threads(worker, count):
+    """Run ``worker`` in ``count`` threads that switch often (races become likely)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_backward_in_threads_into_a_shared_leaf_adds_every_contribution():
+    # PyTorch's AccumulateGrad is thread-safe (hogwild training): no contribution is lost
+    # when two first gradients meet, nor when two in-place additions interleave.
+    w = fg.zeros(200_000, requires_grad=True)
+    for _ in range(8):
+        w.grad = None
+        barrier = threading.Barrier(4)
+
+        def worker(barrier=barrier):
+            y = (w * 1.0).sum()
+            barrier.wait()
+            for _ in range(5):
+                y.backward(retain_graph=True)
+
+        _in_threads(worker, 4)
+        assert np.all(w.grad.numpy() == 20.0)
+
+
+def test_in_place_writes_in_threads_while_write_records_are_pruned():
+    # The records of dead arrays are pruned once the table is large; two threads pruning
+    # at once deleted the same record (KeyError).
+    from fgrad._src.tensor import graph
+
+    errors = []
+    for _ in range(4):
+        written = [fg.zeros(2) for _ in range(graph._prune_at[0] + 100)]
+        for t in written:
+            t.add_(1.0)
+        del written, t  # every record is now of a dead array: the next write prunes
+        barrier = threading.Barrier(4)
+
+        def worker(barrier=barrier):
+            barrier.wait()
+            try:
+                fg.zeros(2).add_(1.0)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        _in_threads(worker, 4)
+    assert not errors, errors[0]
+
+
+def test_write_records_are_pruned_once_per_doubling(monkeypatch):
+    # Pruning scans every record; with thousands of written arrays alive, a scan on each
+    # write made an in-place op ~100x slower.
+    from fgrad._src.tensor import graph
+
+    scans = []
+    prune = graph._prune_dead_writes
+    monkeypatch.setattr(graph, "_prune_dead_writes", lambda: scans.append(prune()))
+    alive = [fg.zeros(2) for _ in range(graph._prune_at[0] + 500)]
+    for _ in range(3):
+        for t in alive:
+            t.add_(1.0)
+    assert len(scans) <= 2
+    assert graph._prune_at[0] >= len(alive)

@@ -42,6 +42,7 @@ import io
 import json
 import math
 import os
+import secrets
 import tempfile
 import tokenize
 import zipfile
@@ -175,15 +176,15 @@ def save(obj, f):
     if os.path.isdir(path):
         raise IsADirectoryError(f"fg.save: {given!r} is a directory; give a file path inside "
                                 "it, e.g. os.path.join(path, 'model.pt')")
-    mode = _file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    old_mode = _existing_mode(path)
+    fd, tmp = _new_temp_file(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as out:
             _write_npz(out, payload)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
+        if old_mode is not None:
+            os.chmod(tmp, old_mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -295,15 +296,29 @@ def _write_npz(out, payload):
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def _file_mode(path):
-    """The permissions of the checkpoint: those of the file it replaces, else what a new
-    file gets under the umask (mkstemp's own are owner-only)."""
+def _existing_mode(path):
+    """The permissions of the file a checkpoint replaces (it keeps them), or None."""
     try:
         return os.stat(path).st_mode & 0o777
     except OSError:
-        umask = os.umask(0o022)  # NB: reading the umask means setting it; put it back
-        os.umask(umask)
-        return 0o666 & ~umask
+        return None
+
+
+def _new_temp_file(directory, name):
+    """``(fd, path)`` of a new, exclusively created ``.NAME.*.tmp`` in ``directory``.
+
+    NB: created with mode 0o666, so the kernel applies the umask as for any new file.
+    (``tempfile.mkstemp`` makes owner-only files, and reading the umask to widen them
+    means setting it for the whole process, which races with other threads' files.)
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(tempfile.TMP_MAX):
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"fg.save: no free temporary file name in {directory!r}")
 
 
 # What reading a damaged archive can raise besides ValueError (zipfile's, for a flipped

@@ -46,6 +46,9 @@ _clock = itertools.count(1).__next__
 # clock when threads write at once (a late store of an older clock would hide a write).
 _latest_write = [0]
 _write_lock = threading.Lock()
+# NB: records of dead arrays are dropped when the table outgrows this size, which then
+# doubles: a scan on every write, once thousands of written arrays live, cost ~1.5 ms.
+_prune_at = [4096]
 
 
 def base_array(array):
@@ -66,13 +69,19 @@ def mark_written(array):
     if not isinstance(array, np.ndarray):
         return
     base = base_array(array)
-    if len(_writes) > 4096:
-        for key, (ref, _) in list(_writes.items()):
-            if ref() is None:
-                del _writes[key]
     with _write_lock:
+        if len(_writes) > _prune_at[0]:
+            _prune_dead_writes()
         clock = _latest_write[0] = _clock()
         _writes[id(base)] = (weakref.ref(base), clock)
+
+
+def _prune_dead_writes():
+    """Drop the write records of arrays that died (under ``_write_lock``)."""
+    for key, (ref, _) in list(_writes.items()):
+        if ref() is None:
+            del _writes[key]
+    _prune_at[0] = max(4096, 2 * len(_writes))
 
 
 def _written_after(array, seq) -> bool:
@@ -448,6 +457,9 @@ def _tensor_hooks(node, cts, create_graph):
             t._grad = Tensor._wrap(t._grad._value + ct)
 
 
+_accumulate_lock = threading.Lock()
+
+
 def accumulate_grad(leaf, ct, create_graph, owned=False):
     """Add ``ct`` into ``leaf.grad`` (PyTorch's AccumulateGrad); the leaf's hooks have
     run already (``_leaf_hooks``).
@@ -455,9 +467,17 @@ def accumulate_grad(leaf, ct, create_graph, owned=False):
     ``owned``: ``ct`` is an array nothing else refers to, so a first gradient may be
     kept as it is instead of copied (PyTorch steals such a gradient too).
     """
-    Tensor = _tensor_module().Tensor
     if not leaf._requires_grad:
         return  # frozen after the forward pass: PyTorch's AccumulateGrad skips it too
+    # NB: threads that call backward() on graphs sharing a leaf accumulate in turn, as in
+    # PyTorch: two first gradients must not both see ``grad is None``, nor two in-place
+    # additions interleave.
+    with _accumulate_lock:
+        _accumulate(leaf, ct, create_graph, owned)
+
+
+def _accumulate(leaf, ct, create_graph, owned):
+    Tensor = _tensor_module().Tensor
     grad = leaf._grad
     if create_graph:
         leaf._grad = ct if grad is None else grad + ct
