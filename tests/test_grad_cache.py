@@ -327,3 +327,30 @@ def test_a_large_view_written_through_its_base_keeps_the_value_it_was_used_with(
         return first * fnp.sum(x * view)
 
     np.testing.assert_allclose(fg.grad(f)(np.ones(10_000))[:3], [120_000.0] * 3)
+
+
+def test_tensor_op_staged_while_debug_nans_switches_on_is_not_kept(monkeypatch):
+    # Another thread may switch debug_nans on while an op is being staged without checks,
+    # its cache clear landing before the op is stored: that op must not stay cached.
+    import pytest
+
+    from fgrad._src.tensor import dispatch
+
+    stage = dispatch._stage
+
+    def stage_then_switch(*args):
+        entry = stage(*args)
+        fg.config.update("debug_nans", True)  # what the other thread does meanwhile
+        return entry
+
+    dispatch._cache.clear()  # so the op below is staged anew
+    monkeypatch.setattr(dispatch, "_stage", stage_then_switch)
+    try:
+        with np.errstate(invalid="ignore"):
+            fg.ones(11).sqrt()  # an op of a new shape, staged before the switch
+            monkeypatch.undo()
+            with pytest.raises(FloatingPointError, match="'sqrt' produced a NaN"):
+                fg.full((11,), -1.0).sqrt()
+    finally:
+        monkeypatch.undo()
+        fg.config.update("debug_nans", False)

@@ -24,6 +24,7 @@ _cache: dict = {}
 # NB: programs are compiled with or without NaN checks (program.compile_jaxpr).
 config.on_update("debug_nans", _cache.clear)
 _state = grad_mode.state
+_flags = config.flags
 _ndarray = np.ndarray
 _asarray = np.asarray
 
@@ -152,9 +153,14 @@ def apply(op, args, params=()):
         if len(_cache) > _CACHE_LIMIT:
             _cache.clear()
         diff = key[-1] if grad else ()
+        nans_checked = _flags.debug_nans
         entry = _stage(op, params, args, diff)
         if op.cache:
             _cache[key] = entry
+            # NB: another thread may have switched debug_nans while this op was staged,
+            # and cleared the cache before the store above: then the entry is not kept.
+            if _flags.debug_nans != nans_checked:
+                _cache.pop(key, None)
     outs = entry.forward(*vals)
     if not entry.diff:
         if not entry.multi:
