@@ -4,6 +4,7 @@ and bool), random multi-op programs, index errors, fallbacks, caching and thread
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -1058,6 +1059,42 @@ def test_warmup_and_cache_dir():
     thread.join()
     assert "dispatcher" in interp.COMPILE_SECONDS
     assert interp._table.all()
+
+
+def test_background_warmup_lets_a_program_compile_first_and_stops_no_finished_wait(
+        monkeypatch):
+    # A lock is not fair: the warmup thread took it again right after each kernel, so a
+    # program needing one kernel could wait for all of them; and a program needing the
+    # kernel being compiled waited for the lock after that kernel was ready.
+    table = np.zeros_like(interp._table)
+    monkeypatch.setattr(interp, "_table", table)
+    monkeypatch.setitem(interp._state, "dispatch", object())  # as if compiled already
+    compiled, release = [], threading.Event()
+
+    def fake_compile(name, compile_one):
+        compiled.append(name)
+        if name == "slot1":
+            assert release.wait(10)
+        return 1
+
+    monkeypatch.setattr(interp, "_load_or_compile", fake_compile)
+    warmup = threading.Thread(target=interp._compile_slots, args=([1, 2, 3],),
+                              kwargs={"yielding": True})
+    warmup.start()
+    deadline = time.monotonic() + 10
+    while not compiled and time.monotonic() < deadline:  # warmup compiles slot 1, locked
+        time.sleep(0.001)
+    users = [threading.Thread(target=interp._compile_slots, args=([slot],))
+             for slot in (4, 1)]
+    for user in users:
+        user.start()
+    while interp._waiting[0] < 2 and time.monotonic() < deadline:  # both wait for the lock
+        time.sleep(0.001)
+    release.set()
+    for t in (warmup, *users):
+        t.join(10)
+    assert compiled == ["slot1", "slot4", "slot2", "slot3"]
+    assert table[1:5].all()
 
 
 def test_integer_remainder_at_the_int64_limits():

@@ -21,6 +21,7 @@ it; ``warmup()`` does all of them ahead of time. See docs/performance.md.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
@@ -60,6 +61,10 @@ _compile_lock = threading.RLock()
 _table = np.zeros(N_SLOTS, np.int64)  # kernel slot -> address of its compiled entry point
 _failed: set = set()  # slots that could not be compiled (their programs use the reference)
 _state: dict = {"dispatch": None}
+# NB: threads waiting for ``_compile_lock``. A lock is not fair: the warmup thread, which
+# takes it again right after each kernel, could keep a program waiting for all of them.
+_waiting = [0]
+_waiting_count_lock = threading.Lock()
 COMPILE_SECONDS: dict = {}  # kernel name (or "dispatcher") -> seconds compiling or loading
 # NB: a fork while another thread (a background warmup) compiles would leave the child a
 # lock nobody releases: forks wait for the kernel in progress, then both sides go on.
@@ -145,17 +150,21 @@ def _dispatcher():
     return dispatch
 
 
-def _compile_slots(slots) -> bool:
+def _compile_slots(slots, yielding=False) -> bool:
     """Make sure every kernel in ``slots`` is compiled; False if one cannot be.
 
     The lock is taken per kernel, so a program that needs only kernels already compiled
-    does not wait for a background ``warmup`` to finish the others.
+    does not wait for a background ``warmup`` to finish the others. ``yielding`` (the
+    warmup thread) lets threads that wait for a kernel take the lock first.
     """
     for slot in slots:
         if _table[slot] or slot in _failed:
             continue
-        with _compile_lock:
-            if _table[slot] or slot in _failed:
+        if yielding:
+            while _waiting[0]:
+                time.sleep(0.005)
+        with _waiting_for_lock(lambda: _table[slot] or slot in _failed) as held:  # noqa: B023
+            if not held or _table[slot] or slot in _failed:
                 continue
             try:
                 _table[slot] = _load_or_compile(f"slot{slot}",
@@ -165,13 +174,34 @@ def _compile_slots(slots) -> bool:
                                  "use it run on the reference evaluator", slot)
                 _failed.add(slot)
     if _state["dispatch"] is None:
-        with _compile_lock:
+        with _waiting_for_lock(lambda: _state["dispatch"] is not None) as held:
             try:
-                _dispatcher()
+                if held:
+                    _dispatcher()
             except Exception:
                 logger.exception("fgrad: the numba dispatcher failed to compile")
                 return False
     return not any(slot in _failed for slot in slots)
+
+
+@contextlib.contextmanager
+def _waiting_for_lock(done):
+    """Hold ``_compile_lock`` (yields True), or stop waiting for it once ``done()`` (yields
+    False: another thread made what was wanted). Counted in ``_waiting`` while waiting."""
+    with _waiting_count_lock:
+        _waiting[0] += 1
+    try:
+        held = _compile_lock.acquire(timeout=0.01)
+        while not held and not done():
+            held = _compile_lock.acquire(timeout=0.01)
+    finally:
+        with _waiting_count_lock:
+            _waiting[0] -= 1
+    try:
+        yield held
+    finally:
+        if held:
+            _compile_lock.release()
 
 
 def _all_kernels():
@@ -210,7 +240,9 @@ def warmup(background=False, dtypes=(np.float32, np.float64), processes=1):
             missing = [s for s in slots if not _table[s]]
             if missing:
                 _compile_in_workers(missing, processes)
-        _compile_slots(slots)
+        # NB: the dispatcher first: a program whose kernels are ready needs only it.
+        _compile_slots([], yielding=True)
+        _compile_slots(slots, yielding=True)
 
     if background:
         thread = threading.Thread(target=work, name="fgrad-warmup", daemon=True)
