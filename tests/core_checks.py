@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -143,3 +145,20 @@ def check_against_numpy(f, ref, args, modes=MODES, what=""):
             )
             for k, (out, exp) in enumerate(zip(outs, expected)):
                 assert_same(out, exp, f"{label} output {k}")
+
+
+def run_in_threads(targets, switch_interval=None):
+    """Run each callable of ``targets`` in a thread of its own and join them all. With
+    ``switch_interval`` (seconds) the interpreter switches threads that often meanwhile,
+    which makes races likely."""
+    interval = sys.getswitchinterval()
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
+    try:
+        threads = [threading.Thread(target=target) for target in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)

@@ -1,10 +1,12 @@
 """fg.jit: cache keys, retracing, static arguments, composition, errors, threads."""
 
+import functools
 import logging
 import threading
 
 import numpy as np
 import pytest
+from core_checks import run_in_threads
 
 import fgrad as fg
 import fgrad.numpy as fnp
@@ -205,7 +207,6 @@ def test_threads_share_one_jitted_program(n):
 
 def test_threads_evicting_the_caches_get_results_not_key_errors():
     import doctest
-    import sys
 
     from fgrad._src import lru
 
@@ -225,17 +226,10 @@ def test_threads_evicting_the_caches_get_results_not_key_errors():
                 errors.append(e)
 
     # NB: a tiny cache and frequent thread switches make evictions race with lookups.
-    interval = sys.getswitchinterval()
     fg.config.update("jit_cache_size", 2)
-    sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads([functools.partial(worker, k) for k in range(6)], switch_interval=1e-6)
     finally:
-        sys.setswitchinterval(interval)
         fg.config.update("jit_cache_size", 256)
     assert not errors, errors[0]
 

@@ -5,12 +5,12 @@ printed as ``fgrad.``); PyTorch itself is not needed to run these tests.
 """
 
 import gc
-import sys
 import threading
 import warnings
 
 import numpy as np
 import pytest
+from core_checks import run_in_threads
 
 import fgrad as fg
 import fgrad.numpy as fnp
@@ -1866,20 +1866,6 @@ def test_big_endian_arrays_become_native_tensors():
         fg.from_numpy(x)  # it would share memory in a byte order Tensors do not compute in
 
 
-def _in_threads(worker, count):
-    """Run ``worker`` in ``count`` threads that switch often (races become likely)."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=worker) for _ in range(count)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
-
-
 def test_backward_in_threads_into_a_shared_leaf_adds_every_contribution():
     # PyTorch's AccumulateGrad is thread-safe (hogwild training): no contribution is lost
     # when two first gradients meet, nor when two in-place additions interleave.
@@ -1894,7 +1880,7 @@ def test_backward_in_threads_into_a_shared_leaf_adds_every_contribution():
             for _ in range(5):
                 y.backward(retain_graph=True)
 
-        _in_threads(worker, 4)
+        run_in_threads([worker] * 4, switch_interval=1e-6)
         assert np.all(w.grad.numpy() == 20.0)
 
 
@@ -1918,7 +1904,7 @@ def test_in_place_writes_in_threads_while_write_records_are_pruned():
             except Exception as e:  # pragma: no cover - reported below
                 errors.append(e)
 
-        _in_threads(worker, 4)
+        run_in_threads([worker] * 4, switch_interval=1e-6)
     assert not errors, errors[0]
 
 
