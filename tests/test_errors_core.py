@@ -339,3 +339,20 @@ def test_numpy_copies_of_stopped_values_are_constants_not_errors():
     with pytest.raises(TypeError, match="got one f64\\[\\] value"):
         fg.jvp(lambda x: x * 3.0, (2.0,), (1.0,), has_aux=True)
 
+
+
+@pytest.mark.parametrize("use", [
+    lambda a: fnp.sum(a),
+    lambda a: fnp.add(a, 1.0),
+    lambda a: fg.jit(lambda x: x + 1)(a),
+    lambda a: fg.grad(lambda x: fnp.sum(x ** 2))(a),
+    lambda a: fg.vmap(lambda x: x * 2)(a),
+    lambda a: fg.jvp(lambda x: x * 2, (a,), (np.ones(3),)),
+    lambda a: fg.grad(lambda x: fnp.sum(x * a))(np.ones(3)),  # closed over
+    lambda a: fg.jit(lambda x: fnp.sum(x * a))(np.ones(3)),
+])
+def test_masked_arrays_are_refused_not_computed_without_their_mask(use):
+    # As JAX: the data under the mask would be used silently (sum 103 instead of 3).
+    a = np.ma.array([1.0, 2.0, 100.0], mask=[0, 0, 1])
+    with pytest.raises(ValueError, match=r"masked arrays.*arr\.filled"):
+        use(a)

@@ -23,6 +23,8 @@ from fgrad._src.tree import LEAF, tree_flatten, tree_unflatten
 def _check_leaves(leaves, what):
     for leaf in leaves:
         if not core.is_array_like(leaf):
+            if isinstance(leaf, np.ndarray):
+                get_aval(leaf)  # a masked array: raises naming it
             raise TypeError(
                 f"{what} contains a value of type {type(leaf).__name__}, which is not an "
                 "array; pytree leaves must be NumPy arrays or Python scalars (use a "

@@ -8,6 +8,7 @@ eager ``EvalTrace`` at the bottom runs the primitive's implementation. The IR
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -97,6 +98,8 @@ def get_aval(x) -> ShapedArray:
     if isinstance(x, Tracer):
         return x.aval
     if isinstance(x, (np.ndarray, np.generic)):
+        if x.__class__ is not np.ndarray and _is_masked(x):
+            raise _masked_array_error()
         dtype = _CANONICAL.get(x.dtype)
         if dtype is None:
             dtype = _CANONICAL[x.dtype] = dtypes.canonical_array_dtype(x.dtype)
@@ -110,7 +113,25 @@ def get_aval(x) -> ShapedArray:
 
 
 def is_array_like(x) -> bool:
-    return isinstance(x, (Tracer, np.ndarray, np.generic, bool, int, float))
+    if x.__class__ is np.ndarray:
+        return True
+    return isinstance(x, (Tracer, np.generic, bool, int, float)) or (
+        isinstance(x, np.ndarray) and not _is_masked(x))
+
+
+def _is_masked(x) -> bool:
+    """Whether ``x`` is a NumPy masked array (none exists unless ``numpy.ma`` was
+    imported, so fgrad does not import it)."""
+    ma = sys.modules.get("numpy.ma")
+    return ma is not None and isinstance(x, ma.MaskedArray)
+
+
+def _masked_array_error() -> ValueError:
+    # NB: as JAX: computing with the data under a mask would silently use masked values.
+    return ValueError(
+        "fgrad does not support NumPy masked arrays: their mask would be ignored and the "
+        "masked values used. Pass arr.filled(fill_value) for the values to compute with, "
+        "or the data and the mask as two arrays (fnp.where(mask, ...)).")
 
 
 def snapshot(value):
