@@ -1922,3 +1922,17 @@ def test_write_records_are_pruned_once_per_doubling(monkeypatch):
             t.add_(1.0)
     assert len(scans) <= 2
     assert graph._prune_at[0] >= len(alive)
+
+
+def test_uint8_index_is_a_byte_mask_with_pytorchs_deprecation_warning():
+    # PyTorch 2.13: t[uint8] selects where the index is nonzero (as a bool mask), warning
+    # that byte masks are deprecated; they were used as positions ([20., 10., 20.]).
+    t = fg.tensor([10.0, 20.0, 30.0], requires_grad=True)
+    for index in (fg.tensor([1, 0, 1], dtype=fg.uint8), np.array([1, 0, 1], np.uint8)):
+        with pytest.warns(UserWarning, match="indexing with dtype fgrad.uint8 is now deprecated"):
+            picked = t[index]
+        assert picked.tolist() == [10.0, 30.0]
+    picked.sum().backward()
+    assert t.grad.tolist() == [1.0, 0.0, 1.0]
+    with pytest.warns(UserWarning):
+        assert t.detach()[fg.tensor(1, dtype=fg.uint8)].shape == (1, 3)

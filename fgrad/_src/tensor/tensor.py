@@ -1572,6 +1572,12 @@ def _parse_index(index, shape):
         index = (index,)
     index = tuple(item._value if isinstance(item, Tensor) else
                   np.asarray(item) if isinstance(item, list) else item for item in index)
+    if any(isinstance(item, np.ndarray) and item.dtype == np.uint8 for item in index):
+        # NB: PyTorch's byte masks: a uint8 index selects where it is nonzero, as a bool one.
+        warnings.warn("indexing with dtype fgrad.uint8 is now deprecated, please use a dtype "
+                      "fgrad.bool instead.", UserWarning, stacklevel=3)
+        index = tuple(item != 0 if isinstance(item, np.ndarray) and item.dtype == np.uint8
+                      else item for item in index)
     template, arrays = [], []
     for position, item in enumerate(index):
         if isinstance(item, (np.ndarray, np.bool_)) or isinstance(item, builtins.bool):
