@@ -310,3 +310,21 @@ def test_traced_index_arrays_are_checked_against_their_own_axis(backend):
         np.testing.assert_array_equal(f(x, np.array([2, 0]), np.array([3, -1])), [11.0, 3.0])
     finally:
         fg.config.update("backend", previous)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_a_negative_index_out_of_range_is_named_as_written(backend):
+    # Wrapped first, -6 on an axis of 5 was reported as index -1, a valid index.
+    x = np.arange(5.0)
+    previous = fg.config.read("backend")
+    fg.config.update("backend", backend)
+    try:
+        for index, named in ((np.array([-1, -6]), -6), (np.int64(-100), -100)):
+            for run in (fg.jit(lambda x, i: x[i]), lambda x, i: fg.tensor(x)[i],
+                        lambda x, i: fg.grad(lambda y: fnp.sum(y[i]))(x)):
+                with pytest.raises(IndexError, match=f"index {named} is out of bounds"):
+                    run(x, index)
+        np.testing.assert_array_equal(fg.jit(lambda x, i: x[i])(x, np.array([-1, -5, 4])),
+                                      [4.0, 0.0, 4.0])
+    finally:
+        fg.config.update("backend", previous)

@@ -190,8 +190,11 @@ def _is_integer(item) -> bool:
 def _normalize_index_array(index, n):
     if isinstance(index, Tracer):
         index = lax.convert_element_type(index, np.int64)
-        negative = lax.lt(index, 0)
-        return lax.select_n(negative, index, lax.add(index, n))
+        wrapped = lax.add(index, n)
+        # NB: only indices in [-n, 0) wrap; one below -n stays as written, so the range
+        # check of gather or scatter-add names the user's index (-6, not -1, for n = 5).
+        wraps = lax.bitwise_and(lax.lt(index, 0), lax.ge(wrapped, 0))
+        return lax.select_n(wraps, index, wrapped)
     index = np.asarray(index, dtype=np.int64)
     check_indices_in_range(index, n, negative=True)
     return np.where(index < 0, index + n, index)
