@@ -289,3 +289,12 @@ def test_unsupported_numpy_calls_on_tracers_raise_clearly(call):
     for transform in (fg.jit, lambda f: fg.grad(lambda a: fg.numpy.sum(f(a)))):
         with pytest.raises(TypeError, match="not supported on traced arrays"):
             transform(call)(np.ones(3))
+
+
+def test_a_numpy_ufunc_fgrad_lacks_is_not_sent_to_a_missing_fgrad_function():
+    # "use the fgrad.numpy function" sent users looking for fnp.hypot, which does not exist
+    for call in (lambda x: np.hypot(x, 1.0), lambda x: np.exp2(x)):
+        with pytest.raises(TypeError, match="fgrad.numpy has no equivalent"):
+            fg.jit(call)(np.ones(3))
+    with pytest.raises(TypeError, match=r"use the fgrad.numpy function \(import"):
+        fg.jit(lambda x: np.sin(x, out=np.empty(3)))(np.ones(3))  # fnp.sin exists

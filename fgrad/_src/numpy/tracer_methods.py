@@ -135,10 +135,11 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if fn is None:
         call = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         extra = f" with {sorted(kwargs)}" if kwargs else ""
-        raise TypeError(
-            f"{call}{extra} is not supported on traced arrays; use the fgrad.numpy "
-            f"function (import fgrad.numpy as fnp) instead."
-        )
+        if _public(ufunc.__name__) is None:  # NB: np.hypot, np.exp2...: no fnp.<name>
+            fix = "fgrad.numpy has no equivalent; express it with fgrad.numpy functions."
+        else:
+            fix = "use the fgrad.numpy function (import fgrad.numpy as fnp) instead."
+        raise TypeError(f"{call}{extra} is not supported on traced arrays; {fix}")
     return fn(*inputs)
 
 
