@@ -1141,3 +1141,10 @@ def test_sum_over_size_one_axes_starts_from_plus_zero(dtype):
     assert not np.signbit(got[0]) and got[1] == 2.0 and np.isnan(got[2])
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(np.signbit(got), np.signbit(np.sum(x, axis=1)))
+
+
+def test_a_program_too_large_to_allocate_raises_memory_error_naming_it():
+    # NumPy's own refusal read "Maximum allowed dimension exceeded", naming nothing.
+    huge = fg.jit(lambda x: fg.numpy.sum(fg.numpy.broadcast_to(x[0], (2 ** 31, 2 ** 31))))
+    with pytest.raises(MemoryError, match="GiB for its intermediate arrays"):
+        huge(np.ones(3))

@@ -227,7 +227,14 @@ def _aligned_block(parts):
     for size, dtype in parts:
         starts.append(nbytes)
         nbytes += -(-size * dtype.itemsize // _ALIGN_BYTES) * _ALIGN_BYTES
-    raw = np.empty(nbytes + _ALIGN_BYTES, np.uint8)
+    try:
+        raw = np.empty(nbytes + _ALIGN_BYTES, np.uint8)
+    except (ValueError, MemoryError):  # NB: NumPy's ValueError: "Maximum allowed dimension"
+        raise MemoryError(
+            f"fgrad: a compiled program needs {nbytes / 2 ** 30:.3g} GiB for its intermediate "
+            "arrays, more than this machine can allocate; make the arrays smaller (a "
+            "broadcast to a huge shape inside the function, say), or run it in pieces"
+        ) from None
     address = raw.ctypes.data
     skip = -address % _ALIGN_BYTES
     arrays = [np.frombuffer(raw, dtype, size, skip + start)
