@@ -1936,3 +1936,21 @@ def test_uint8_index_is_a_byte_mask_with_pytorchs_deprecation_warning():
     assert t.grad.tolist() == [1.0, 0.0, 1.0]
     with pytest.warns(UserWarning):
         assert t.detach()[fg.tensor(1, dtype=fg.uint8)].shape == (1, 3)
+
+
+def test_max_and_min_of_nothing_raise_pytorchs_errors():
+    # NumPy's "attempt to get argmax of an empty sequence" named neither the op nor the dim
+    empty = fg.zeros(0, 3)
+    for call, error, message in [
+        (lambda t: t.max(dim=0), IndexError, r"max\(\): Expected reduction dim 0 to have non-zero"),
+        (lambda t: t.min(0), IndexError, r"min\(\): Expected reduction dim 0"),
+        (lambda t: t.argmax(dim=-2), IndexError, r"argmax\(\): Expected reduction dim 0"),
+        (lambda t: t.amin(dim=(0, 1)), IndexError, r"amin\(\): Expected reduction dim 0"),
+        (lambda t: t.max(), RuntimeError, r"max\(\): Expected reduction dim to be specified"),
+        (lambda t: t.amax(), RuntimeError, r"Specify the reduction dim with the 'dim'"),
+        (lambda t: t.argmin(), IndexError, r"argmin\(\): Expected reduction dim to be spec"),
+    ]:
+        with pytest.raises(error, match=message):
+            call(empty)
+    values, indices = empty.max(dim=1)  # reducing a non-empty dim is fine
+    assert values.shape == indices.shape == (0,)

@@ -187,6 +187,23 @@ def _dim_param(t, dim):
     return int(dim)
 
 
+def _check_extremum(t, name, dim):
+    """PyTorch's errors for a max/min/argmax/argmin/amax/amin with nothing to choose
+    from (NumPy's read "attempt to get argmax of an empty sequence" for ``max(dim=0)``)."""
+    shape = t._value.shape
+    if dim is None:
+        if t._value.size == 0:
+            message = f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
+            if name in ("argmax", "argmin"):
+                raise IndexError(message)
+            raise RuntimeError(f"{message} Specify the reduction dim with the 'dim' argument.")
+        return
+    for d in dim if isinstance(dim, tuple) else (dim,):
+        d = _wrap_dim(t, d)
+        if shape and shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+
 class Tensor:
     """A multi-dimensional array that can record operations for autograd.
 
@@ -904,6 +921,7 @@ class Tensor:
     def max(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
             return self.maximum(dim)
+        _check_extremum(self, "max", dim)
         if dim is None:
             return apply(ops.max_all, (self,))
         values, indices = apply(ops.max_dim, (self,), (_wrap_dim(self, dim), keepdim))
@@ -912,22 +930,31 @@ class Tensor:
     def min(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
             return self.minimum(dim)
+        _check_extremum(self, "min", dim)
         if dim is None:
             return apply(ops.min_all, (self,))
         values, indices = apply(ops.min_dim, (self,), (_wrap_dim(self, dim), keepdim))
         return _MinMax(values, indices, "min")
 
     def amax(self, dim=(), keepdim=False):
-        return apply(ops.amax, (self,), (_dim_param(self, dim), keepdim))  # () is every dim
+        dims = _dim_param(self, dim)  # () is every dim
+        _check_extremum(self, "amax", dims)
+        return apply(ops.amax, (self,), (dims, keepdim))
 
     def amin(self, dim=(), keepdim=False):
-        return apply(ops.amin, (self,), (_dim_param(self, dim), keepdim))  # () is every dim
+        dims = _dim_param(self, dim)  # () is every dim
+        _check_extremum(self, "amin", dims)
+        return apply(ops.amin, (self,), (dims, keepdim))
 
     def argmax(self, dim=None, keepdim=False):
-        return apply(ops.argmax, (self,), (_dim_param(self, dim), keepdim))
+        dims = _dim_param(self, dim)
+        _check_extremum(self, "argmax", dims)
+        return apply(ops.argmax, (self,), (dims, keepdim))
 
     def argmin(self, dim=None, keepdim=False):
-        return apply(ops.argmin, (self,), (_dim_param(self, dim), keepdim))
+        dims = _dim_param(self, dim)
+        _check_extremum(self, "argmin", dims)
+        return apply(ops.argmin, (self,), (dims, keepdim))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return apply(ops.var, (self,), (_dim_param(self, dim), _correction(unbiased, correction),
