@@ -177,7 +177,10 @@ def save(obj, f):
         raise IsADirectoryError(f"fg.save: {given!r} is a directory; give a file path inside "
                                 "it, e.g. os.path.join(path, 'model.pt')")
     old_mode = _existing_mode(path)
-    fd, tmp = _new_temp_file(directory, os.path.basename(path))
+    # NB: owner-only while written when replacing a file (its mode comes at the end); a
+    # new file gets the umask's permissions from the kernel.
+    fd, tmp = _new_temp_file(directory, os.path.basename(path),
+                             0o666 if old_mode is None else 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             _write_npz(out, payload)
@@ -304,18 +307,18 @@ def _existing_mode(path):
         return None
 
 
-def _new_temp_file(directory, name):
-    """``(fd, path)`` of a new, exclusively created ``.NAME.*.tmp`` in ``directory``.
+def _new_temp_file(directory, name, mode):
+    """``(fd, path)`` of a new, exclusively created ``.NAME.*.tmp`` in ``directory``,
+    with ``mode`` less the umask.
 
-    NB: created with mode 0o666, so the kernel applies the umask as for any new file.
-    (``tempfile.mkstemp`` makes owner-only files, and reading the umask to widen them
-    means setting it for the whole process, which races with other threads' files.)
+    NB: not ``tempfile.mkstemp``: its files are owner-only, and reading the umask to widen
+    them means setting it for the whole process, which races with other threads' files.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(tempfile.TMP_MAX):
         tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return os.open(tmp, flags, mode), tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, f"fg.save: no free temporary file name in {directory!r}")
