@@ -34,16 +34,14 @@ _SMALL_DOT = 4096  # below this many multiply-adds a plain loop beats a BLAS cal
 
 
 @kernel(inline="always")
-def _block_sum(x, s, m):
-    # NB: indexed through a slice from 0, in steps counted by j: the eight accumulators
-    # become one vector register (as in NumPy's build of the same loop). Indexed as
-    # x[s + i] with i stepping by 8, LLVM kept them scalar: 2-3x slower, same result.
-    xs = x[s:s + m]
-    if m < 8:
-        res = x.dtype.type(0)
-        for i in range(m):
-            res += xs[i]
-        return res
+def _lanes8(xs, m, combine):
+    """``xs[:m]`` (``m >= 8``) folded by ``combine`` in eight interleaved running values,
+    which are then combined pairwise, ((0, 1), (2, 3)), ((4, 5), (6, 7)), and then the
+    tail in order: the block of NumPy's pairwise sum, with ``+``.
+
+    NB: indexed from the slice's start in steps counted by j, the eight values become one
+    vector register, as in NumPy's build of the same loop. Indexed as ``x[s + i]`` with i
+    stepping by 8, LLVM kept them scalar: sums ran 2-3x slower (same result)."""
     r0 = xs[0]
     r1 = xs[1]
     r2 = xs[2]
@@ -55,16 +53,45 @@ def _block_sum(x, s, m):
     end = m - m % 8
     for j in range(1, end // 8):
         i = 8 * j
-        r0 += xs[i]
-        r1 += xs[i + 1]
-        r2 += xs[i + 2]
-        r3 += xs[i + 3]
-        r4 += xs[i + 4]
-        r5 += xs[i + 5]
-        r6 += xs[i + 6]
-        r7 += xs[i + 7]
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        r0 = combine(r0, xs[i])
+        r1 = combine(r1, xs[i + 1])
+        r2 = combine(r2, xs[i + 2])
+        r3 = combine(r3, xs[i + 3])
+        r4 = combine(r4, xs[i + 4])
+        r5 = combine(r5, xs[i + 5])
+        r6 = combine(r6, xs[i + 6])
+        r7 = combine(r7, xs[i + 7])
+    res = combine(combine(combine(r0, r1), combine(r2, r3)),
+                  combine(combine(r4, r5), combine(r6, r7)))
     for i in range(end, m):
+        res = combine(res, xs[i])
+    return res
+
+
+@kernel(inline="always")
+def _add(u, v):
+    return u + v
+
+
+@kernel(inline="always")
+def _max_of(acc, v):
+    """NumPy's ``maximum(acc, v)``: ``acc`` if larger or NaN, else ``v`` (so a NaN
+    stays, and of two equal values, -0.0 and +0.0, the later wins)."""
+    return acc if (acc > v or acc != acc) else v
+
+
+@kernel(inline="always")
+def _min_of(acc, v):
+    return acc if (acc < v or acc != acc) else v
+
+
+@kernel(inline="always")
+def _block_sum(x, s, m):
+    xs = x[s:s + m]
+    if m >= 8:
+        return _lanes8(xs, m, _add)
+    res = x.dtype.type(0)
+    for i in range(m):
         res += xs[i]
     return res
 
@@ -103,58 +130,23 @@ def pairwise_sum(x, vals, tasks):
 def _row_reduce(op, x, vals, ia):
     if op == RSUM:
         return pairwise_sum(x, vals, ia[PAIRWISE_SCRATCH:PAIRWISE_SCRATCH + 256])
-    if op == RMAX:
-        return _extreme(x, True)
-    if op != RPROD:
-        return _extreme(x, False)
-    acc = x[0]
-    for i in range(1, x.size):
-        acc *= x[i]
-    return acc
-
-
-@kernel(inline="always")
-def _pick(is_max, acc, v):
-    """The running max (min) after ``v``: ``v`` if larger (smaller) or NaN, else ``acc``
-    (a NaN ``acc`` stays)."""
-    return v if ((v > acc if is_max else v < acc) or v != v) else acc
-
-
-@kernel(inline="always")
-def _extreme(x, is_max):
-    """The max (min) of the 1-d ``x``; NaN if any element is.
-
-    NB: eight running values, indexed as in ``_block_sum``, so no compare-and-select
-    waits on the one before: ~30 % faster than one. Between -0.0 and +0.0 either may
-    win, as in NumPy's vector loops."""
     n = x.size
+    # NB: a max or min in eight running values (_lanes8) is ~30 % faster than in one;
+    # between -0.0 and +0.0 either may then win, as in NumPy's vector loops.
+    if op == RMAX and n >= 16:
+        return _lanes8(x, n, _max_of)
+    if op != RMAX and op != RPROD and n >= 16:
+        return _lanes8(x, n, _min_of)
     acc = x[0]
-    if n < 16:
+    if op == RPROD:
         for i in range(1, n):
-            acc = _pick(is_max, acc, x[i])
-        return acc
-    r1 = x[1]
-    r2 = x[2]
-    r3 = x[3]
-    r4 = x[4]
-    r5 = x[5]
-    r6 = x[6]
-    r7 = x[7]
-    end = n - n % 8
-    for j in range(1, end // 8):
-        i = 8 * j
-        acc = _pick(is_max, acc, x[i])
-        r1 = _pick(is_max, r1, x[i + 1])
-        r2 = _pick(is_max, r2, x[i + 2])
-        r3 = _pick(is_max, r3, x[i + 3])
-        r4 = _pick(is_max, r4, x[i + 4])
-        r5 = _pick(is_max, r5, x[i + 5])
-        r6 = _pick(is_max, r6, x[i + 6])
-        r7 = _pick(is_max, r7, x[i + 7])
-    acc = _pick(is_max, _pick(is_max, _pick(is_max, acc, r1), _pick(is_max, r2, r3)),
-                _pick(is_max, _pick(is_max, r4, r5), _pick(is_max, r6, r7)))
-    for i in range(end, n):
-        acc = _pick(is_max, acc, x[i])
+            acc *= x[i]
+    elif op == RMAX:
+        for i in range(1, n):
+            acc = _max_of(acc, x[i])
+    else:
+        for i in range(1, n):
+            acc = _min_of(acc, x[i])
     return acc
 
 
@@ -165,8 +157,8 @@ def _combine(op, u, v):
     if op == RPROD:
         return u * v
     if op == RMAX:
-        return u if (u > v or u != u) else v
-    return u if (u < v or u != u) else v
+        return _max_of(u, v)
+    return _min_of(u, v)
 
 
 @kernel
@@ -205,14 +197,10 @@ def _reduce_axes(code, r, a, ia):
                     zz[i] = zz[i] * row[i]
             elif op == RMAX:
                 for i in range(n):
-                    u = zz[i]
-                    v = row[i]
-                    zz[i] = u if (u > v or u != u) else v
+                    zz[i] = _max_of(zz[i], row[i])
             else:
                 for i in range(n):
-                    u = zz[i]
-                    v = row[i]
-                    zz[i] = u if (u < v or u != u) else v
+                    zz[i] = _min_of(zz[i], row[i])
         d = nd - 2
         while d >= 0:
             ia[SCRATCH + d] += 1
