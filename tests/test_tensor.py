@@ -1954,3 +1954,18 @@ def test_max_and_min_of_nothing_raise_pytorchs_errors():
             call(empty)
     values, indices = empty.max(dim=1)  # reducing a non-empty dim is fine
     assert values.shape == indices.shape == (0,)
+
+
+def test_an_index_with_a_bool_scalar_is_a_copy_as_in_pytorch():
+    # x[True] is advanced indexing in PyTorch: writing into the result leaves x alone
+    # (it was a view here, so x changed, and gradients flowed as through a view)
+    x = fg.arange(4.0).reshape(2, 2)
+    for index in (True, (Ellipsis, True), (0, True), (True, slice(1, None))):
+        x[index].add_(100.0)
+    assert x.tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    x0 = fg.tensor([1.0, 2.0], requires_grad=True)
+    w = fg.tensor(3.0, requires_grad=True)
+    b = x0 * 1
+    b[True].mul_(w)
+    b.sum().backward()
+    assert b.tolist() == [1.0, 2.0] and w.grad is None and x0.grad.tolist() == [1.0, 1.0]

@@ -711,6 +711,11 @@ class Tensor:
         out = apply(ops.getitem, (self, *arrays), (template,))
         for axis in empty_axes:
             out = out.narrow(axis, 0, 0)
+        items = index if isinstance(index, tuple) else (index,)
+        if builtins.any(_is_bool_scalar(item) for item in items):
+            # NB: a bool scalar makes the index an advanced one in PyTorch: the result is a
+            # copy, so writing into x[True] must not change x
+            out = out.clone()
         return out
 
     def __setitem__(self, index, value):
