@@ -1969,3 +1969,16 @@ def test_an_index_with_a_bool_scalar_is_a_copy_as_in_pytorch():
     b[True].mul_(w)
     b.sum().backward()
     assert b.tolist() == [1.0, 2.0] and w.grad is None and x0.grad.tolist() == [1.0, 1.0]
+
+
+def test_data_assignment_takes_tensors_only_as_pytorch():
+    # x.data = [3., 4.] or an ndarray made a float64 tensor; an int tensor left an int64
+    # tensor that requires grad
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    for value in ([3.0, 4.0], np.array([3.0, 4.0]), 3.0):
+        with pytest.raises(TypeError, match="Variable data has to be a tensor"):
+            x.data = value
+    with pytest.raises(RuntimeError, match="must be floating point"):
+        x.data = fg.tensor([1, 2])
+    x.data = fg.tensor([5.0, 6.0])
+    assert x.tolist() == [5.0, 6.0] and x.requires_grad and x.dtype == fg.float32

@@ -393,7 +393,13 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        self._value = value._value if isinstance(value, Tensor) else np.asarray(value)
+        # NB: PyTorch's checks: a tensor only, and a float one if this one requires grad
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        if self._requires_grad and value._value.dtype.kind not in "fc":
+            raise RuntimeError("data set to a tensor that requires gradients must be floating "
+                               "point or complex dtype")
+        self._value = value._value
 
     # ------------------------------------------------------------------ array protocol
 
