@@ -1982,3 +1982,13 @@ def test_data_assignment_takes_tensors_only_as_pytorch():
         x.data = fg.tensor([1, 2])
     x.data = fg.tensor([5.0, 6.0])
     assert x.tolist() == [5.0, 6.0] and x.requires_grad and x.dtype == fg.float32
+
+
+def test_copy_from_a_number_fills_and_from_a_non_tensor_raises():
+    # PyTorch's copy_(2.0) fills; fgrad raised AttributeError
+    t = fg.zeros(3)
+    assert t.copy_(2.0).tolist() == [2.0, 2.0, 2.0]
+    assert t.copy_(np.float32(3)).tolist() == [3.0, 3.0, 3.0]
+    for src in (np.ones(3), [1.0, 2.0, 3.0]):
+        with pytest.raises(TypeError, match="must be Tensor"):
+            t.copy_(src)

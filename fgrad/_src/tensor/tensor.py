@@ -588,7 +588,12 @@ class Tensor:
         return apply(ops.clone, (self,))
 
     def copy_(self, src):
-        return _inplace(self, ops.clone, (_operand(src),), (), copy=True)
+        if isinstance(src, (builtins.bool, int, float, np.generic)):  # a number: a fill
+            src = Tensor._wrap(np.asarray(src))
+        elif not isinstance(src, Tensor):
+            raise TypeError("copy_(): argument 'other' (position 1) must be Tensor, not "
+                            f"{type(src).__name__}")
+        return _inplace(self, ops.clone, (src,), (), copy=True)
 
     # ------------------------------------------------------------------ operators
 
