@@ -714,15 +714,14 @@ class Tensor:
         return self.pow_(other)
 
     def __getitem__(self, index):
+        items = index if isinstance(index, tuple) else (index,)
         empty_axes = _false_index_axes(index, self._value.ndim)
         if empty_axes:  # x[False]: x[True] with that new axis of size 0
-            items = index if isinstance(index, tuple) else (index,)
             index = tuple(True if _is_false(item) else item for item in items)
         template, arrays = _parse_index(index, self._value.shape)
         out = apply(ops.getitem, (self, *arrays), (template,))
         for axis in empty_axes:
             out = out.narrow(axis, 0, 0)
-        items = index if isinstance(index, tuple) else (index,)
         if builtins.any(_is_bool_scalar(item) for item in items):
             # NB: a bool scalar makes the index an advanced one in PyTorch: the result is a
             # copy, so writing into x[True] must not change x
